@@ -1,0 +1,51 @@
+"""tfcro's Keras losses and a factory by name for pipelines and configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfcro.losses.base import RetrievalLoss
+from tfcro.losses.baselines import BPRLoss, SoftmaxLoss, TripletLoss
+from tfcro.losses.cro import CROLoss, LambdaCROLoss
+
+#: Names accepted by :func:`get` (and by ``pipelines.train --loss``).
+LOSSES: dict[str, type[RetrievalLoss]] = {
+    "softmax": SoftmaxLoss,
+    "bpr": BPRLoss,
+    "triplet": TripletLoss,
+    "cro": CROLoss,
+    "cro-lambda": LambdaCROLoss,
+}
+
+_OPTIONS = {
+    "softmax": ("scale",),
+    "bpr": ("scale",),
+    "triplet": ("scale", "margin"),
+    "cro": ("kernel", "alpha", "scale", "num_items", "margin"),
+    "cro-lambda": ("weight_kernel", "kernel", "alpha", "scale", "num_items", "margin"),
+}
+
+
+def get(name: str, **options: Any) -> RetrievalLoss:
+    """Builds a loss by name; options a loss does not take are ignored.
+
+    >>> get("cro-lambda", kernel="softplus", alpha=1.2, scale=10.0, weight_kernel="sigmoid")
+    ... # doctest: +ELLIPSIS
+    <tfcro.losses.cro.LambdaCROLoss object at ...>
+    """
+    if name not in LOSSES:
+        raise ValueError(f"`loss` should be one of {list(LOSSES)}. Received: loss={name!r}")
+    kwargs = {k: v for k, v in options.items() if k in _OPTIONS[name] and v is not None}
+    return LOSSES[name](**kwargs)
+
+
+__all__ = [
+    "LOSSES",
+    "RetrievalLoss",
+    "CROLoss",
+    "LambdaCROLoss",
+    "SoftmaxLoss",
+    "BPRLoss",
+    "TripletLoss",
+    "get",
+]

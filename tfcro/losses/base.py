@@ -1,0 +1,76 @@
+"""Base class of tfcro's Keras losses: validation, the call contract, serialization."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tfcro._compat import keras, tf
+from tfcro.pairwise import row_losses
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None,
+                strict: bool = False) -> float:
+    """Returns ``float(value)`` or raises ValueError naming the parameter and the rule."""
+    rule = "a finite float"
+    if minimum is not None:
+        rule = f"a float {'>' if strict else '>='} {minimum:g}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        ok = False
+    elif minimum is None:
+        ok = True
+    else:
+        ok = number > minimum if strict else number >= minimum
+    if not ok:
+        raise ValueError(f"`{name}` should be {rule}. Received: {name}={value!r}")
+    return number
+
+
+def check_num_items(value: Any) -> int | None:
+    """``num_items`` is None (rank among the candidates) or a catalog size >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
+            or value < 1:
+        raise ValueError(
+            "`num_items` should be None (rank among the sampled candidates) or the catalog "
+            f"size, an integer >= 1. Received: num_items={value!r}"
+        )
+    return int(value)
+
+
+class RetrievalLoss(keras.losses.Loss):
+    """A loss over ``[B, C]`` score matrices with 0/1 labels, one row per query.
+
+    Subclasses implement :meth:`positive_loss`; this class applies it to every
+    positive of every row through :func:`tfcro.pairwise.row_losses` and returns
+    the ``[B]`` row losses that Keras then weights and reduces.
+
+    Args:
+      scale: multiplies every score difference (``rho`` of the paper; TFRS's
+        ``temperature`` is ``1 / scale``). Must be > 0.
+      reduction: a ``tf.keras.losses.Reduction``; ``"none"`` returns ``[B]``.
+      name: the loss name.
+    """
+
+    def __init__(self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO,
+                 name: str | None = None):
+        super().__init__(reduction=reduction, name=name)
+        self.scale = check_float("scale", scale, minimum=0.0, strict=True)
+
+    def positive_loss(self, gaps: tf.Tensor, negatives: tf.Tensor,
+                      num_negatives: tf.Tensor) -> tf.Tensor:
+        """``[B]`` loss of one positive per row from its scaled gaps ``[B, C]``."""
+        raise NotImplementedError
+
+    def call(self, y_true, y_pred):
+        return row_losses(y_true, y_pred, self.positive_loss, self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["scale"] = self.scale
+        return config
