@@ -1,0 +1,31 @@
+"""Keras layers of tfcro's two-tower model: pooling, id embeddings and the towers."""
+
+from tfcro.layers.pooling import (
+    POOLINGS,
+    MaskedMeanPooling,
+    masked_mean,
+    register_pooling,
+)
+from tfcro.layers.pooling import get as get_pooling
+from tfcro.layers.towers import (
+    PAD,
+    CategoricalEmbedding,
+    L2Normalize,
+    PaddingMask,
+    build_item_tower,
+    build_user_tower,
+)
+
+__all__ = [
+    "PAD",
+    "POOLINGS",
+    "CategoricalEmbedding",
+    "L2Normalize",
+    "MaskedMeanPooling",
+    "PaddingMask",
+    "build_item_tower",
+    "build_user_tower",
+    "get_pooling",
+    "masked_mean",
+    "register_pooling",
+]

@@ -1,0 +1,361 @@
+"""The TFRS two-tower retrieval model trained with a tfcro loss.
+
+Score ``s(u, i) = scale * cos(user_tower(u), item_tower(i))``: both towers
+return L2-normalised vectors and ``tfrs.tasks.Retrieval(temperature=1/scale)``
+applies the scale (paper: 10), so the loss itself must use ``scale=1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_recommenders as tfrs
+
+from tfcro import losses as losses_lib
+from tfcro import sampling
+from tfcro._compat import keras, tf
+from tfcro.layers import pooling as pooling_lib
+from tfcro.layers.towers import (
+    PAD,
+    CategoricalEmbedding,
+    build_item_tower,
+    build_user_tower,
+    check_positive_int,
+    check_vocabulary,
+)
+
+
+@dataclasses.dataclass
+class TwoTowerConfig:
+    """Hyper-parameters of :class:`TwoTowerModel` (JSON-friendly: ``to_dict``/``from_dict``).
+
+    Attributes:
+      embedding_dim: size ``D`` of item/history embeddings and of both tower
+        outputs (paper: 32).
+      hidden_units: hidden Dense layers of the user tower before the output
+        projection ``Dense(D)`` (paper "DNN": none).
+      activation: activation of the hidden layers.
+      pooling: history encoder, a name in ``tfcro.layers.POOLINGS`` ("mean").
+      share_item_embeddings: the history lookup uses the item tower's id
+        embedding table (YouTube DNN); False gives the history its own table.
+      use_user_id: add a user-id embedding to the user tower (matrix-factorisation
+        style, for the collaborative protocol; needs ``users=`` in the model).
+      user_features / item_features: names of categorical string features.
+      scale: score scale ``rho``; Retrieval's ``temperature = 1 / scale`` (paper: 10).
+      num_negatives: items drawn uniformly per batch, shared by its rows
+        (paper: 10 x batch size); 0 for none.
+      in_batch_negatives: the other rows' positives are negatives too.
+      remove_accidental_hits: a negative with the row's positive id is dropped.
+      logq_correction: subtract ``log q_j`` of the sampling proposal
+        (:func:`tfcro.sampling.mixture_probability`); needs ``item_frequencies``.
+      loss: a name of :func:`tfcro.losses.get`; ``loss_options`` its options.
+        ``num_items=None`` losses get the catalog size.
+      seed: seed of the negative sampler (None: TensorFlow's global RNG).
+    """
+
+    embedding_dim: int = 32
+    hidden_units: tuple[int, ...] = ()
+    activation: str = "relu"
+    pooling: str = "mean"
+    share_item_embeddings: bool = True
+    use_user_id: bool = False
+    user_features: tuple[str, ...] = ()
+    item_features: tuple[str, ...] = ()
+    scale: float = 10.0
+    num_negatives: int = 0
+    in_batch_negatives: bool = True
+    remove_accidental_hits: bool = True
+    logq_correction: bool = False
+    loss: str = "cro-lambda"
+    loss_options: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0})
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.embedding_dim = check_positive_int("embedding_dim", self.embedding_dim)
+        self.hidden_units = tuple(check_positive_int("hidden_units[]", u)
+                                  for u in self.hidden_units)
+        self.user_features = tuple(self.user_features)
+        self.item_features = tuple(self.item_features)
+        self.num_negatives = sampling.check_num_negatives(self.num_negatives)
+        if isinstance(self.pooling, str) and self.pooling not in pooling_lib.POOLINGS:
+            raise ValueError(f"`pooling` should be one of {sorted(pooling_lib.POOLINGS)}. "
+                             f"Received: pooling={self.pooling!r}")
+        if not (isinstance(self.scale, int | float) and self.scale > 0):
+            raise ValueError(f"`scale` should be a float > 0. Received: scale={self.scale!r}")
+        if self.loss not in losses_lib.LOSSES:
+            raise ValueError(f"`loss` should be one of {list(losses_lib.LOSSES)}. "
+                             f"Received: loss={self.loss!r}")
+        if not self.in_batch_negatives and self.num_negatives == 0:
+            raise ValueError("`in_batch_negatives=False` needs sampled negatives, "
+                             "`num_negatives` >= 1. Received: num_negatives=0")
+        reserved = {"history", "user_id", "item_id"}
+        for field in ("user_features", "item_features"):
+            clash = reserved.intersection(getattr(self, field))
+            if clash:
+                raise ValueError(f"`{field}` should not use the reserved names {sorted(reserved)}. "
+                                 f"Received: {field}={getattr(self, field)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        for key in ("hidden_units", "user_features", "item_features"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TwoTowerConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"Unknown TwoTowerConfig keys {unknown}; allowed: {sorted(names)}")
+        data = dict(data)
+        for key in ("hidden_units", "user_features", "item_features"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def prepare_loss(loss: keras.losses.Loss, num_items: int) -> keras.losses.Loss:
+    """A copy of ``loss`` with reduction ``"sum"`` and, when it has ``num_items=None``,
+    ``num_items`` set to the catalog size."""
+    config = loss.get_config()
+    if "num_items" in config and config["num_items"] is None:
+        config["num_items"] = int(num_items)
+    config["reduction"] = keras.losses.Reduction.SUM
+    return loss.__class__.from_config(config)
+
+
+def _as_strings(values: Any) -> np.ndarray:
+    return np.asarray(values).astype(str)
+
+
+class TwoTowerModel(tfrs.Model):
+    """Two-tower retrieval model (YouTube-DNN user tower, id item tower) with a tfcro loss.
+
+    Args:
+      items: the catalog, unique raw item ids (``RetrievalData.items``).
+      config: a :class:`TwoTowerConfig`; keyword overrides of its fields may be
+        given as ``**overrides`` (e.g. ``num_negatives=2560``).
+      loss: a Keras loss instance that replaces ``config.loss``/``loss_options``
+        (use ``scale=1``: the model's ``scale`` is already applied).
+      users: user-id vocabulary, required with ``config.use_user_id``.
+      item_features: ``{name: [N] str}`` aligned with ``items``, for
+        ``config.item_features`` (also used to featurise sampled negatives).
+      user_features: ``{name: {user_id: value}}``; its values make the feature
+        vocabulary, and missing user features of a batch are looked up from it.
+      item_frequencies: ``[N]`` training frequencies of ``items``
+        (:func:`tfcro.sampling.item_frequencies`), required by ``logq_correction``.
+
+    Training input: a ``tf.data`` dataset of dicts ``{"history": [B, L] str,
+    "item_id": [B] str (the positive), "user_id": [B] str, <features>: [B] str,
+    "sample_weight": [B] float (optional)}``::
+
+        model = TwoTowerModel(data.items, TwoTowerConfig(num_negatives=10 * 256))
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+        model.fit(dataset, epochs=10, callbacks=[RetrievalEvaluationCallback(data.valid,
+                                                                           data.items)])
+
+    The loss is summed over the rows and divided by the *global* batch size:
+    TFRS computes the loss inside ``compute_loss`` (outside ``compile``), so
+    Keras does not average it across replicas; under ``tf.distribute`` each
+    replica returns ``sum_local / (B_local * replicas)`` and the gradients summed
+    over replicas are those of the global mean.
+    """
+
+    def __init__(self, items: Sequence[str] | np.ndarray, config: TwoTowerConfig | None = None,
+                 *, loss: keras.losses.Loss | None = None,
+                 users: Sequence[str] | np.ndarray | None = None,
+                 item_features: Mapping[str, Sequence[str]] | None = None,
+                 user_features: Mapping[str, Mapping[str, str]] | None = None,
+                 item_frequencies: Sequence[float] | np.ndarray | None = None,
+                 **overrides: Any):
+        super().__init__()
+        config = config or TwoTowerConfig()
+        if overrides:
+            config = TwoTowerConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.items = np.asarray(check_vocabulary("items", items), dtype=object)
+        self.num_items = len(self.items)
+        dim = config.embedding_dim
+
+        # Item side: id embedding (shared with the history by default) + features.
+        item_features = dict(item_features or {})
+        missing = [f for f in config.item_features if f not in item_features]
+        if missing:
+            raise ValueError(f"`item_features` should hold the arrays of {missing} "
+                             "(config.item_features), aligned with `items`")
+        self._item_feature_values = {}
+        for name in config.item_features:
+            values = _as_strings(item_features[name])
+            if values.shape != (self.num_items,):
+                raise ValueError(f"item feature `{name}` should have shape ({self.num_items},). "
+                                 f"Received: shape={values.shape}")
+            self._item_feature_values[name] = values
+        self.item_embedding = CategoricalEmbedding(self.items, dim, name="item_id_embedding")
+        item_feature_layers = {
+            name: CategoricalEmbedding(_vocab(values), dim, name=f"item_{name}_embedding")
+            for name, values in self._item_feature_values.items()}
+        self.item_tower = build_item_tower(self.item_embedding, item_feature_layers)
+        self._item_tables = {
+            name: _static_table(self.items, values, name=f"item_{name}")
+            for name, values in self._item_feature_values.items()}
+        self._items_tensor = tf.constant(self.items.astype(str))
+
+        # User side.
+        history_embedding = self.item_embedding if config.share_item_embeddings else \
+            CategoricalEmbedding(self.items, dim, name="history_embedding")
+        user_embedding = None
+        if config.use_user_id:
+            if users is None:
+                raise ValueError("`use_user_id=True` needs `users`, the user-id vocabulary")
+            user_embedding = CategoricalEmbedding(check_vocabulary("users", users), dim,
+                                                  name="user_id_embedding")
+        user_features = dict(user_features or {})
+        missing = [f for f in config.user_features if f not in user_features]
+        if missing:
+            raise ValueError(f"`user_features` should hold the {{user_id: value}} mappings of "
+                             f"{missing} (config.user_features)")
+        self._user_feature_maps = {name: dict(user_features[name]) for name in config.user_features}
+        user_feature_layers = {
+            name: CategoricalEmbedding(_vocab(list(mapping.values())), dim,
+                                       name=f"user_{name}_embedding")
+            for name, mapping in self._user_feature_maps.items()}
+        self._user_tables = {
+            name: _static_table(_as_strings(list(m.keys())), _as_strings(list(m.values())),
+                                name=f"user_{name}")
+            for name, m in self._user_feature_maps.items()}
+        self.user_tower = build_user_tower(
+            history_embedding, dim, pooling=config.pooling, user_embedding=user_embedding,
+            feature_embeddings=user_feature_layers, hidden_units=config.hidden_units,
+            activation=config.activation)
+        self._user_input_names = ["history"] + (["user_id"] if config.use_user_id else []) \
+            + list(config.user_features)
+
+        # Sampling probabilities for logQ, indexed like the item lookup (0 pad, 1 OOV).
+        self._item_probabilities = None
+        if config.logq_correction:
+            if item_frequencies is None:
+                raise ValueError("`logq_correction=True` needs `item_frequencies` "
+                                 "(tfcro.sampling.item_frequencies(train targets, items))")
+            freq = np.asarray(item_frequencies, dtype=np.float32)
+            if freq.shape != (self.num_items,):
+                raise ValueError(f"`item_frequencies` should have shape ({self.num_items},). "
+                                 f"Received: shape={freq.shape}")
+            self._item_probabilities = tf.constant(
+                np.concatenate([[0.0, 1.0 / self.num_items], freq]).astype(np.float32))
+
+        if loss is None:
+            loss = losses_lib.get(config.loss, **config.loss_options)
+        if getattr(loss, "scale", 1.0) != 1.0:
+            warnings.warn(f"The loss has scale={loss.scale} and the model scale={config.scale}: "
+                          "scores are multiplied by both. Use scale=1 in the loss.",
+                          UserWarning, stacklevel=2)
+        self.loss_fn = prepare_loss(loss, self.num_items)
+        self.task = tfrs.tasks.Retrieval(
+            loss=self.loss_fn, temperature=1.0 / config.scale,
+            remove_accidental_hits=config.remove_accidental_hits)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def item_inputs(self, item_ids: Any) -> dict[str, tf.Tensor]:
+        """Item tower inputs for raw ids: ``{"item_id": ids, <feature>: looked up}``."""
+        ids = tf.convert_to_tensor(item_ids, tf.string) if not isinstance(item_ids, np.ndarray) \
+            else tf.constant(item_ids.astype(str))
+        inputs = {"item_id": ids}
+        for name, table in self._item_tables.items():
+            inputs[name] = table.lookup(ids)
+        return inputs
+
+    def user_inputs(self, features: Mapping[str, Any]) -> dict[str, tf.Tensor]:
+        """User tower inputs from a batch dict; user features it lacks are looked up by user id."""
+        inputs = {}
+        for name in self._user_input_names:
+            if name in features:
+                inputs[name] = tf.convert_to_tensor(features[name])
+            elif name in self._user_tables:
+                if "user_id" not in features:
+                    raise ValueError(f"user feature `{name}` is missing and there is no "
+                                     "`user_id` to look it up")
+                inputs[name] = self._user_tables[name].lookup(
+                    tf.convert_to_tensor(features["user_id"]))
+            else:
+                raise ValueError(f"the batch should hold `{name}`. Received keys: "
+                                 f"{sorted(features)}")
+        return inputs
+
+    # -- embeddings for evaluation/serving -------------------------------------------------
+    def embed_items(self, item_ids: Any = None, batch_size: int = 4096) -> np.ndarray:
+        """``[N, D]`` float32 item embeddings of ``item_ids`` (default: the catalog)."""
+        ids = self.items.astype(str) if item_ids is None else _as_strings(item_ids)
+        out = [self.item_tower(self.item_inputs(ids[i:i + batch_size]), training=False).numpy()
+               for i in range(0, len(ids), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim),
+                                                        np.float32)
+
+    def embed_users(self, features: Mapping[str, Any], batch_size: int = 4096) -> np.ndarray:
+        """``[U, D]`` user embeddings of a dict of NumPy arrays (``history``, ``user_id``, ...)."""
+        n = len(features["history"])
+        out = []
+        for i in range(0, n, batch_size):
+            chunk = {k: _as_strings(v[i:i + batch_size]) for k, v in features.items()}
+            out.append(self.user_tower(self.user_inputs(chunk), training=False).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim),
+                                                        np.float32)
+
+    def call(self, features, training=False):
+        """User embeddings ``[B, D]`` of a batch dict."""
+        return self.user_tower(self.user_inputs(features), training=training)
+
+    # -- training --------------------------------------------------------------------------
+    def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        config = self.config
+        positives = tf.convert_to_tensor(features["item_id"])
+        batch_size = tf.shape(positives)[0]
+        candidate_ids = positives
+        if config.num_negatives > 0:
+            seed = None
+            if config.seed is not None:
+                step = self.optimizer.iterations if self.optimizer is not None \
+                    else tf.constant(0, tf.int64)
+                seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(step, tf.int64)])
+            negatives = sampling.uniform_negatives(self.num_items, config.num_negatives, seed)
+            candidate_ids = tf.concat([positives, tf.gather(self._items_tensor, negatives)], 0)
+        user_embeddings = self.user_tower(self.user_inputs(features), training=training)
+        candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids),
+                                               training=training)
+        score_mask = None
+        if not config.in_batch_negatives:
+            score_mask = sampling.in_batch_score_mask(batch_size, config.num_negatives)
+        probability = None
+        if config.logq_correction:
+            frequencies = tf.gather(self._item_probabilities,
+                                    self.item_embedding.index(candidate_ids))
+            probability = sampling.mixture_probability(
+                frequencies, batch_size, config.num_negatives, self.num_items,
+                in_batch=config.in_batch_negatives)
+        loss_sum = self.task(
+            user_embeddings, candidate_embeddings,
+            sample_weight=features.get("sample_weight"),
+            candidate_sampling_probability=probability,
+            candidate_ids=candidate_ids, compute_metrics=False,
+            compute_batch_metrics=False, score_mask=score_mask)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
+        return loss_sum / global_batch
+
+
+def _vocab(values: Any) -> list[str]:
+    unique = sorted({str(v) for v in np.asarray(values, dtype=object).reshape(-1)} - {PAD})
+    return unique or ["<none>"]
+
+
+def _static_table(keys: np.ndarray, values: np.ndarray, name: str):
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(_as_strings(keys)),
+                                            tf.constant(_as_strings(values))),
+        default_value=PAD, name=name)

@@ -1,0 +1,108 @@
+"""Negative sampling for the two-tower model's training batches.
+
+Layout of the candidates of one batch of ``B`` (user, positive item) rows with
+``K`` sampled negatives: ``[positive_0 .. positive_{B-1}, negative_0 .. negative_{K-1}]``,
+so that TFRS's ``labels = tf.eye(B, B + K)`` marks each row's own positive.
+
+- The ``K`` negatives are drawn uniformly from the catalog, with replacement,
+  once per batch and shared by all rows (paper: ``K = 10 * B``).
+- In-batch negatives (the other rows' positives) are kept or masked out with
+  :func:`in_batch_score_mask`.
+- A sampled negative (or another row's positive) equal to a row's positive is
+  an accidental hit, removed by id in ``tfrs.tasks.Retrieval(remove_accidental_hits=True)``.
+- logQ correction: the candidates form one sample from the mixture proposal of
+  ``B`` draws from the item frequencies ``f`` (in-batch) and ``K`` uniform draws,
+  so every candidate ``j`` is corrected with the mixture probability
+  ``q_j = (B f_j + K / N) / (B + K)`` (:func:`mixture_probability`; the balance
+  heuristic of multiple importance sampling). Only in-batch negatives gives
+  ``q_j = f_j``; only uniform negatives gives the constant ``1 / N`` (a no-op).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tfcro._compat import tf
+
+
+def check_num_negatives(value: object) -> int:
+    """``num_negatives`` as an int >= 0, or ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError("`num_negatives` should be an integer >= 0 (items sampled per batch). "
+                         f"Received: num_negatives={value!r}")
+    return int(value)
+
+
+def uniform_negatives(num_items: int, num_negatives: int,
+                      seed: tf.Tensor | Sequence[int] | None = None) -> tf.Tensor:
+    """``[num_negatives]`` int64 catalog indices drawn uniformly with replacement.
+
+    ``seed``: None draws from TensorFlow's stateful generator; a shape ``[2]``
+    integer seed (e.g. ``[config_seed, step]``) draws statelessly and reproducibly.
+
+    >>> uniform_negatives(10, 3, seed=[1, 0]).shape
+    TensorShape([3])
+    """
+    num_negatives = check_num_negatives(num_negatives)
+    if num_items < 1:
+        raise ValueError(f"`num_items` should be >= 1. Received: num_items={num_items!r}")
+    if seed is None:
+        return tf.random.uniform([num_negatives], 0, num_items, dtype=tf.int64)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    return tf.random.stateless_uniform([num_negatives], seed=seed, minval=0,
+                                       maxval=num_items, dtype=tf.int64)
+
+
+def in_batch_score_mask(batch_size: tf.Tensor | int, num_negatives: int) -> tf.Tensor:
+    """``[B, B + K]`` bool mask that keeps each row's positive and the sampled negatives only.
+
+    Pass as ``score_mask`` to ``tfrs.tasks.Retrieval`` to turn in-batch negatives off.
+
+    >>> in_batch_score_mask(2, 1).numpy().tolist()
+    [[True, False, True], [False, True, True]]
+    """
+    own = tf.cast(tf.eye(batch_size), tf.bool)
+    sampled = tf.ones(tf.stack([batch_size, num_negatives]), tf.bool)
+    return tf.concat([own, sampled], axis=1)
+
+
+def item_frequencies(train_items: Sequence[str] | np.ndarray, items: Sequence[str] | np.ndarray,
+                     smoothing: float = 0.0) -> np.ndarray:
+    """``f_j``: the frequency of catalog item ``j`` among the training targets (sums to 1).
+
+    ``f_j = (count_j + smoothing) / (n + smoothing * N)``; ids outside the catalog
+    are ignored.
+
+    >>> item_frequencies(["a", "a", "b"], ["a", "b", "c"]).round(3).tolist()
+    [0.667, 0.333, 0.0]
+    """
+    items = np.asarray(items).astype(str)
+    order = np.argsort(items)
+    position = np.searchsorted(items[order], np.asarray(train_items).astype(str))
+    position = np.clip(position, 0, len(items) - 1)
+    known = items[order][position] == np.asarray(train_items).astype(str)
+    counts = np.bincount(order[position[known]], minlength=len(items)).astype(np.float64)
+    counts += float(smoothing)
+    total = counts.sum()
+    return counts / total if total > 0 else np.full(len(items), 1.0 / len(items))
+
+
+def mixture_probability(frequencies: tf.Tensor, batch_size: tf.Tensor | int, num_negatives: int,
+                        num_items: int, in_batch: bool = True) -> tf.Tensor:
+    """Per-draw probability of each candidate under the batch's mixture proposal.
+
+    ``q_j = (B_in f_j + K / N) / (B_in + K)`` with ``B_in = B`` when in-batch
+    negatives are used, else 0 (then ``q_j = 1 / N``). ``frequencies`` are the
+    ``f_j`` of the candidates (any shape). Feed ``q`` to
+    ``Retrieval(candidate_sampling_probability=q)``, which subtracts ``log q_j``.
+
+    >>> float(mixture_probability(tf.constant(0.5), 2, 2, 4))  # (2*0.5 + 2/4) / 4
+    0.375
+    """
+    frequencies = tf.cast(frequencies, tf.float32)
+    b_in = tf.cast(batch_size, tf.float32) if in_batch else tf.constant(0.0)
+    k = tf.constant(float(num_negatives))
+    uniform = k / float(num_items)
+    return (b_in * frequencies + uniform) / tf.maximum(b_in + k, 1.0)
