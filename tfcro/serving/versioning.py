@@ -1,0 +1,93 @@
+"""Integer version folders (TF Serving's layout) and atomic staging of an export.
+
+An export is first written under ``<output_dir>/.staging-<random>/`` (same file
+system, so ``os.rename`` is atomic) and each finished piece is then renamed to
+its final place, e.g. ``user_tower/<version>/``. TF Serving only loads folders
+whose name is an integer, so a server watching ``user_tower/`` never sees a
+half-written version. On an exception, the pieces already renamed are removed
+again and the staging folder is deleted: no version folder is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+
+STAGING_PREFIX = ".staging-"
+
+
+def list_versions(directory: str) -> list[int]:
+    """The integer-named sub-folders of ``directory``, sorted (empty if it does not exist)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        int(name)
+        for name in os.listdir(directory)
+        if name.isdigit() and os.path.isdir(os.path.join(directory, name))
+    )
+
+
+def next_version(output_dir: str, subdirs: Iterable[str]) -> int:
+    """One more than the largest version found under any of ``output_dir/<subdir>/`` (1 if none)."""
+    found = [v for sub in subdirs for v in list_versions(os.path.join(output_dir, sub))]
+    return max(found, default=0) + 1
+
+
+class StagedExport:
+    """Context manager: a staging folder inside ``output_dir`` and an all-or-nothing commit.
+
+    Example:
+      >>> with StagedExport("saved_models/run1") as stage:
+      ...     save_something(stage.path("user_tower"))
+      ...     stage.commit([("user_tower", "user_tower/3")])
+    """
+
+    def __init__(self, output_dir: str):
+        self.output_dir = os.path.abspath(output_dir)
+        self.staging_dir = os.path.join(self.output_dir, STAGING_PREFIX + uuid.uuid4().hex[:12])
+        self._committed: list[str] = []
+
+    def __enter__(self) -> StagedExport:
+        os.makedirs(self.staging_dir)
+        return self
+
+    def path(self, relative: str) -> str:
+        """A path inside the staging folder."""
+        return os.path.join(self.staging_dir, relative)
+
+    def commit(self, moves: list[tuple[str, str]]) -> None:
+        """Renames each staged ``source`` to ``output_dir/target`` (both relative).
+
+        Folders must not exist yet at their target (a concurrent export of the
+        same version fails here instead of mixing files); plain files replace
+        their target atomically. If one rename fails, the folders renamed
+        before it are removed.
+        """
+        try:
+            for source, target in moves:
+                src = self.path(source)
+                dst = os.path.join(self.output_dir, target)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if os.path.isdir(src):
+                    if os.path.exists(dst):
+                        raise FileExistsError(f"export target already exists: {dst}")
+                    os.rename(src, dst)
+                    self._committed.append(dst)
+                else:
+                    os.replace(src, dst)
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        """Removes the folders committed so far."""
+        for path in reversed(self._committed):
+            shutil.rmtree(path, ignore_errors=True)
+        self._committed.clear()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.rollback()
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
