@@ -4,8 +4,8 @@
 ``tf.keras`` is Keras 2 (tf-keras), which TensorFlow Recommenders needs.
 """
 
+from tfcro import kernels, ranking, weighting
 from tfcro._compat import WORKING_SET, check_versions
-from tfcro import kernels, ranking, weighting  # noqa: I001  (after _compat: it imports TF)
 from tfcro.losses import (
     BPRLoss,
     CROLoss,

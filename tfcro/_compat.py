@@ -71,7 +71,8 @@ def check_versions(strict: bool = False) -> dict[str, str | None]:
     if tfk is not None and tfk.split(".")[:2] != tf_mm:
         raise ImportError(
             f"tf-keras {tfk} does not match TensorFlow {tf.__version__}: their major.minor "
-            f"versions must agree. Install the working set: pip install {_WORKING_SET_TEXT.replace(', ', ' ')}"
+            "versions must agree. Install the working set: pip install "
+            + _WORKING_SET_TEXT.replace(", ", " ")
         )
     mismatched = {
         name: version

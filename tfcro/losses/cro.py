@@ -49,11 +49,11 @@ class CROLoss(RetrievalLoss):
     Example:
 
     >>> import tfcro, tensorflow as tf
-    >>> loss = tfcro.CROLoss(kernel="softplus", alpha=1.0, scale=10.0)
+    >>> loss = tfcro.CROLoss(kernel="softplus", alpha=1.0)
     >>> y_true = tf.constant([[1.0, 0.0, 0.0]])
     >>> y_pred = tf.constant([[0.9, 0.1, 0.5]])
-    >>> round(float(loss(y_true, y_pred)), 4)
-    0.1039
+    >>> round(float(loss(y_true, y_pred)), 4)  # log(1 + softplus(-0.8) + softplus(-0.4))
+    0.6335
 
     In a model: ``model.compile(optimizer="adam", loss=tfcro.CROLoss(alpha=1.2))``,
     or with TFRS: ``tfrs.tasks.Retrieval(loss=tfcro.CROLoss(num_items=n))``
@@ -116,11 +116,11 @@ class LambdaCROLoss(RetrievalLoss):
     Example:
 
     >>> import tfcro, tensorflow as tf
-    >>> loss = tfcro.LambdaCROLoss("sigmoid", "softplus", alpha=1.0, scale=10.0)
+    >>> loss = tfcro.LambdaCROLoss("sigmoid", "softplus", alpha=1.0)
     >>> y_true = tf.constant([[1.0, 0.0, 0.0]])
     >>> y_pred = tf.constant([[0.9, 0.1, 0.5]])
-    >>> round(float(loss(y_true, y_pred)), 4)
-    0.9634
+    >>> round(float(loss(y_true, y_pred)), 4)  # r_hat_2 / r_hat_1 = 1.884 / 1.711
+    1.101
 
     Reference: Y. Tang, W. Bai et al., CIKM 2022, arXiv:2208.02971.
     """
