@@ -128,8 +128,14 @@ def _features(interactions: Interactions, items: np.ndarray):
     return item_features, user_features
 
 
-def _codes(values: pd.Series, vocabulary: np.ndarray) -> np.ndarray:
-    return pd.Index(vocabulary).get_indexer(values.to_numpy(dtype=object))
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, sorted unique values): hashing, then sorting only the uniques."""
+    codes, uniques = pd.factorize(values)
+    uniques = np.asarray(uniques, dtype=object)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], uniques[order]
 
 
 # --------------------------------------------------------------------------- sequential
@@ -174,10 +180,8 @@ def sequential_split(
     seed = _check_int("seed", seed, 0)
 
     frame = clean(interactions).frame
-    items = np.unique(frame["item"].to_numpy(dtype=object)).astype(object)
-    users = np.unique(frame["user"].to_numpy(dtype=object)).astype(object)
-    item_code = _codes(frame["item"], items)
-    user_code = _codes(frame["user"], users)
+    item_code, items = _factorize(frame["item"].to_numpy(dtype=object))
+    user_code, users = _factorize(frame["user"].to_numpy(dtype=object))
     rows = _Grouped(user_code, len(users))
     item_sorted = item_code[rows.order]
 
@@ -295,17 +299,17 @@ def collaborative_split(
 
     train_frame = clean(train_interactions).frame
     test_frame = clean(test_interactions).frame
-    items = np.unique(
+    n_train = len(train_frame)
+    item_codes, items = _factorize(
         np.concatenate([train_frame["item"].to_numpy(object), test_frame["item"].to_numpy(object)])
-    ).astype(object)
-    users = np.unique(
+    )
+    user_codes, users = _factorize(
         np.concatenate([train_frame["user"].to_numpy(object), test_frame["user"].to_numpy(object)])
-    ).astype(object)
+    )
     rng = np.random.default_rng(seed)
 
     # Group training rows by user in a random order: the first k_u are held out.
-    user_code = _codes(train_frame["user"], users)
-    item_code = _codes(train_frame["item"], items)
+    user_code, item_code = user_codes[:n_train], item_codes[:n_train]
     rows = _Grouped(user_code, len(users), key=rng.random(len(user_code)))
     item_sorted = item_code[rows.order]
     held = np.minimum(np.round(valid_fraction * rows.counts).astype(np.int64),
@@ -345,8 +349,7 @@ def collaborative_split(
     ) if len(valid_users) else EvalUsers.empty(max_history)
 
     # Test: targets minus the user's training items.
-    test_user = _codes(test_frame["user"], users)
-    test_item = _codes(test_frame["item"], items)
+    test_user, test_item = user_codes[n_train:], item_codes[n_train:]
     train_pairs = pd.MultiIndex.from_arrays([user_code, item_code])
     in_train = pd.MultiIndex.from_arrays([test_user, test_item]).isin(train_pairs)
     if in_train.any():

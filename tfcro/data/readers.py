@@ -302,7 +302,9 @@ def read_movielens_features(
             items["genre"] = frame["genres"].str.split().str[0].fillna("").astype(str)
         if "release_year" in frame:
             year = pd.to_numeric(frame["release_year"], errors="coerce")
-            items["release_year"] = year.astype("Int64").astype(str).replace("<NA>", "")
+            items["release_year"] = (
+                year.astype("Int64").astype(str).fillna("").replace("<NA>", "").astype(str)
+            )
         items = items.drop_duplicates("item").reset_index(drop=True)
     if os.path.isfile(users_path):
         expected = "a TSV with header 'user_id age gender occupation zip_code'"
@@ -317,7 +319,7 @@ def read_movielens_features(
                 users[column] = frame[column].str.strip().astype(str)
         if "age" in frame:
             age = pd.to_numeric(frame["age"], errors="coerce")
-            users["age"] = _age_bucket(age).where(age.notna(), "").astype(str)
+            users["age"] = _age_bucket(age).where(age.notna(), "").fillna("").astype(str)
         users = users.drop_duplicates("user").reset_index(drop=True)
     return items, users
 
