@@ -388,21 +388,38 @@ def read_run_items(run_dir: str) -> list[str]:
     path = os.path.join(run_dir, RUN_ITEMS)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {RUN_ITEMS} (the catalog, one raw id per line) in {run_dir!r}")
+    return _read_lines(path)
+
+
+def _read_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     """Rebuilds the trained ``TwoTowerModel`` of a run folder and loads its weights.
 
-    Expects ``run_dir/config.json`` with key ``"model"`` (``TwoTowerConfig.to_dict()``)
-    and the weights found by :func:`find_weights`. Returns ``(model, run_config)``.
+    Expects in ``run_dir``:
+
+    - ``config.json`` with key ``"model"``: ``TwoTowerConfig.to_dict()``;
+    - ``items.txt``: the catalog, one raw id per line, in the model's order;
+    - ``users.txt`` (one id per line) when the config has ``use_user_id``;
+    - ``item_features.json`` (``{name: [N] values}`` aligned with ``items.txt``)
+      and ``user_features.json`` (``{name: {user_id: value}}``) when the
+      config has item / user features;
+    - the weights found by :func:`find_weights` (``model.save_weights`` output).
+
+    Returns ``(model, run_config)``.
     """
     path = os.path.join(run_dir, RUN_CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {RUN_CONFIG} in {run_dir!r}: not a training run folder")
-    with open(path, encoding="utf-8") as f:
-        run_config = json.load(f)
+    run_config = _read_json(path)
     if "model" not in run_config:
         raise ValueError(
             f"`{path}` should have a 'model' key (TwoTowerConfig.to_dict()). "
@@ -416,34 +433,26 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
             f"to rebuild the trained model ({err})"
         ) from err
     config = TwoTowerConfig.from_dict(run_config["model"])
-    model = TwoTowerModel(config)
-    _build_towers(model, config)
-    weights = find_weights(run_dir)
-    status = model.load_weights(weights)
+    kwargs: dict[str, Any] = {}
+    if config.use_user_id:
+        kwargs["users"] = _read_lines(os.path.join(run_dir, "users.txt"))
+    if config.item_features:
+        kwargs["item_features"] = _read_json(os.path.join(run_dir, "item_features.json"))
+    if config.user_features:
+        kwargs["user_features"] = _read_json(os.path.join(run_dir, "user_features.json"))
+    model = TwoTowerModel(read_run_items(run_dir), config, **kwargs)
+    # A subclassed Keras model creates its variables on its first call.
+    dummy = {"history": tf.constant([[""]])}
+    if config.use_user_id:
+        dummy["user_id"] = tf.constant([""])
+    for name in config.user_features:
+        dummy[name] = tf.constant([""])
+    model(dummy)
+    model.item_tower(model.item_inputs(np.asarray(model.items[:1])))
+    status = model.load_weights(find_weights(run_dir))
     if hasattr(status, "expect_partial"):
         status.expect_partial()
     return model, run_config
-
-
-def _build_towers(model: Any, config: Any) -> None:
-    """Creates the towers' variables with one dummy call before loading weights."""
-    history_length = getattr(config, "max_history", None) or 1
-    user_inputs = {"history": tf.constant([[""] * history_length])}
-    for name in getattr(model, "user_input_names", ()) or ():
-        if name != "history":
-            user_inputs[name] = tf.constant([""])
-    try:
-        model.user_tower(user_inputs, training=False)
-    except (ValueError, TypeError, KeyError):
-        pass  # a functional tower is already built
-    try:
-        item_inputs = {"item_id": tf.constant([""])}
-        for name in getattr(model, "item_input_names", ()) or ():
-            if name != "item_id":
-                item_inputs[name] = tf.constant([""])
-        model.item_tower(item_inputs, training=False)
-    except (ValueError, TypeError, KeyError):
-        pass
 
 
 def _model_scale(model: Any, run_config: Mapping[str, Any]) -> float:
@@ -469,7 +478,9 @@ def export_from_run(
     :func:`export_model` (``scann_params``, ``include_scann_model``, ...).
     """
     model, run_config = load_trained_model(run_dir)
-    items = read_run_items(run_dir)
     kwargs.setdefault("scale", _model_scale(model, run_config))
     kwargs.setdefault("config", run_config["model"])
-    return export_model(model.user_tower, model.item_tower, items, output_dir, **kwargs)
+    item_features = getattr(model, "_item_feature_values", None) or None
+    if item_features is not None:
+        kwargs.setdefault("item_features", item_features)
+    return export_model(model.user_tower, model.item_tower, model.items, output_dir, **kwargs)

@@ -161,10 +161,15 @@ def describe_signatures(signatures: dict[str, Any]) -> dict[str, Any]:
         flat_inputs = {}
         for value in [*args, kwargs]:
             for name, spec in value.items() if isinstance(value, dict) else []:
-                flat_inputs[name] = {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+                flat_inputs[name] = {"dtype": spec.dtype.name, "shape": _shape(spec)}
         outputs = {
-            name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+            name: {"dtype": spec.dtype.name, "shape": _shape(spec)}
             for name, spec in fn.structured_outputs.items()
         }
         out[key] = {"inputs": flat_inputs, "outputs": outputs}
     return out
+
+
+def _shape(spec: Any) -> list[int | None] | None:
+    shape = tf.TensorShape(spec.shape)
+    return shape.as_list() if shape.rank is not None else None
