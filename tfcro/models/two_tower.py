@@ -145,10 +145,12 @@ class TwoTowerModel(tfrs.Model):
       loss: a Keras loss instance that replaces ``config.loss``/``loss_options``
         (use ``scale=1``: the model's ``scale`` is already applied).
       users: user-id vocabulary, required with ``config.use_user_id``.
-      item_features: ``{name: [N] str}`` aligned with ``items``, for
-        ``config.item_features`` (also used to featurise sampled negatives).
-      user_features: ``{name: {user_id: value}}``; its values make the feature
-        vocabulary, and missing user features of a batch are looked up from it.
+      item_feature_values: ``{name: [N] str}`` aligned with ``items``
+        (``RetrievalData.item_features``) for the names in ``config.item_features``;
+        also used to featurise sampled negatives and the catalog.
+      user_feature_values: ``{name: {user_id: value}}`` (``RetrievalData.user_features``);
+        its values make the feature vocabulary, and user features missing from a
+        batch are looked up from it by ``user_id``.
       item_frequencies: ``[N]`` training frequencies of ``items``
         (:func:`tfcro.sampling.item_frequencies`), required by ``logq_correction``.
 
@@ -171,8 +173,8 @@ class TwoTowerModel(tfrs.Model):
     def __init__(self, items: Sequence[str] | np.ndarray, config: TwoTowerConfig | None = None,
                  *, loss: keras.losses.Loss | None = None,
                  users: Sequence[str] | np.ndarray | None = None,
-                 item_features: Mapping[str, Sequence[str]] | None = None,
-                 user_features: Mapping[str, Mapping[str, str]] | None = None,
+                 item_feature_values: Mapping[str, Sequence[str]] | None = None,
+                 user_feature_values: Mapping[str, Mapping[str, str]] | None = None,
                  item_frequencies: Sequence[float] | np.ndarray | None = None,
                  **overrides: Any):
         super().__init__()
@@ -185,10 +187,10 @@ class TwoTowerModel(tfrs.Model):
         dim = config.embedding_dim
 
         # Item side: id embedding (shared with the history by default) + features.
-        item_features = dict(item_features or {})
+        item_features = dict(item_feature_values or {})
         missing = [f for f in config.item_features if f not in item_features]
         if missing:
-            raise ValueError(f"`item_features` should hold the arrays of {missing} "
+            raise ValueError(f"`item_feature_values` should hold the arrays of {missing} "
                              "(config.item_features), aligned with `items`")
         self._item_feature_values = {}
         for name in config.item_features:
@@ -216,11 +218,11 @@ class TwoTowerModel(tfrs.Model):
                 raise ValueError("`use_user_id=True` needs `users`, the user-id vocabulary")
             user_embedding = CategoricalEmbedding(check_vocabulary("users", users), dim,
                                                   name="user_id_embedding")
-        user_features = dict(user_features or {})
+        user_features = dict(user_feature_values or {})
         missing = [f for f in config.user_features if f not in user_features]
         if missing:
-            raise ValueError(f"`user_features` should hold the {{user_id: value}} mappings of "
-                             f"{missing} (config.user_features)")
+            raise ValueError("`user_feature_values` should hold the {user_id: value} mappings "
+                             f"of {missing} (config.user_features)")
         self._user_feature_maps = {name: dict(user_features[name]) for name in config.user_features}
         user_feature_layers = {
             name: CategoricalEmbedding(_vocab(list(mapping.values())), dim,
