@@ -76,7 +76,8 @@ def test_lightgcn_train_test(tmp_path):
 
 
 def test_pairs_with_and_without_header():
-    train, test = readers.read_pairs(fixture("pairs_train.tsv"), fixture("pairs_test.tsv")).train_test()
+    both = readers.read_pairs(fixture("pairs_train.tsv"), fixture("pairs_test.tsv"))
+    train, test = both.train_test()
     assert train.frame.values.tolist() == [["0", "1"], ["0", "2"], ["1", "2"], ["1", "3"]]
     assert test.frame.values.tolist() == [["0", "3"], ["1", "1"]]  # no header line
 
@@ -145,7 +146,8 @@ def test_missing_and_empty_files(tmp_path):
 
 def test_lightgcn_bad_token(tmp_path):
     path = write(tmp_path, "train.txt", "0 1 2\n1 3 x7\n")
-    with pytest.raises(DataFormatError, match=r"train\.txt, line 2: ids must be non-negative.*'x7'"):
+    pattern = r"train\.txt, line 2: ids must be non-negative.*'x7'"
+    with pytest.raises(DataFormatError, match=pattern):
         readers.read_lightgcn(path)
 
 

@@ -1,0 +1,199 @@
+"""Cleaning (dedup, k-core, time order) and the sequential / collaborative protocols."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfcro  # noqa: F401
+from tfcro.data import (
+    PAD,
+    Interactions,
+    collaborative_split,
+    preprocess,
+    sequential_split,
+    synthetic,
+)
+
+
+def interactions(rows, time=True) -> Interactions:
+    columns = ["user", "item", "time"] if time else ["user", "item"]
+    return Interactions(pd.DataFrame(rows, columns=columns).astype({"user": str, "item": str}))
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return synthetic.generate(num_users=200, num_items=120, num_interests=8, seq_len=(5, 15))
+
+
+# --------------------------------------------------------------------------- preprocess
+
+
+def test_clean_sorts_stably_and_keeps_first_duplicate(caplog):
+    data = interactions([("a", "x", 3), ("a", "y", 1), ("a", "x", 2), ("b", "x", 1)])
+    with caplog.at_level(logging.INFO, logger="tfcro.data"):
+        out = preprocess.clean(data)
+    assert "dropped 1 duplicate" in caplog.text
+    # time ties (1, 1) keep file order; (a, x) keeps t=2, the earliest
+    assert out.frame.values.tolist() == [["a", "y", 1.0], ["b", "x", 1.0], ["a", "x", 2.0]]
+
+
+def test_k_core_is_iterative():
+    # c has 1 row -> dropped; then item z has 1 row -> dropped; then b has 1 row -> dropped ...
+    rows = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "z"), ("c", "z"), ("d", "x"), ("d", "y")]
+    out = preprocess.k_core(interactions(rows, time=False), 2)
+    assert out.frame.values.tolist() == [["a", "x"], ["a", "y"], ["d", "x"], ["d", "y"]]
+    counts = [out.frame[c].value_counts().min() for c in ("user", "item")]
+    assert min(counts) >= 2
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_k_core_rejects_bad_k(k):
+    with pytest.raises(ValueError, match="`k` should be a positive integer"):
+        preprocess.k_core(interactions([("a", "x")], time=False), k)
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def test_sequential_hand_worked():
+    # one user, behaviours a b c d (time order), everyone in train: 3 prefix samples
+    data = interactions([("u", "a", 0), ("u", "b", 1), ("u", "c", 2), ("u", "d", 3)])
+    out = sequential_split(data, max_history=2, split=(1, 0, 0))
+    assert out.train.history.tolist() == [["a", PAD], ["a", "b"], ["b", "c"]]
+    assert out.train.target.tolist() == ["b", "c", "d"]
+    assert out.train.user_id.tolist() == ["u", "u", "u"]
+    assert out.items.tolist() == ["a", "b", "c", "d"]
+
+
+def test_sequential_eval_user_history_and_targets():
+    data = interactions([("v", str(i), 10 - i) for i in range(10)])  # time reverses file order
+    out = sequential_split(data, max_history=3, split=(0, 0, 1))
+    # time order: 9 8 7 ... 0; first 8 are history (last 3 kept), last 2 are targets
+    assert out.test.history.tolist() == [["4", "3", "2"]]
+    assert out.test.targets[0].tolist() == ["1", "0"]
+    assert out.test.seen[0].size == 0
+    assert len(out.train) == 0 and len(out.valid) == 0
+
+
+def test_sequential_invariants(synth):
+    out = sequential_split(synth, max_history=6, seed=3)
+    train_users = set(out.train.user_id)
+    valid_users, test_users = set(out.valid.user_id), set(out.test.user_id)
+    assert not (train_users & valid_users or train_users & test_users or valid_users & test_users)
+    # ~8:1:1 of 200 users (a few short evaluation users may be dropped)
+    assert len(train_users) == 160 and 15 <= len(valid_users) <= 20 and 15 <= len(test_users) <= 20
+    # training histories only contain the user's own earlier items, never the target
+    frame = synth.frame
+    time_of = dict(zip(zip(frame["user"], frame["item"], strict=True), frame["time"], strict=True))
+    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
+                                     strict=True):
+        items = [h for h in history if h != PAD]
+        assert items and target not in items
+        times = [time_of[(user, h)] for h in items]
+        assert times == sorted(times) and times[-1] < time_of[(user, target)]
+        assert list(history[len(items):]) == [PAD] * (len(history) - len(items))  # right padding
+    for split in (out.valid, out.test):
+        for user, history, targets in zip(split.user_id, split.history, split.targets,
+                                          strict=True):
+            items = [h for h in history if h != PAD]
+            assert items and len(targets) and not set(items) & set(targets)
+            assert max(time_of[(user, h)] for h in items) < min(time_of[(user, t)] for t in targets)
+    assert len(out.items) == synth.num_items
+    assert out.item_features["category"].shape == out.items.shape
+
+
+def test_sequential_is_deterministic(synth):
+    a, b = sequential_split(synth, seed=1), sequential_split(synth, seed=1)
+    c = sequential_split(synth, seed=2)
+    assert np.array_equal(a.train.history, b.train.history)
+    assert np.array_equal(a.test.user_id, b.test.user_id)
+    assert not np.array_equal(a.test.user_id, c.test.user_id)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"split": (0.8, 0.1, 0.2)}, r"`split` should be .* Received: `split`=\(0.8, 0.1, 0.2\)"),
+        ({"split": (0.5, 0.5)}, "`split` should be three"),
+        ({"max_history": 0}, r"`max_history` should be an integer >= 1. Received: `max_history`=0"),
+        ({"history_fraction": 1.0}, r"`history_fraction` should be a number in \(0, 1\)"),
+        ({"min_history": 0}, "`min_history` should be an integer >= 1"),
+    ],
+)
+def test_sequential_bad_options(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        sequential_split(interactions([("a", "x", 1)]), **kwargs)
+
+
+# --------------------------------------------------------------------------- collaborative
+
+
+def test_collaborative_hand_worked():
+    train = interactions([("a", "x"), ("a", "y"), ("a", "z"), ("b", "x")], time=False)
+    test = interactions([("a", "w"), ("a", "x"), ("b", "y")], time=False)
+    out = collaborative_split(train, test, max_history=5, valid_fraction=0)
+    assert out.items.tolist() == ["w", "x", "y", "z"]
+    assert len(out.valid) == 0
+    assert out.test.user_id.tolist() == ["a", "b"]
+    # (a, x) is already a training item: dropped from the targets
+    assert [t.tolist() for t in out.test.targets] == [["w"], ["y"]]
+    assert [sorted(s.tolist()) for s in out.test.seen] == [["x", "y", "z"], ["x"]]
+    # each training sample: the other training items of the user, never the target
+    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
+                                     strict=True):
+        others = {i for u, i in train.frame.values if u == user and i != target}
+        assert set(history) - {PAD} == others
+    assert sorted(zip(out.train.user_id, out.train.target, strict=True)) == sorted(
+        map(tuple, train.frame.values)
+    )
+
+
+def test_collaborative_holdout_and_sampling(synth):
+    frame = synth.frame
+    is_test = frame.groupby("user").cumcount(ascending=False) < 2
+    train = synth.replace(frame[~is_test])
+    test = synth.replace(frame[is_test])
+    out = collaborative_split(train, test, max_history=4, valid_fraction=0.2, seed=5)
+    train_items = train.frame.groupby("user")["item"].apply(set).to_dict()
+    valid_targets = {u: set(t) for u, t in zip(out.valid.user_id, out.valid.targets, strict=True)}
+    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
+                                     strict=True):
+        hist = [h for h in history if h != PAD]
+        assert target not in hist and len(set(hist)) == len(hist) <= 4
+        assert set(hist) <= train_items[user] - valid_targets.get(user, set())
+        assert target not in valid_targets.get(user, set())  # held-out items are not trained
+    for user, targets, seen, history in zip(out.valid.user_id, out.valid.targets, out.valid.seen,
+                                            out.valid.history, strict=True):
+        assert set(targets) <= train_items[user]  # validation comes from TRAIN, not test
+        assert set(seen) == train_items[user] - set(targets)
+        assert not set(history) & set(targets)
+        assert len(targets) == round(0.2 * len(train_items[user]))
+    for user, targets, seen in zip(out.test.user_id, out.test.targets, out.test.seen, strict=True):
+        assert set(seen) == train_items[user] and not set(targets) & set(seen)
+    # users appear in all splits
+    assert set(out.test.user_id) == set(out.train.user_id) == set(out.valid.user_id)
+    again = collaborative_split(train, test, max_history=4, valid_fraction=0.2, seed=5)
+    assert np.array_equal(again.train.history, out.train.history)
+
+
+def test_collaborative_from_pre_split_interactions():
+    frame = pd.DataFrame({"user": ["a", "a", "a"], "item": ["x", "y", "z"],
+                          "split": ["train", "train", "test"]})
+    out = collaborative_split(Interactions(frame), valid_fraction=0)
+    assert out.test.targets[0].tolist() == ["z"] and len(out.train) == 2
+    with pytest.raises(ValueError, match="not pre-split"):
+        collaborative_split(interactions([("a", "x")], time=False))
+    with pytest.raises(ValueError, match=r"`valid_fraction` should be a number in \[0, 1\)"):
+        collaborative_split(Interactions(frame), valid_fraction=1)
+
+
+def test_summary_counts(synth):
+    out = sequential_split(synth)
+    summary = out.summary()
+    assert summary["train_examples"] == len(out.train)
+    assert summary["test_targets"] == sum(len(t) for t in out.test.targets)
+    assert "protocol=sequential" in str(out)
