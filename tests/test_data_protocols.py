@@ -197,3 +197,11 @@ def test_summary_counts(synth):
     assert summary["train_examples"] == len(out.train)
     assert summary["test_targets"] == sum(len(t) for t in out.test.targets)
     assert "protocol=sequential" in str(out)
+
+
+def test_clean_converts_raw_ids_to_strings():
+    frame = pd.DataFrame({"user": [1, 1, 2], "item": [5, 6, 5], "time": [2, 1, 3]})
+    out = preprocess.clean(Interactions(frame))
+    assert out.frame.values.tolist() == [["1", "6", 1.0], ["1", "5", 2.0], ["2", "5", 3.0]]
+    split = sequential_split(Interactions(frame), split=(1, 0, 0))
+    assert split.items.tolist() == ["5", "6"] and split.train.target.tolist() == ["5"]

@@ -220,3 +220,16 @@ def test_load_dataset_errors(tmp_path):
         load_dataset("pairs", tmp_path)
     with pytest.raises(ValueError, match=r"Unknown options \['min_ratin'\]"):
         load_dataset("movielens", tmp_path, min_ratin=4)
+
+
+def test_load_comirec_directory(tmp_path):
+    (tmp_path / "book_train.txt").write_text("1,10,3\n1,11,1\n")
+    (tmp_path / "book_test.txt").write_text("2,10,2\n2,12,1\n")
+    (tmp_path / "book_item_cate.txt").write_text("10,7\n11,8\n")
+    data = load_dataset("comirec", tmp_path)
+    assert data.frame.values.tolist() == [
+        ["1", "11", 1.0], ["2", "12", 1.0], ["2", "10", 2.0], ["1", "10", 3.0],
+    ]
+    assert data.item_features["category"].tolist() == ["7", "8"]
+    with pytest.raises(ValueError, match="missing is not a directory; expected a ComiRec dataset"):
+        load_dataset("comirec", tmp_path / "missing")

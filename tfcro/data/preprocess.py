@@ -3,6 +3,8 @@
 :func:`clean` runs the three steps in this order and logs (logger ``"tfcro.data"``)
 what each one dropped:
 
+0. :func:`ids_to_strings` -- ``user`` / ``item`` as ``str`` (``str(raw)``), ``time``
+   as float64 (a no-op for readers' output, which already is).
 1. :func:`sort_by_time` -- a **stable** sort on ``time`` (ties keep file order);
    without a ``time`` column the file order is the time order and nothing moves.
 2. :func:`deduplicate` -- one row per ``(user, item)`` (per ``split`` for
@@ -17,11 +19,35 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
+
 from tfcro.data.types import Interactions
 
 logger = logging.getLogger("tfcro.data")
 
-__all__ = ["clean", "sort_by_time", "deduplicate", "k_core"]
+__all__ = ["clean", "ids_to_strings", "sort_by_time", "deduplicate", "k_core"]
+
+
+def ids_to_strings(interactions: Interactions) -> Interactions:
+    """Converts ``user`` / ``item`` to ``str`` and ``time`` to float64 when they are not.
+
+    Example:
+        >>> import pandas as pd
+        >>> data = Interactions(pd.DataFrame({"user": [1, 2], "item": [10, 10]}))
+        >>> ids_to_strings(data).frame["user"].tolist()
+        ['1', '2']
+    """
+    frame = interactions.frame
+    wanted = {c: str for c in ("user", "item") if not pd.api.types.is_string_dtype(frame[c])}
+    if interactions.has_time and frame["time"].dtype != "float64":
+        wanted["time"] = "float64"
+    if not wanted:
+        return interactions
+    try:
+        frame = frame.astype(wanted)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`time` must be numeric. Received a column that is not: {err}") from None
+    return interactions.replace(frame)
 
 
 def sort_by_time(interactions: Interactions) -> Interactions:
@@ -68,9 +94,9 @@ def k_core(interactions: Interactions, k: int, item_k: int | None = None) -> Int
 
     Example:
         >>> import pandas as pd
-        >>> frame = pd.DataFrame({"user": list("aab"), "item": list("xyx")})
-        >>> k_core(Interactions(frame), 2).frame.values.tolist()   # b, then y, fall out
-        [['a', 'x']]
+        >>> frame = pd.DataFrame({"user": list("aabbc"), "item": list("xyxyx")})
+        >>> k_core(Interactions(frame), 2).frame.values.tolist()  # c has one row
+        [['a', 'x'], ['a', 'y'], ['b', 'x'], ['b', 'y']]
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"`k` should be a positive integer. Received: `k`={k!r}")
@@ -109,7 +135,7 @@ def clean(
         >>> from tfcro.data import readers
         >>> data = clean(readers.read_movielens("ml-100k/u.data"), k=5)  # doctest: +SKIP
     """
-    out = sort_by_time(interactions)
+    out = sort_by_time(ids_to_strings(interactions))
     if dedupe:
         out = deduplicate(out)
     if k:
