@@ -412,7 +412,8 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     - ``item_features.json`` (``{name: [N] values}`` aligned with ``items.txt``)
       and ``user_features.json`` (``{name: {user_id: value}}``) when the
       config has item / user features;
-    - the weights found by :func:`find_weights` (``model.save_weights`` output).
+    - the weights found by :func:`find_weights`: ``model.save_weights`` output
+      (``.h5``) or a ``tf.train.Checkpoint(model=model, ...)`` prefix.
 
     Returns ``(model, run_config)``.
     """
@@ -437,9 +438,9 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     if config.use_user_id:
         kwargs["users"] = _read_lines(os.path.join(run_dir, "users.txt"))
     if config.item_features:
-        kwargs["item_features"] = _read_json(os.path.join(run_dir, "item_features.json"))
+        kwargs["item_feature_values"] = _read_json(os.path.join(run_dir, "item_features.json"))
     if config.user_features:
-        kwargs["user_features"] = _read_json(os.path.join(run_dir, "user_features.json"))
+        kwargs["user_feature_values"] = _read_json(os.path.join(run_dir, "user_features.json"))
     model = TwoTowerModel(read_run_items(run_dir), config, **kwargs)
     # A subclassed Keras model creates its variables on its first call.
     dummy = {"history": tf.constant([[""]])}
@@ -449,9 +450,11 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
         dummy[name] = tf.constant([""])
     model(dummy)
     model.item_tower(model.item_inputs(np.asarray(model.items[:1])))
-    status = model.load_weights(find_weights(run_dir))
-    if hasattr(status, "expect_partial"):
-        status.expect_partial()
+    weights = find_weights(run_dir)
+    if weights.endswith(".h5"):
+        model.load_weights(weights)
+    else:  # a tf.train.Checkpoint(model=model, optimizer=..., ...) of the training loop
+        tf.train.Checkpoint(model=model).restore(weights).expect_partial()
     return model, run_config
 
 
