@@ -18,6 +18,21 @@ from tfcro.version import __version__
 
 check_versions()
 
+# Heavier parts (TFRS, pandas, ScaNN) load on first use: `tfcro.models`, `tfcro.TwoTowerModel`, ...
+_SUBMODULES = ("data", "evaluation", "layers", "models", "sampling", "serving", "training")
+_LAZY = {"TwoTowerModel": "models", "TwoTowerConfig": "models", "evaluate": "evaluation",
+         "Retriever": "serving", "export_model": "serving"}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tfcro.{name}")
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tfcro.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tfcro' has no attribute {name!r}")
+
 __all__ = [
     "__version__",
     "WORKING_SET",
@@ -31,4 +46,6 @@ __all__ = [
     "SoftmaxLoss",
     "BPRLoss",
     "TripletLoss",
+    *_SUBMODULES,
+    *_LAZY,
 ]

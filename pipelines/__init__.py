@@ -1,0 +1,1 @@
+"""Runnable jobs (``python -m pipelines.<job>``) that only compose tfcro library calls."""

@@ -1,0 +1,184 @@
+"""Train a two-tower retrieval model with CROLoss or a baseline; evaluate; export.
+
+Examples::
+
+    python -m pipelines.train                                   # synthetic data, CROLoss-lambda
+    python -m pipelines.train --dataset movielens --data-dir ../shared/data/ml-100k \\
+        --loss cro-lambda --weight-kernel sigmoid --kernel softplus --alpha 1.0 \\
+        --output-dir runs/ml100k-cro
+    python -m pipelines.train --dataset pairs --data-dir ../shared/data/ml-1m \\
+        --protocol collaborative --use-user-id --loss softmax --output-dir runs/ml1m-softmax
+    python -m pipelines.train --dataset table --data-dir my_log.csv \\
+        --user-col user_id --item-col item_id --time-col ts --output-dir runs/mine
+
+Rerunning with the same ``--output-dir`` resumes from its last checkpoint.
+Outputs (in ``--output-dir``): config.json, history.csv, metrics.json,
+best.weights.h5, checkpoints/; the export goes to ``--export-dir``
+(default ``saved_models/<name of output dir>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from tfcro import data as data_lib
+from tfcro import kernels as kernels_lib
+from tfcro import losses as losses_lib
+from tfcro.training import TrainingConfig, train
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 20,50,100. Received: {text!r}") from err
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :class:`tfcro.training.TrainingConfig` as command-line flags."""
+    d = parser.add_argument_group("data")
+    d.add_argument("--dataset", default="synthetic", choices=list(data_lib.DATASETS))
+    d.add_argument("--data-dir", default=None,
+                   help="dataset folder (for --dataset table: the CSV/TSV/Parquet file)")
+    d.add_argument("--protocol", default="sequential", choices=["sequential", "collaborative"])
+    d.add_argument("--max-history", type=int, default=20, help="history length L (paper: 20)")
+    d.add_argument("--k-core", type=int, default=None, help="optional k-core filter")
+    d.add_argument("--min-rating", type=float, default=None, help="movielens: keep ratings >= x")
+    d.add_argument("--user-col", default=None, help="table: user column")
+    d.add_argument("--item-col", default=None, help="table: item column")
+    d.add_argument("--time-col", default=None, help="table: time column (optional)")
+    d.add_argument("--sep", default=None, help="table: field separator (default: sniffed)")
+    d.add_argument("--num-users", type=int, default=None, help="synthetic: users")
+    d.add_argument("--num-items", type=int, default=None, help="synthetic: items")
+
+    m = parser.add_argument_group("loss and model")
+    m.add_argument("--loss", default="cro-lambda", choices=list(losses_lib.LOSSES))
+    m.add_argument("--kernel", default="softplus",
+                   help=f"comparison kernel, one of {list(kernels_lib.GRADIENT_KERNELS)}")
+    m.add_argument("--weight-kernel", default="sigmoid",
+                   help="lambda method weight kernel: unit_step or sigmoid (or any kernel)")
+    m.add_argument("--alpha", type=float, default=1.0, help="weighting exponent (paper 0.6-1.6)")
+    m.add_argument("--margin", type=float, default=None, help="hinge/triplet margin")
+    m.add_argument("--num-items-in-loss", dest="loss_num_items", type=int, default=None,
+                   help="N of the rank estimate (default: the catalog size)")
+    m.add_argument("--scale", type=float, default=10.0,
+                   help="score = scale * cosine (paper: 10; TFRS temperature = 1/scale)")
+    m.add_argument("--embedding-dim", type=int, default=32)
+    m.add_argument("--hidden-units", type=_int_list, default=[],
+                   help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)")
+    m.add_argument("--use-user-id", action="store_true",
+                   help="add a user-id embedding (collaborative protocol, MF-style)")
+    m.add_argument("--num-negatives", type=int, default=None,
+                   help="uniform negatives per batch (default: 10 x batch size, the paper)")
+    m.add_argument("--no-in-batch-negatives", dest="in_batch_negatives", action="store_false")
+    m.add_argument("--logq", action="store_true",
+                   help="logQ correction of the in-batch (popularity-sampled) negatives")
+
+    o = parser.add_argument_group("optimisation and evaluation")
+    o.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sgd"])
+    o.add_argument("--learning-rate", type=float, default=1e-3)
+    o.add_argument("--epochs", type=int, default=10)
+    o.add_argument("--batch-size", type=int, default=256)
+    o.add_argument("--patience", type=int, default=3,
+                   help="validation rounds without improvement before stopping (-1: never)")
+    o.add_argument("--monitor", default="recall@100", help="validation metric for selection")
+    o.add_argument("--ks", type=_int_list, default=[20, 50, 100, 200, 500])
+    o.add_argument("--eval-batch-size", type=int, default=1024)
+    o.add_argument("--seed", type=int, default=0)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    """Builds the TrainingConfig of parsed flags (raises ValueError on bad values)."""
+    dataset_options = {}
+    if args.dataset == "table":
+        for flag in ("user_col", "item_col", "time_col", "sep"):
+            if getattr(args, flag) is not None:
+                dataset_options[flag] = getattr(args, flag)
+    if args.dataset == "movielens" and args.min_rating is not None:
+        dataset_options["min_rating"] = args.min_rating
+    if args.dataset == "synthetic":
+        for flag in ("num_users", "num_items"):
+            if getattr(args, flag) is not None:
+                dataset_options[flag] = getattr(args, flag)
+    loss_options = {"kernel": args.kernel, "alpha": args.alpha}
+    if args.loss == "cro-lambda":
+        loss_options["weight_kernel"] = args.weight_kernel
+    if args.margin is not None:
+        loss_options["margin"] = args.margin
+    if args.loss_num_items is not None:
+        loss_options["num_items"] = args.loss_num_items
+    # keep only the options this loss takes, validated by building it once
+    loss_options = {k: v for k, v in loss_options.items()
+                    if k in losses_lib.get(args.loss, **loss_options).get_config()}
+    num_negatives = 10 * args.batch_size if args.num_negatives is None else args.num_negatives
+    model = {
+        "embedding_dim": args.embedding_dim, "hidden_units": list(args.hidden_units),
+        "use_user_id": args.use_user_id, "scale": args.scale,
+        "num_negatives": num_negatives, "in_batch_negatives": args.in_batch_negatives,
+        "logq_correction": args.logq, "loss": args.loss, "loss_options": loss_options,
+    }
+    return TrainingConfig(
+        dataset=args.dataset, data_dir=args.data_dir, dataset_options=dataset_options,
+        k_core=args.k_core, protocol=args.protocol, max_history=args.max_history,
+        seed=args.seed, model=model, optimizer=args.optimizer,
+        learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
+        monitor=args.monitor, patience=None if args.patience < 0 else args.patience,
+        ks=tuple(args.ks), eval_batch_size=args.eval_batch_size)
+
+
+def default_export_dir(output_dir: str) -> str:
+    return os.path.join("saved_models", os.path.basename(os.path.normpath(output_dir)))
+
+
+def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
+    lines = [f"{'N':>6} {'recall':>8} {'pair_recall':>12} {'hitrate':>8} {'ndcg':>8}"]
+    for k in ks:
+        lines.append(f"{k:>6} {metrics[f'recall@{k}']:>8.4f} {metrics[f'pair_recall@{k}']:>12.4f}"
+                     f" {metrics[f'hitrate@{k}']:>8.4f} {metrics[f'ndcg@{k}']:>8.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_arguments(parser)
+    parser.add_argument("--output-dir", default="runs/train", help="the run folder")
+    parser.add_argument("--export-dir", default=None,
+                        help="SavedModel/ScaNN export target (default saved_models/<run name>)")
+    parser.add_argument("--no-export", dest="export", action="store_false",
+                        help="skip the export at the end")
+    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        result = train(config, args.output_dir, verbose=args.verbose)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    print(f"\nTest metrics ({len(result.data.test)} users, best epoch "
+          f"{None if result.best_epoch is None else result.best_epoch + 1}):")
+    print(format_metrics(result.metrics, config.ks))
+    print(f"\nrun folder: {os.path.abspath(args.output_dir)} "
+          "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/)")
+    if args.export:
+        from tfcro.serving import export_from_run
+
+        export_dir = args.export_dir or default_export_dir(args.output_dir)
+        exported = export_from_run(args.output_dir, export_dir)
+        print(f"export: {os.path.abspath(export_dir)} ({_describe(exported)})")
+    return 0
+
+
+def _describe(exported) -> str:
+    fields = getattr(exported, "__dict__", {})
+    keep = {k: v for k, v in fields.items() if isinstance(v, int | str)}
+    return json.dumps(keep) if keep else str(exported)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
