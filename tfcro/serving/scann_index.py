@@ -210,9 +210,17 @@ class ScannIndex:
     def num_neighbors(self) -> int:
         return int(self.params["num_neighbors"])
 
-    def search(self, queries: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int | None = None,
+        *,
+        leaves_to_search: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows for a ``[Q, D]`` batch (or one ``[D]`` query).
 
+        ``leaves_to_search`` overrides the index's ``num_leaves_to_search`` for
+        this call (more leaves: higher recall, fewer queries per second).
         Returns ``(indices [Q, k'] int64, scores [Q, k'] float32)`` with
         ``k' = min(k, len(self))``, best first.
         """
@@ -226,12 +234,18 @@ class ScannIndex:
             pre = max(int(self.params["reordering_num_neighbors"]), k)
         if queries.shape[0] == 1:
             idx, dist = self.searcher.search(
-                queries[0], final_num_neighbors=k, pre_reorder_num_neighbors=pre or -1
+                queries[0],
+                final_num_neighbors=k,
+                pre_reorder_num_neighbors=pre or -1,
+                leaves_to_search=leaves_to_search or -1,
             )
             idx, dist = np.asarray(idx)[None, :], np.asarray(dist)[None, :]
         else:
             idx, dist = self.searcher.search_batched_parallel(
-                queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre
+                queries,
+                final_num_neighbors=k,
+                pre_reorder_num_neighbors=pre,
+                leaves_to_search=leaves_to_search,
             )
         idx = np.asarray(idx, np.int64)
         dist = np.asarray(dist, np.float32)
