@@ -45,14 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-users", type=int, default=2000, help="synthetic users")
+    parser.add_argument("--num-items", type=int, default=1000, help="synthetic items")
     parser.add_argument("--no-export", dest="export", action="store_false")
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
     args = parser.parse_args(argv)
 
     ks = (20, 50, 100, 200, 500)
-    common = dict(dataset="synthetic", protocol="sequential", max_history=20, seed=args.seed,
+    common = dict(dataset="synthetic", protocol="sequential",
+                  dataset_options={"num_users": args.num_users, "num_items": args.num_items},
+                  max_history=20, seed=args.seed,
                   epochs=args.epochs, batch_size=256, learning_rate=0.005, patience=2, ks=ks)
-    negatives = 512
+    negatives = min(512, args.num_items // 2)
     runs = {
         "cro-lambda": {"loss": "cro-lambda", "num_negatives": negatives, "loss_options": {
             "weight_kernel": "sigmoid", "kernel": "softplus", "alpha": args.alpha}},

@@ -1,0 +1,167 @@
+"""Training runs and the pipelines end to end on tiny generated data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfcro import data as data_lib
+from tfcro.evaluation import PopularityBaseline, evaluate
+from tfcro.training import TrainingConfig, load_run, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = {"num_users": 150, "num_items": 80}
+
+
+def _config(**overrides):
+    values = dict(dataset="synthetic", dataset_options=dict(TINY), epochs=2, batch_size=64,
+                  learning_rate=0.01, patience=None, ks=(5, 10, 20),
+                  model={"num_negatives": 32, "loss": "cro-lambda"})
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+def _files(run_dir):
+    return sorted(os.listdir(run_dir))
+
+
+def test_train_writes_the_run_folder(tmp_path):
+    config = _config()
+    result = train(config, str(tmp_path), verbose=0)
+    for name in ("config.json", "history.csv", "metrics.json", "state.json", "items.txt",
+                 "best.weights.h5", "checkpoints"):
+        assert name in _files(tmp_path), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for k in (5, 10, 20):
+        for metric in ("recall", "pair_recall", "hitrate", "ndcg"):
+            assert 0.0 <= metrics[f"{metric}@{k}"] <= 1.0
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert {"loss", "val_recall@100"} <= set(history.columns)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert TrainingConfig.from_dict(saved["training"]) == config
+    assert len((tmp_path / "items.txt").read_text().split()) == len(result.data.items)
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, capsys):
+    first = train(_config(epochs=1), str(tmp_path), verbose=0)
+    assert first.epochs_run == 1
+    resumed = train(_config(epochs=3), str(tmp_path), verbose=1)
+    assert "resuming" in capsys.readouterr().out
+    assert resumed.epochs_run == 3
+    assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [1, 2, 3]
+    # a finished run only re-evaluates: same metrics, no new epochs
+    again = train(_config(epochs=3), str(tmp_path), verbose=0)
+    assert again.epochs_run == 3
+    assert again.metrics == pytest.approx(resumed.metrics)
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    train(_config(epochs=1), str(tmp_path), verbose=0)
+    with pytest.raises(ValueError, match="other settings.*learning_rate"):
+        train(_config(epochs=1, learning_rate=0.5), str(tmp_path), verbose=0)
+
+
+def test_load_run_restores_the_best_model(tmp_path):
+    result = train(_config(), str(tmp_path), verbose=0)
+    config, data, model = load_run(str(tmp_path))
+    again = evaluate(model, data.test, data.items, ks=config.ks)
+    assert again == pytest.approx(result.metrics)
+
+
+def test_trained_model_beats_popularity_on_planted_structure(tmp_path):
+    options = {"num_users": 400, "num_items": 200, "num_interests": 10, "noise": 0.05}
+    config = _config(dataset_options=options, epochs=4, ks=(10, 20),
+                     model={"num_negatives": 64, "loss": "cro-lambda"})
+    result = train(config, str(tmp_path), verbose=0)
+    popularity = PopularityBaseline(result.data.train.target, result.data.items)
+    baseline = evaluate(popularity, result.data.test, result.data.items, ks=(10, 20))
+    assert result.metrics["recall@20"] > 1.5 * baseline["recall@20"], (result.metrics, baseline)
+    assert result.metrics["recall@20"] > 0.3
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bpr", "triplet", "cro"])
+def test_every_loss_trains(tmp_path, loss):
+    result = train(_config(epochs=1, model={"num_negatives": 16, "loss": loss,
+                                            "loss_options": {}}), str(tmp_path), verbose=0)
+    assert np.isfinite(list(result.metrics.values())).all()
+
+
+# ------------------------------------------------------------------- command line
+
+
+def _run(*args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+TINY_FLAGS = ["--epochs", "2", "--batch-size", "64", "--num-negatives", "32",
+              "--learning-rate", "0.01", "--ks", "5,10,20", "--verbose", "0", "--no-export"]
+
+
+def _write_movielens(folder):
+    interactions = data_lib.synthetic.generate(**TINY, seed=1).frame
+    frame = pd.DataFrame({"user": interactions["user"].str[1:].astype(int) + 1,
+                          "item": interactions["item"].str[1:].astype(int) + 1,
+                          "rating": 4, "time": interactions["time"].astype(int)})
+    frame.to_csv(folder / "u.data", sep="\t", header=False, index=False)
+    return frame
+
+
+def test_cli_train_then_evaluate_on_movielens_format(tmp_path):
+    data_dir = tmp_path / "ml"
+    data_dir.mkdir()
+    _write_movielens(data_dir)
+    run_dir = tmp_path / "run"
+    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
+                "--output-dir", str(run_dir), *TINY_FLAGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "recall" in proc.stdout and "run folder" in proc.stdout
+    config = json.loads((run_dir / "config.json").read_text())["training"]
+    assert config["dataset"] == "movielens" and config["model"]["loss"] == "cro-lambda"
+    proc = _run("pipelines.evaluate", "--run-dir", str(run_dir), "--output",
+                str(tmp_path / "eval.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    again = json.loads((tmp_path / "eval.json").read_text())
+    assert again["recall@20"] == pytest.approx(metrics["recall@20"])
+
+
+def test_cli_collaborative_protocol_on_pairs_format(tmp_path):
+    frame = _write_movielens(tmp_path)
+    rng = np.random.default_rng(0)
+    is_test = rng.random(len(frame)) < 0.2
+    data_dir = tmp_path / "pairs"
+    data_dir.mkdir()
+    for name, part in (("train.tsv", frame[~is_test]), ("test.tsv", frame[is_test])):
+        part[["user", "item"]].rename(columns={"user": "user_procid", "item": "item_procid"}) \
+            .to_csv(data_dir / name, sep="\t", index=False)
+    run_dir = tmp_path / "run"
+    proc = _run("pipelines.train", "--dataset", "pairs", "--data-dir", str(data_dir),
+                "--protocol", "collaborative", "--use-user-id", "--loss", "softmax",
+                "--output-dir", str(run_dir), *TINY_FLAGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_users"] > 0 and 0 <= metrics["recall@20"] <= 1
+
+
+def test_cli_rejects_bad_options_cleanly(tmp_path):
+    proc = _run("pipelines.train", "--alpha", "-1", "--output-dir", str(tmp_path / "x"))
+    assert proc.returncode == 2
+    assert "alpha" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x" / "config.json").exists()
+
+
+def test_main_job_runs_on_tiny_settings(tmp_path):
+    proc = _run("pipelines.main", "--epochs", "1", "--num-users", "150", "--num-items", "80",
+                "--output-dir", str(tmp_path / "main"), "--no-export", "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cro-lambda" in proc.stdout and "softmax" in proc.stdout
+    assert proc.stdout.count("\n   100 ") >= 1  # the Recall@100 row of the table
+    for name in ("cro-lambda", "softmax"):
+        assert (tmp_path / "main" / name / "metrics.json").is_file()
