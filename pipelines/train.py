@@ -11,7 +11,10 @@ Examples::
     python -m pipelines.train --dataset table --data-dir my_log.csv \\
         --user-col user_id --item-col item_id --time-col ts --output-dir runs/mine
 
-Rerunning with the same ``--output-dir`` resumes from its last checkpoint.
+Rerunning with the same ``--output-dir`` resumes from its last checkpoint (also
+after a SIGKILL; on SIGTERM the job stops at once, keeping the finished epochs, and
+exits with code 143). ``--distribute mirrored`` uses the devices of this machine,
+``--distribute multi-worker`` the cluster of ``TF_CONFIG`` (docs/distributed.md).
 Outputs (in ``--output-dir``): config.json, history.csv, metrics.json,
 best.weights.h5, checkpoints/; the export goes to ``--export-dir``
 (default ``saved_models/<name of output dir>``).
@@ -27,9 +30,10 @@ from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
 from tfcro import data as data_lib
+from tfcro import distributed
 from tfcro import kernels as kernels_lib
 from tfcro import losses as losses_lib
-from tfcro.training import TrainingConfig, train
+from tfcro.training import TrainingConfig, TrainingInterrupted, train
 
 
 def _int_list(text: str) -> list[int]:
@@ -79,6 +83,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--no-in-batch-negatives", dest="in_batch_negatives", action="store_false")
     m.add_argument("--logq", action="store_true",
                    help="logQ correction of the in-batch (popularity-sampled) negatives")
+    m.add_argument("--cross-replica-negatives", action="store_true",
+                   help="with --distribute: the other replicas' positives are negatives too")
 
     o = parser.add_argument_group("optimisation and evaluation")
     o.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sgd"])
@@ -91,6 +97,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--ks", type=_int_list, default=[20, 50, 100, 200, 500])
     o.add_argument("--eval-batch-size", type=int, default=1024)
     o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--distribute", default="none", choices=list(distributed.DISTRIBUTE),
+                   help="tf.distribute strategy: none, mirrored (this machine's devices) or "
+                        "multi-worker (the cluster of TF_CONFIG); --batch-size is the global "
+                        "batch")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -123,6 +133,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         "num_negatives": num_negatives, "in_batch_negatives": args.in_batch_negatives,
         "logq_correction": args.logq, "loss": args.loss, "loss_options": loss_options,
     }
+    if getattr(args, "cross_replica_negatives", False):
+        model["cross_replica_negatives"] = True
     return TrainingConfig(
         dataset=args.dataset, data_dir=args.data_dir, dataset_options=dataset_options,
         k_core=args.k_core, protocol=args.protocol, max_history=args.max_history,
@@ -157,9 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-        result = train(config, args.output_dir, verbose=args.verbose)
+        strategy = distributed.make_strategy(args.distribute)
+        result = train(config, args.output_dir, verbose=args.verbose, strategy=strategy)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    except TrainingInterrupted as stop:
+        print(f"\n[tfcro] {stop}", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports a terminated job
+    if not distributed.is_chief(strategy):
+        return 0  # the chief writes the run folder and the export
     print(f"\nTest metrics ({len(result.data.test)} users, best epoch "
           f"{None if result.best_epoch is None else result.best_epoch + 1}):")
     print(format_metrics(result.metrics, config.ks))

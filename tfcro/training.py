@@ -19,17 +19,35 @@ lives in one run folder (the layout :mod:`tfcro.serving` exports from):
 Rerunning with the same folder resumes from the last checkpoint (a killed job
 loses at most the epoch in progress); a finished run only re-evaluates. Every
 file is written to a temporary name and renamed, so a crash never leaves a
-half-written file behind.
+half-written file behind, and nothing is written before the data has loaded
+and the model has been built (bad input leaves no run folder behind).
+
+Faults: the run state (epochs done, early stopping, history) is saved *inside*
+each checkpoint, so a job killed at any point (SIGKILL included) resumes
+consistently; ``state.json``/``history.csv`` are readable mirrors of it. A
+SIGTERM (a scheduler's stop) raises :class:`TrainingInterrupted` at the next
+point outside an epoch's save, so the files of the last finished epoch are
+complete; ``python -m pipelines.train`` then exits with code 143.
+
+Distributed training (``strategy=`` ``"mirrored"`` or ``"multi-worker"``, see
+:mod:`tfcro.distributed`): the model and optimizer are created under
+``strategy.scope()``, ``batch_size`` is the *global* batch, the dataset is
+sharded by element, and only the chief writes the run folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
 import os
+import shutil
+import signal
+import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from tfcro import data as data_lib
+from tfcro import distributed
 from tfcro._compat import keras, tf
 from tfcro.evaluation import DEFAULT_KS, RetrievalEvaluationCallback, check_ks, evaluate
 from tfcro.models import TwoTowerConfig, TwoTowerModel
@@ -177,7 +196,8 @@ def read_json(path: str) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the run folder is damaged") from err
+        raise ValueError(f"{path} is not valid JSON ({err}); the run folder is damaged: "
+                         f"delete {os.path.dirname(path) or '.'!r} and rerun") from err
 
 
 def _json_default(value: Any) -> Any:
@@ -271,47 +291,123 @@ def _train_features(data: data_lib.RetrievalData) -> dict[str, np.ndarray] | Non
 # ----------------------------------------------------------------------------- run
 
 
+class RunFolderError(ValueError):
+    """A run folder that cannot be resumed (damaged checkpoint or state); says what to do."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by :func:`train` on SIGTERM; the last finished epoch's files are complete.
+
+    Attributes:
+      output_dir: the run folder (rerun with it to resume).
+      epochs_done: epochs saved in it.
+    """
+
+    def __init__(self, output_dir: str, epochs_done: int):
+        self.output_dir = output_dir
+        self.epochs_done = epochs_done
+        super().__init__(f"stopped by SIGTERM after {epochs_done} saved epoch(s); rerun with the "
+                         f"same output folder {output_dir!r} to resume")
+
+
+class _SigtermGuard:
+    """While active, SIGTERM raises :class:`TrainingInterrupted`, but never inside
+    :meth:`saving` (an epoch's files): there it is deferred to the end of the save.
+
+    Only installed in the main thread (Python delivers signals there)."""
+
+    def __init__(self, output_dir: str, epochs_done: int = 0):
+        self.output_dir = output_dir
+        self.epochs_done = epochs_done
+        self._saving = False
+        self._pending = False
+        self._installed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigtermGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self._saving:
+            self._pending = True
+            return
+        raise TrainingInterrupted(self.output_dir, self.epochs_done)
+
+    @contextlib.contextmanager
+    def saving(self):
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
+        if self._pending:
+            self._pending = False
+            raise TrainingInterrupted(self.output_dir, self.epochs_done)
+
+
 class _RunCheckpoint(keras.callbacks.Callback):
-    """After every epoch: checkpoint, best weights, state and history, in that order."""
+    """After every epoch: best weights, then the checkpoint (model, optimizer, epoch and
+    run state together: the commit point), then the state/history mirrors."""
 
     def __init__(self, output_dir: str, manager: tf.train.CheckpointManager,
-                 epoch_var: tf.Variable, evaluation: RetrievalEvaluationCallback,
-                 state: dict[str, Any]):
+                 epoch_var: tf.Variable, state_var: tf.Variable,
+                 evaluation: RetrievalEvaluationCallback, state: dict[str, Any],
+                 guard: _SigtermGuard):
         super().__init__()
         self.output_dir = output_dir
         self.manager = manager
         self.epoch_var = epoch_var
+        self.state_var = state_var
         self.evaluation = evaluation
         self.state = state
+        self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        if self.evaluation.best_epoch == epoch:
-            path = os.path.join(self.output_dir, BEST_WEIGHTS_FILE)
-            tmp = path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, path)
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
-        row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in logs.items()})
-        self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [row]
-        self.state.update(
-            epochs_done=epoch + 1, best=float(self.evaluation.best),
-            best_epoch=self.evaluation.best_epoch, wait=self.evaluation.wait,
-            stopped=bool(self.model.stop_training))
-        write_json(os.path.join(self.output_dir, STATE_FILE), self.state)
-        _write_history_csv(os.path.join(self.output_dir, HISTORY_FILE), self.state["history"])
+        with self.guard.saving():
+            logs = dict(logs or {})
+            if self.evaluation.best_epoch == epoch:
+                path = os.path.join(self.output_dir, BEST_WEIGHTS_FILE)
+                tmp = path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+                self.model.save_weights(tmp)
+                os.replace(tmp, path)
+            row = {"epoch": epoch + 1}
+            row.update({k: float(v) for k, v in logs.items()})
+            self.state["history"] = [r for r in self.state["history"]
+                                     if r["epoch"] <= epoch] + [row]
+            self.state.update(
+                epochs_done=epoch + 1, best=float(self.evaluation.best),
+                best_epoch=self.evaluation.best_epoch, wait=self.evaluation.wait,
+                stopped=bool(self.model.stop_training))
+            self.epoch_var.assign(epoch + 1)
+            self.state_var.assign(json.dumps(self.state, default=_json_default))
+            self.manager.save(checkpoint_number=epoch + 1)
+            _write_state(self.output_dir, self.state)
+            self.guard.epochs_done = epoch + 1
+
+
+def _write_state(output_dir: str, state: Mapping[str, Any]) -> None:
+    write_json(os.path.join(output_dir, STATE_FILE), state)
+    _write_history_csv(os.path.join(output_dir, HISTORY_FILE), state["history"])
 
 
 class _ResumableEvaluation(RetrievalEvaluationCallback):
     """The validation callback, starting from a resumed run's early-stopping state."""
 
     def __init__(self, *args, resume: Mapping[str, Any] | None = None,
-                 best_weights_path: str | None = None, **kwargs):
+                 best_weights_path: str | None = None, best_weights_source: str | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._resume = resume
         self._best_weights_path = best_weights_path
+        self._best_weights_source = best_weights_source or best_weights_path
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -320,9 +416,9 @@ class _ResumableEvaluation(RetrievalEvaluationCallback):
         self.best = self._resume["best"]
         self.best_epoch = self._resume["best_epoch"]
         self.wait = self._resume["wait"]
-        if self.restore_best_weights and os.path.isfile(self._best_weights_path):
+        if self.restore_best_weights and os.path.isfile(self._best_weights_source):
             current = self.model.get_weights()
-            self.model.load_weights(self._best_weights_path)
+            self.model.load_weights(self._best_weights_source)
             self.best_weights = self.model.get_weights()
             self.model.set_weights(current)
 
@@ -333,103 +429,182 @@ class _ResumableEvaluation(RetrievalEvaluationCallback):
 
 
 def _check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | None:
+    """The saved config of ``output_dir``; raises if it holds a *started* run of other settings.
+
+    A ``config.json`` without any checkpoint (a run that stopped before its first
+    epoch ended) is no experiment yet: it is replaced.
+    """
     path = os.path.join(output_dir, CONFIG_FILE)
     if not os.path.isfile(path):
         return None
     saved = read_json(path)
-    previous = dict(saved.get("training", {}))
+    previous = dict(saved.get("training", {})) if isinstance(saved, dict) else {}
     current = config.to_dict()
     # The epoch budget may grow on a rerun; everything else must match.
     differing = sorted(k for k in set(previous) | set(current)
                        if k != "epochs" and previous.get(k) != current.get(k))
-    if differing:
+    started = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)) is not None
+    if differing and started:
         raise ValueError(
             f"--output-dir {output_dir!r} holds a run with other settings ({differing}); "
             "resuming it would mix two experiments. Use a new --output-dir, or delete it.")
-    return saved
+    return saved if not differing else None
+
+
+def _restore(checkpoint: tf.train.Checkpoint, path: str, output_dir: str) -> None:
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as err:
+        folder = os.path.join(output_dir, CHECKPOINT_DIR)
+        raise RunFolderError(
+            f"the checkpoint {path!r} (files {os.path.basename(path)}.index and "
+            f"{os.path.basename(path)}.data-*) cannot be restored: it is corrupted, truncated "
+            f"or from another model ({type(err).__name__}: {str(err).strip()[:300]}). "
+            f"To retrain from scratch, delete {folder!r} (or the whole run folder "
+            f"{output_dir!r}) and rerun.") from err
+
+
+def _resume_state(state_var: tf.Variable, output_dir: str, checkpoint_path: str
+                  ) -> dict[str, Any]:
+    """The run state saved with the checkpoint (older checkpoints: ``state.json``)."""
+    path = os.path.join(output_dir, STATE_FILE)
+    mirror = None
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                mirror = json.load(handle)
+            if not isinstance(mirror, dict) or not isinstance(mirror.get("history", []), list):
+                raise ValueError(f"expected a JSON object with a 'history' list, found "
+                                 f"{type(mirror).__name__}")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RunFolderError(
+                f"{path!r} is damaged ({err}). The checkpoint {checkpoint_path!r} holds the "
+                f"same state: delete {path!r} and rerun to resume from it, or delete the run "
+                f"folder {output_dir!r} to start over.") from err
+    saved = state_var.numpy().decode("utf-8")
+    if saved:
+        return json.loads(saved)
+    if mirror is None:
+        raise RunFolderError(
+            f"{output_dir!r} has the checkpoint {checkpoint_path!r} but no {STATE_FILE}; "
+            f"delete the run folder {output_dir!r} to start over.")
+    return mirror
 
 
 def train(config: TrainingConfig, output_dir: str, *, data: data_lib.RetrievalData | None = None,
-          verbose: int = 1) -> TrainingResult:
+          verbose: int = 1, strategy: str | tf.distribute.Strategy | None = None
+          ) -> TrainingResult:
     """Trains (or resumes) the run of ``config`` in ``output_dir``; returns test metrics.
 
     Args:
       config: the run's settings.
-      output_dir: the run folder (created; reused to resume).
+      output_dir: the run folder (created; reused to resume). Nothing is written
+        before the data has loaded and the model has been built.
       data: the split to use instead of loading ``config.dataset`` (tests, sweeps).
       verbose: Keras verbosity (1: progress bars, 2: one line per epoch, 0: silent).
+      strategy: ``None``/``"none"``, ``"mirrored"``, ``"multi-worker"`` (``TF_CONFIG``)
+        or a ``tf.distribute.Strategy``. ``config.batch_size`` is the global batch.
+        In a multi-worker run only the chief writes ``output_dir`` (which must be on
+        a filesystem shared by the workers to resume); the others write to a
+        temporary folder that is removed.
+
+    Raises:
+      ValueError: bad data or settings; :class:`RunFolderError` for a damaged run folder.
+      TrainingInterrupted: on SIGTERM (the finished epochs are saved).
     """
-    os.makedirs(output_dir, exist_ok=True)
+    strategy = distributed.make_strategy(strategy)  # first: multi-worker before any TF op
+    chief = distributed.is_chief(strategy)
     _check_same_run(output_dir, config)
     keras.utils.set_random_seed(config.seed)
     started = time.time()
     if data is None:
         data = load_data(config)
     logger.info("data: %s", data)
+    if len(data.valid) == 0:
+        raise ValueError("no validation users: the dataset is too small to split "
+                         f"({data.summary()})")
 
-    model = build_model(config, data)
-    optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
-    model.compile(optimizer=optimizer)
-    _build(model, data)
+    with strategy.scope():
+        model = build_model(config, data)
+        optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
+        model.compile(optimizer=optimizer)
+        _build(model, data)
 
-    write_json(os.path.join(output_dir, CONFIG_FILE), {
-        "training": config.to_dict(), "model": model.config.to_dict(),
-        "data": data.summary(), "tfcro_version": __version__,
-        "tensorflow_version": tf.__version__})
-    _save_vocabularies(output_dir, model, data)
+    write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfcro-worker-")
+    try:
+        return _run(config, output_dir, write_dir, data, model, optimizer, strategy,
+                    verbose, started)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
+
+def _run(config: TrainingConfig, output_dir: str, write_dir: str,
+         data: data_lib.RetrievalData, model: TwoTowerModel, optimizer: Any,
+         strategy: tf.distribute.Strategy, verbose: int, started: float) -> TrainingResult:
+    """The part of :func:`train` that reads and writes the run folder."""
+    chief = write_dir == output_dir
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, CHECKPOINT_DIR),
-                                         max_to_keep=2)
-    state_path = os.path.join(output_dir, STATE_FILE)
+    state_var = tf.Variable("", dtype=tf.string, trainable=False, name="run_state")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var,
+                                     state=state_var)
     state: dict[str, Any] = {"epochs_done": 0, "history": [], "best": None, "best_epoch": None,
                              "wait": 0, "stopped": False}
-    if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as err:
-            raise ValueError(
-                f"the checkpoint {manager.latest_checkpoint!r} in {output_dir!r} is corrupted or "
-                f"from another model ({type(err).__name__}: {str(err)[:300]}). Delete "
-                f"{os.path.join(output_dir, CHECKPOINT_DIR)!r} to start over.") from err
-        if os.path.isfile(state_path):
-            state = read_json(state_path)
+    # read from the chief's folder (shared), write to ours
+    latest = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR))
+    if latest:
+        _restore(checkpoint, latest, output_dir)
+        state = _resume_state(state_var, output_dir, latest)
         state["epochs_done"] = int(epoch_var.numpy())
         state["history"] = [r for r in state.get("history", [])
                             if r["epoch"] <= state["epochs_done"]]
         logger.info("resuming %s from epoch %d", output_dir, state["epochs_done"])
-        if verbose:
+        if verbose and chief:
             print(f"[tfcro] resuming {output_dir} after epoch {state['epochs_done']}")
 
+    os.makedirs(write_dir, exist_ok=True)
+    if chief:
+        write_json(os.path.join(output_dir, CONFIG_FILE), {
+            "training": config.to_dict(), "model": model.config.to_dict(),
+            "data": data.summary(), "tfcro_version": __version__,
+            "tensorflow_version": tf.__version__})
+        _save_vocabularies(output_dir, model, data)
+        if latest:
+            _write_state(output_dir, state)  # the mirrors of the checkpoint's state
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, CHECKPOINT_DIR),
+                                         max_to_keep=2)
+
     best_path = os.path.join(output_dir, BEST_WEIGHTS_FILE)
+    guard = _SigtermGuard(output_dir, state["epochs_done"])
     evaluation = _ResumableEvaluation(
         data.valid, data.items, ks=(int(config.monitor.partition("@")[2] or 100),),
         monitor=config.monitor, patience=config.patience, frequency=config.valid_every,
         batch_size=config.eval_batch_size, verbose=0, resume=state,
-        best_weights_path=best_path)
-    callbacks = [evaluation, _RunCheckpoint(output_dir, manager, epoch_var, evaluation, state)]
+        best_weights_path=os.path.join(write_dir, BEST_WEIGHTS_FILE),
+        best_weights_source=best_path)
+    callbacks = [evaluation, _RunCheckpoint(write_dir, manager, epoch_var, state_var,
+                                            evaluation, state, guard)]
 
     finished = state.get("stopped") or state["epochs_done"] >= config.epochs
-    if not finished and len(data.valid) == 0:
-        raise ValueError("no validation users: the dataset is too small to split "
-                         f"({data.summary()})")
     if not finished:
-        dataset = data_lib.train_dataset(data.train, config.batch_size, seed=config.seed,
-                                         features=_train_features(data))
-        model.fit(dataset, epochs=config.epochs, initial_epoch=state["epochs_done"],
-                  callbacks=callbacks, verbose=verbose)
+        dataset = distributed.distribute_options(data_lib.train_dataset(
+            data.train, config.batch_size, seed=config.seed, features=_train_features(data)))
+        with guard:
+            model.fit(dataset, epochs=config.epochs, initial_epoch=state["epochs_done"],
+                      callbacks=callbacks, verbose=verbose)
     elif os.path.isfile(best_path):
         model.load_weights(best_path)
-    state = read_json(state_path) if os.path.isfile(state_path) else state
 
     metrics = evaluate(model, data.test, data.items, ks=config.ks,
                        batch_size=config.eval_batch_size)
-    write_json(os.path.join(output_dir, METRICS_FILE), {
-        **metrics, "best_epoch": None if state["best_epoch"] is None else state["best_epoch"] + 1,
-        "epochs_run": state["epochs_done"], "monitor": config.monitor,
-        f"val_{config.monitor}": state["best"], "test_users": len(data.test),
-        "train_seconds": round(time.time() - started, 1)})
+    if chief:
+        write_json(os.path.join(output_dir, METRICS_FILE), {
+            **metrics,
+            "best_epoch": None if state["best_epoch"] is None else state["best_epoch"] + 1,
+            "epochs_run": state["epochs_done"], "monitor": config.monitor,
+            f"val_{config.monitor}": state["best"], "test_users": len(data.test),
+            "train_seconds": round(time.time() - started, 1),
+            "replicas": strategy.num_replicas_in_sync})
     return TrainingResult(output_dir=output_dir, metrics=metrics,
                           best_epoch=state["best_epoch"], epochs_run=state["epochs_done"],
                           model=model, data=data)

@@ -49,6 +49,9 @@ class TwoTowerConfig:
       num_negatives: items drawn uniformly per batch, shared by its rows
         (paper: 10 x batch size); 0 for none.
       in_batch_negatives: the other rows' positives are negatives too.
+      cross_replica_negatives: under ``tf.distribute`` with several replicas, the
+        other replicas' positives are negatives too (all-gathered, see
+        :func:`tfcro.distributed.gather_other_replicas`); needs ``in_batch_negatives``.
       remove_accidental_hits: a negative with the row's positive id is dropped.
       logq_correction: subtract ``log q_j`` of the sampling proposal
         (:func:`tfcro.sampling.mixture_probability`); needs ``item_frequencies``.
@@ -68,6 +71,7 @@ class TwoTowerConfig:
     scale: float = 10.0
     num_negatives: int = 0
     in_batch_negatives: bool = True
+    cross_replica_negatives: bool = False
     remove_accidental_hits: bool = True
     logq_correction: bool = False
     loss: str = "cro-lambda"
@@ -93,6 +97,10 @@ class TwoTowerConfig:
         if not self.in_batch_negatives and self.num_negatives == 0:
             raise ValueError("`in_batch_negatives=False` needs sampled negatives, "
                              "`num_negatives` >= 1. Received: num_negatives=0")
+        if self.cross_replica_negatives and not self.in_batch_negatives:
+            raise ValueError("`cross_replica_negatives=True` shares in-batch negatives across "
+                             "replicas and needs `in_batch_negatives=True`. "
+                             "Received: in_batch_negatives=False")
         reserved = {"history", "user_id", "item_id"}
         for field in ("user_features", "item_features"):
             clash = reserved.intersection(getattr(self, field))
@@ -330,6 +338,16 @@ class TwoTowerModel(tfrs.Model):
         user_embeddings = self.user_tower(self.user_inputs(features), training=training)
         candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids),
                                                training=training)
+        in_batch = batch_size
+        if config.cross_replica_negatives:
+            from tfcro.distributed import gather_other_replicas
+
+            # [own positives, sampled, other replicas' positives]: the diagonal stays the label
+            other_ids, other_embeddings = gather_other_replicas(
+                [positives, candidate_embeddings[:batch_size]])
+            candidate_ids = tf.concat([candidate_ids, other_ids], 0)
+            candidate_embeddings = tf.concat([candidate_embeddings, other_embeddings], 0)
+            in_batch = batch_size + tf.shape(other_ids)[0]
         score_mask = None
         if not config.in_batch_negatives:
             score_mask = sampling.in_batch_score_mask(batch_size, config.num_negatives)
@@ -338,7 +356,7 @@ class TwoTowerModel(tfrs.Model):
             frequencies = tf.gather(self._item_probabilities,
                                     self.item_embedding.index(candidate_ids))
             probability = sampling.mixture_probability(
-                frequencies, batch_size, config.num_negatives, self.num_items,
+                frequencies, in_batch, config.num_negatives, self.num_items,
                 in_batch=config.in_batch_negatives)
         loss_sum = self.task(
             user_embeddings, candidate_embeddings,
