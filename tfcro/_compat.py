@@ -93,6 +93,40 @@ def check_versions(strict: bool = False) -> dict[str, str | None]:
     return found
 
 
+_SCANN_CHECKED: dict[str, str | None] = {}
+
+
+def check_scann(strict: bool = False) -> str | None:
+    """Checks, where ScaNN is imported, that it is the working set's version for this TensorFlow.
+
+    ScaNN's compiled ops are built against one TensorFlow release, so a ScaNN
+    and TensorFlow pair outside :data:`WORKING_SET` warns (``RuntimeWarning``,
+    or ``ImportError`` when ``strict``) with a message naming the working set.
+    Checked once per process; returns the installed ScaNN version (``None``:
+    not installed).
+    """
+    if "scann" in _SCANN_CHECKED and not strict:
+        return _SCANN_CHECKED["scann"]
+    version = installed_version("scann")
+    _SCANN_CHECKED["scann"] = version
+    problems = []
+    if version is not None and version != WORKING_SET["scann"]:
+        problems.append(f"scann=={version}")
+    if tf.__version__ != WORKING_SET["tensorflow"]:
+        problems.append(f"tensorflow=={tf.__version__}")
+    if version is not None and problems:
+        message = (
+            f"ScaNN {version} is used with TensorFlow {tf.__version__}, outside the verified "
+            f"working set {_WORKING_SET_TEXT} (found {', '.join(problems)}). ScaNN's ops only "
+            "load with the TensorFlow version they were built for; install the working set: "
+            "pip install " + _WORKING_SET_TEXT.replace(", ", " ")
+        )
+        if strict:
+            raise ImportError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return version
+
+
 def register(cls_or_fn=None, *, name: str | None = None):
     """Registers a class or function for Keras serialization under package ``tfcro``."""
 

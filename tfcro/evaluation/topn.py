@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcro._compat import tf
+from tfcro._compat import check_scann, tf
 
 
 def _check_n(n: Any) -> int:
@@ -80,6 +80,7 @@ def build_scann_searcher(item_embeddings: np.ndarray, num_neighbors: int = 100, 
     except ImportError as error:  # pragma: no cover - scann is a pinned dependency
         raise ImportError("ScaNN top-N needs the `scann` package: pip install scann==1.4.2"
                           ) from error
+    check_scann()
     items = np.ascontiguousarray(np.asarray(item_embeddings, np.float32))
     size = len(items)
     num_neighbors = max(1, min(int(num_neighbors), size))

@@ -47,6 +47,9 @@ def import_scann():
         from scann.scann_ops.py import scann_ops_pybind
     except Exception as err:  # ImportError, or an undefined symbol in its shared library
         raise ImportError(f"{_SCANN_HINT} (import error: {err})") from err
+    from tfcro._compat import check_scann
+
+    check_scann()  # warns when ScaNN/TensorFlow are outside the working set
     return scann_ops_pybind
 
 
