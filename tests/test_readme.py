@@ -1,0 +1,60 @@
+"""The README's commands, checked the way a newcomer would run them."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _quickstart_commands():
+    readme = _read("README.md")
+    section = readme[readme.index("## Quickstart"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_quickstart_is_two_commands_and_ci_runs_the_test_one():
+    commands = _quickstart_commands()
+    assert commands == ["./run main", "./run test"]
+    ci = [line.strip() for line in _read(".ci/run").splitlines()
+          if line.strip() and not line.startswith("#")]
+    assert ci[-1] == commands[1]
+
+
+def test_run_script_creates_the_environment_and_knows_both_jobs():
+    script = _read("run")
+    assert "-m venv" in script and 'pip install --quiet -e ".[dev,plots]"' in script
+    assert "main)" in script and "test)" in script and "pipelines.main" in script
+    assert os.access(os.path.join(ROOT, "run"), os.X_OK)
+    assert os.access(os.path.join(ROOT, ".ci", "run"), os.X_OK)
+    usage = subprocess.run([os.path.join(ROOT, "run"), "help"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "./run main" in usage.stdout
+
+
+def test_pins_match_the_working_set():
+    from tfcro import WORKING_SET
+
+    setup = _read("setup.cfg")
+    for name, version in WORKING_SET.items():
+        assert f"{name}=={version}" in setup, name
+
+
+MODULES = sorted({m for m in re.findall(r"python -m (pipelines\.\w+)", _read("README.md"))})
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_pipeline_in_the_readme_has_help(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
