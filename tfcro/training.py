@@ -56,8 +56,10 @@ import numpy as np
 
 from tfcro import data as data_lib
 from tfcro import distributed
+from tfcro import losses as losses_lib
 from tfcro._compat import keras, tf
 from tfcro.evaluation import DEFAULT_KS, RetrievalEvaluationCallback, check_ks, evaluate
+from tfcro.evaluation.metrics import METRICS
 from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.version import __version__
 
@@ -141,9 +143,25 @@ class TrainingConfig:
                 and np.isfinite(self.learning_rate)):
             raise ValueError("`learning_rate` should be a float > 0. "
                              f"Received: learning_rate={self.learning_rate!r}")
+        for name, low in (("seed", 0), ("k_core", 0), ("patience", 0)):
+            value = getattr(self, name)
+            if name != "seed" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` should be an integer >= {low}"
+                                 f"{'' if name == 'seed' else ' or None'}. "
+                                 f"Received: {name}={value!r}")
+        metric, _, cut = str(self.monitor).removeprefix("val_").partition("@")
+        if metric not in METRICS or not cut.isdigit() or int(cut) < 1:
+            raise ValueError(f"`monitor` should look like 'recall@100' (metric one of "
+                             f"{list(METRICS)}, cut-off >= 1). Received: monitor={self.monitor!r}")
+        if not isinstance(self.dataset_options, Mapping):
+            raise ValueError("`dataset_options` should be a dict. "
+                             f"Received: dataset_options={self.dataset_options!r}")
         self.ks = check_ks(self.ks)
-        # Validates the model settings now, not after the data has loaded.
+        # Validates the model and loss settings now, not after the data has loaded.
         self.model = TwoTowerConfig.from_dict(self.model).to_dict()
+        losses_lib.get(self.model["loss"], **self.model["loss_options"])
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

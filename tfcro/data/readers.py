@@ -114,6 +114,10 @@ def _read_text_table(
         )
     except pd.errors.EmptyDataError:
         raise DataFormatError(path, f"file has no data. Expected {expected}.") from None
+    except UnicodeDecodeError as err:  # a binary file (e.g. a pickle) is not text
+        raise DataFormatError(
+            path, f"not UTF-8 text (a binary file?): {err.reason} at byte {err.start}. "
+            f"Expected {expected}.") from None
     except pd.errors.ParserError as err:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if found:
@@ -567,8 +571,11 @@ def read_table(
 
 def _times(path: str, values: pd.Series, lines: np.ndarray, field: str) -> pd.Series:
     numbers = pd.to_numeric(values.str.strip(), errors="coerce").astype("float64")
-    if np.isfinite(numbers.to_numpy()).all():
+    finite = np.isfinite(numbers.to_numpy())
+    if finite.all():
         return numbers
+    if finite[0]:  # a numeric column: point at the bad number, not at the first row
+        _fail_at(path, lines, ~finite, f"field {field!r} must be a finite number", values)
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     _fail_at(path, lines, bad, f"field {field!r} must be a number or a date/time", values)
