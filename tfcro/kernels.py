@@ -4,9 +4,10 @@ A kernel compares a negative with a positive through the scaled score gap
 ``x = scale * (s_neg - s_pos)`` and returns a non-negative contribution to the
 rank estimate ``r_hat = 1 + R * sum_j phi(x_j)``. The losses only ever call
 :meth:`Kernel.log_value`, ``log(phi(x))`` with ``-inf`` where ``phi`` is 0, so
-that the rank sum can be formed with a log-sum-exp and no kernel overflows for
-score gaps of 1e5. Each kernel owns its own numerics; the loss never asks which
-kernel it has.
+that the rank sum of an unbounded kernel (``exponential``, user callables) can be
+formed with a log-sum-exp and never overflows for score gaps of 1e5; bounded
+kernels (``phi(x) <= |x| + c``) are summed directly, which is cheaper. Each
+kernel owns its own numerics; the loss never asks which kernel it has.
 
 Built-in names: ``unit_step``, ``sigmoid``, ``softplus``, ``exponential``,
 ``hinge``. A user callable ``phi(x) -> tensor`` (elementwise, non-negative) is
@@ -36,6 +37,9 @@ class Kernel:
     name: str = "kernel"
     #: False for kernels that only estimate ranks (no useful gradient).
     differentiable: bool = True
+    #: True when ``phi(x) <= |x| + const``: the rank sum cannot overflow float32 and is
+    #: formed directly from :meth:`value` (cheaper); otherwise in log space.
+    bounded: bool = False
 
     def value(self, x: tf.Tensor) -> tf.Tensor:
         """``phi(x)``."""
@@ -57,6 +61,7 @@ class UnitStep(Kernel):
     """``phi(x) = 1 if x > 0 else 0``: the exact rank; only as a lambda weight kernel."""
 
     name = "unit_step"
+    bounded = True
     differentiable = False
 
     def value(self, x):
@@ -70,6 +75,7 @@ class Sigmoid(Kernel):
     """``phi(x) = 1 / (1 + exp(-x))``: the closest smooth rank estimate."""
 
     name = "sigmoid"
+    bounded = True
 
     def value(self, x):
         return tf.math.sigmoid(x)
@@ -82,6 +88,7 @@ class Softplus(Kernel):
     """``phi(x) = log(1 + exp(x))``: the paper's best all-rounder (BPR at alpha 0)."""
 
     name = "softplus"
+    bounded = True
     # Below this, softplus(x) == exp(x) to float32 precision and log(softplus) == x.
     _LINEAR_BELOW = -20.0
 
@@ -110,6 +117,7 @@ class Hinge(Kernel):
     """``phi(x) = max(0, x + margin)``: the triplet loss at alpha 0."""
 
     name = "hinge"
+    bounded = True
 
     def __init__(self, margin: float = 1.0):
         self.margin = float(margin)

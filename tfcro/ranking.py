@@ -60,9 +60,12 @@ def log_rank_estimate(
       log_ratio: ``[B]`` ``log(N / M)``.
 
     Returns:
-      ``[B]`` ``log(r_hat)``, computed as ``softplus(log R + logsumexp(log phi))``
-      so that it never overflows.
+      ``[B]`` ``log(r_hat)``: ``log1p(R * sum phi)`` for bounded kernels, else
+      ``softplus(log R + logsumexp(log phi))`` so that it never overflows.
     """
+    if kernel.bounded:
+        total = tf.reduce_sum(tf.where(negatives, kernel.value(gaps), 0.0), axis=-1)
+        return tf.math.log1p(tf.exp(log_ratio) * total)
     log_sum = masked_logsumexp(kernel.log_value(gaps), negatives)
     return tf.math.softplus(log_ratio + log_sum)
 
