@@ -168,13 +168,15 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
 
-    rows = bench_catalog(
-        f"synthetic {args.num_items:,} x {args.dim}",
-        synthetic(args.num_items, args.dim, args.clusters, seed=0),
-        args.k,
-        args.num_queries,
-        args.single_queries,
-    )
+    rows = []
+    if args.num_items > 0:  # --num-items 0: only the export
+        rows += bench_catalog(
+            f"synthetic {args.num_items:,} x {args.dim}",
+            synthetic(args.num_items, args.dim, args.clusters, seed=0),
+            args.k,
+            args.num_queries,
+            args.single_queries,
+        )
     if args.export_dir:
         from tfcro.serving import read_items
 

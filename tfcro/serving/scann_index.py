@@ -9,7 +9,7 @@ Choice of parameters (after the ScaNN README's advice for dot-product search):
 
 - up to ``brute_force_threshold`` items (default 5,000): exact brute force;
 - above: a k-means tree with ``num_leaves ~ sqrt(N)`` leaves searching 10% of
-  them (at least 8, and enough to hold about ``20 k`` items), asymmetric
+  them (at least 8, and enough to hold about ``50 k`` items), asymmetric
   hashing (2 dimensions per block, anisotropic threshold 0.2) and exact
   re-scoring (reordering) of
   ``max(4 * num_neighbors, 250)`` candidates.
@@ -72,7 +72,7 @@ class ScannParams:
       brute_force_threshold: the catalog size up to which ``"auto"`` is exact.
       num_leaves: k-means tree leaves; default ``round(sqrt(N))`` (at most ``N // 50``).
       num_leaves_to_search: leaves searched per query; default 10% of the leaves, at least 8
-        and at least enough leaves to hold about ``20 * num_neighbors`` items.
+        and at least enough leaves to hold about ``50 * num_neighbors`` items.
       training_sample_size: items used to train the tree; default ``min(N, 250_000)``.
       dimensions_per_block: asymmetric-hashing block size (2 is ScaNN's recommendation).
       anisotropic_quantization_threshold: 0.2 for normalised dot-product search.
@@ -139,13 +139,13 @@ class ScannParams:
             return resolved
         max_leaves = max(1, num_items // 50)  # ScaNN's default min_partition_size is 50
         num_leaves = self.num_leaves or min(max_leaves, max(1, round(math.sqrt(num_items))))
-        # 10% of the leaves (at least 8), and enough leaves to hold ~20 x k items.
+        # 10% of the leaves (at least 8), and enough leaves to hold ~50 x k items.
         to_search = self.num_leaves_to_search or min(
             num_leaves,
             max(
                 8,
                 math.ceil(0.1 * num_leaves),
-                math.ceil(20 * num_neighbors * num_leaves / num_items),
+                math.ceil(50 * num_neighbors * num_leaves / num_items),
             ),
         )
         resolved.update(
