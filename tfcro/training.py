@@ -472,7 +472,7 @@ def _check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] |
 def _restore(checkpoint: tf.train.Checkpoint, path: str, output_dir: str) -> None:
     try:
         checkpoint.restore(path).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as err:
+    except Exception as err:  # OpError, IndexError (truncated data), AssertionError, ...
         folder = os.path.join(output_dir, CHECKPOINT_DIR)
         raise RunFolderError(
             f"the checkpoint {path!r} (files {os.path.basename(path)}.index and "
