@@ -315,6 +315,7 @@ class _Runner:
         self.base, self.output_dir, self.max_runs = base, output_dir, max_runs
         self.data_loader, self.verbose, self.log = data_loader, verbose, log
         self.trained = 0
+        self.failed: list[str] = []
         self._data: tuple[int, Any] | None = None
 
     def data(self, seed: int) -> Any:
@@ -337,8 +338,17 @@ class _Runner:
         started = time.time()
         self.trained += 1
         self.log(f"[reproduce] train {cell_.slug(lr)} seed={seed} -> {path}")
-        train(config, path, data=self.data(seed), verbose=self.verbose)
+        try:
+            train(config, path, data=self.data(seed), verbose=self.verbose)
+        except (ValueError, OSError, RuntimeError) as err:
+            # one broken run (e.g. a damaged folder) must not lose the whole grid
+            self.log(f"[reproduce]   FAILED {cell_.slug(lr)} seed={seed}: "
+                     f"{type(err).__name__}: {err}")
+            self.failed.append(path)
+            return record
         record.metrics = read_metrics(path)
+        if record.metrics is None:
+            return record
         score = record.metrics.get(self.base.monitor, float("nan"))
         self.log(f"[reproduce]   done in {time.time() - started:.0f} s: "
                  f"test {self.base.monitor}={score:.4f}")
