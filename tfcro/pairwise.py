@@ -8,13 +8,14 @@ gaps ``scale * (s_j - s_i)``. Scores at or below ``-1e30`` (TFRS's masked
 candidates and removed accidental hits) are absent: neither positive nor
 negative, and not counted in ``M``.
 
-Memory is ``O(B * C)``: the positives are visited in a ``tf.while_loop`` over
-"the k-th positive of each row" (one iteration for one-hot and ``tf.eye``
-labels), never as a ``[B, C, C]`` tensor. The gradient of each iteration is
-taken inside the loop and attached with a stop-gradient identity, so the
-backward pass never differentiates through the loop. That keeps it valid under
-``jit_compile=True`` (XLA needs no loop accumulators) and under
-``tf.distribute``. Second derivatives are not supported.
+Memory is ``O(B * C)``, never ``[B, C, C]``. When no row has more than one
+positive (one-hot labels, TFRS's ``tf.eye``) the loss is one vectorised pass
+differentiated as usual. Multi-hot rows are visited in a ``tf.while_loop`` over
+"the k-th positive of each row"; the gradient of each iteration is taken inside
+the loop and attached with a stop-gradient identity, so the backward pass never
+differentiates through the loop. That keeps it valid under ``jit_compile=True``
+(XLA needs no loop accumulators) and under ``tf.distribute``. Second derivatives
+are not supported.
 """
 
 from __future__ import annotations
@@ -71,9 +72,26 @@ def row_losses(
     negatives = tf.logical_and(tf.logical_not(labels), present)
     num_negatives = tf.reduce_sum(tf.cast(negatives, tf.float32), axis=1)
     positive_counts = tf.reduce_sum(tf.cast(positives, tf.int32), axis=1)
+    max_positives = tf.reduce_max(tf.concat([positive_counts, [0]], axis=0))
+
+    def single_positive():
+        # At most one positive per row (one-hot labels, TFRS's tf.eye): plain autodiff.
+        s_pos = tf.reduce_sum(tf.where(positives, scores, 0.0), axis=1, keepdims=True)
+        loss = positive_loss(float(scale) * (scores - s_pos), negatives, num_negatives)
+        return tf.where(positive_counts > 0, loss, 0.0)
+
+    def several_positives():
+        return _loop_over_positives(scores, present, positives, negatives, num_negatives,
+                                    positive_counts, max_positives, positive_loss, scale)
+
+    return tf.cond(max_positives <= 1, single_positive, several_positives)
+
+
+def _loop_over_positives(scores, present, positives, negatives, num_negatives, positive_counts,
+                         max_positives, positive_loss, scale):
+    """Multi-hot rows: one loop iteration per positive rank, gradients taken inside."""
     # ordinal[b, c] == k + 1 exactly at the k-th positive of row b.
     ordinal = tf.cumsum(tf.cast(positives, tf.int32), axis=1)
-    max_positives = tf.reduce_max(tf.concat([positive_counts, [0]], axis=0))
     frozen = tf.stop_gradient(scores)
 
     def body(k, loss_sum, grad_sum):
