@@ -74,7 +74,7 @@ def distribute_options(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def gather_other_replicas(values: Any) -> Any:
-    """The rows of ``values`` (tensors of ``[B_local, ...]``) held by the *other* replicas.
+    """The rows of ``values`` (numeric tensors of ``[B_local, ...]``) held by the *other* replicas.
 
     In a replica context with several replicas: all-gathers ``values`` along
     axis 0 (differentiable; replicas may hold different batch sizes) and drops
@@ -87,7 +87,7 @@ def gather_other_replicas(values: Any) -> Any:
         return tf.nest.pack_sequence_as(values, [v[:0] for v in flat])
     size = tf.shape(flat[0])[:1]
     sizes = context.all_gather(size, axis=0)  # [R]
-    gathered = context.all_gather(flat, axis=0)
+    gathered = [context.all_gather(v, axis=0) for v in flat]  # one dtype per collective
     start = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
     positions = tf.range(tf.reduce_sum(sizes))
     keep = tf.logical_or(positions < start, positions >= start + size[0])

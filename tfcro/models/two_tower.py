@@ -216,6 +216,8 @@ class TwoTowerModel(tfrs.Model):
             name: _static_table(self.items, values, name=f"item_{name}")
             for name, values in self._item_feature_values.items()}
         self._items_tensor = tf.constant(self.items.astype(str))
+        # lookup index -> id (0 pad, 1 any out-of-vocabulary id, 2 + catalog position)
+        self._index_ids = tf.concat([tf.constant([PAD, "\x00<oov>"]), self._items_tensor], 0)
 
         # User side.
         history_embedding = self.item_embedding if config.share_item_embeddings else \
@@ -342,9 +344,11 @@ class TwoTowerModel(tfrs.Model):
         if config.cross_replica_negatives:
             from tfcro.distributed import gather_other_replicas
 
-            # [own positives, sampled, other replicas' positives]: the diagonal stays the label
-            other_ids, other_embeddings = gather_other_replicas(
-                [positives, candidate_embeddings[:batch_size]])
+            # [own positives, sampled, other replicas' positives]: the diagonal stays the label.
+            # Ids travel as lookup indices (collectives take numbers, not strings).
+            other_index, other_embeddings = gather_other_replicas(
+                [self.item_embedding.index(positives), candidate_embeddings[:batch_size]])
+            other_ids = tf.gather(self._index_ids, other_index)
             candidate_ids = tf.concat([candidate_ids, other_ids], 0)
             candidate_embeddings = tf.concat([candidate_embeddings, other_embeddings], 0)
             in_batch = batch_size + tf.shape(other_ids)[0]
