@@ -313,8 +313,11 @@ class RunFolderError(ValueError):
     """A run folder that cannot be resumed (damaged checkpoint or state); says what to do."""
 
 
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(BaseException):
     """Raised by :func:`train` on SIGTERM; the last finished epoch's files are complete.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``): code that catches
+    ``Exception`` to go on with its next run (sweeps) must not swallow a stop.
 
     Attributes:
       output_dir: the run folder (rerun with it to resume).
