@@ -141,6 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[reproduce] wrote {png}")
         if grid.name == "table2":
             print(f"[reproduce] chosen learning rates: {ex.chosen_settings(frame)}")
+            if "softmax" in frame["row"].tolist() and len(frame) > 1:
+                deltas = ex.paired_deltas(grid, results[grid.name], ks=base.ks)
+                deltas.to_csv(os.path.join(output_dir, "table2_delta.csv"), index=False)
+                text = ex.markdown_deltas(deltas, base.ks)
+                with open(os.path.join(output_dir, "table2_delta.md"), "w",
+                          encoding="utf-8") as handle:
+                    handle.write(text)
+                print(f"\n{text}")
     print(f"[reproduce] done in {time.time() - started:.0f} s", flush=True)
     return 0
 

@@ -52,6 +52,27 @@ def test_results_frame_aggregates_over_seeds():
     assert "20.00 ± 10.00" in ex.markdown_table(frame, grid, ks=(10,))
 
 
+def test_paired_deltas_hand_computed():
+    grid = ex.Grid("table2", "t", (ex.cell("softmax", "softmax"), ex.cell("cro", "cro")))
+    soft, cro = grid.cells
+
+    def recs(c, values):
+        return [ex.RunRecord(c, 0.01, s, "", {"recall@10": v, "ndcg@10": v})
+                for s, v in enumerate(values)]
+
+    # per-seed differences 0.05, 0.01, 0.03 -> mean 0.03, std sqrt((4+4+0)e-4 / 2) = 0.02
+    result = ex.GridResult(grid, {soft: 0.01, cro: 0.01},
+                           {soft: recs(soft, [0.10, 0.30, 0.20]),
+                            cro: recs(cro, [0.15, 0.31, 0.23])}, {})
+    frame = ex.paired_deltas(grid, result, ks=(10,))
+    assert list(frame["row"]) == ["cro"] and frame.iloc[0]["seeds"] == 3
+    assert frame.iloc[0]["recall@10_delta_mean"] == pytest.approx(0.03)
+    assert frame.iloc[0]["recall@10_delta_std"] == pytest.approx(0.02)
+    assert "+3.00 ± 2.00" in ex.markdown_deltas(frame, ks=(10,))
+    with pytest.raises(ValueError, match="`reference`"):
+        ex.paired_deltas(grid, result, ks=(10,), reference="bpr")
+
+
 def test_choose_learning_rate_uses_validation_mean():
     assert ex.choose_learning_rate({0.001: [0.2, 0.4], 0.01: [0.35, 0.2]}) == 0.001
     assert ex.choose_learning_rate({0.001: [float("nan")]}) is None
@@ -119,6 +140,7 @@ def test_reproduce_tiny_grids_write_tables_and_plots(tmp_path, capsys):
                    "--methods", "softmax,cro-lambda", "--learning-rates", "0.01",
                    "--alphas", "1.0"]
     assert reproduce.main(argv) == 0
+    assert os.path.getsize(os.path.join(out, "table2_delta.md")) > 0
     for name in ("table2", "figure4"):
         for ext in ("csv", "md", "png"):
             assert os.path.getsize(os.path.join(out, f"{name}.{ext}")) > 0

@@ -492,6 +492,57 @@ def results_frame(grid: Grid, result: GridResult, ks: Sequence[int],
     return pd.DataFrame(rows)
 
 
+def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int],
+                  reference: str = "softmax"):
+    """Per-seed differences to the ``reference`` row, aggregated over seeds.
+
+    Each seed is one split, so the spread of :func:`results_frame` mixes the
+    losses' differences with the test users' luck; the paired difference
+    ``metric(row, seed) - metric(reference, seed)`` on the same split removes the
+    latter. One row per non-reference cell: ``row``, ``column``, ``seeds`` (paired),
+    and ``<metric>_delta_mean`` / ``<metric>_delta_std`` (absolute, not percent).
+    """
+    import pandas as pd
+
+    refs = [c for c in grid.cells if c.row == reference and c.x is None]
+    if not refs:
+        raise ValueError(f"`reference` should be a row of grid {grid.name!r}: "
+                         f"{sorted({c.row for c in grid.cells})}. Received: {reference!r}")
+    ref_runs = {r.seed: r.metrics for r in result.runs.get(refs[0], []) if r.metrics}
+    rows = []
+    for c in grid.cells:
+        if c is refs[0]:
+            continue
+        runs = {r.seed: r.metrics for r in result.runs.get(c, []) if r.metrics}
+        seeds = sorted(set(runs) & set(ref_runs))
+        row: dict[str, Any] = {"row": c.row, "column": c.column, "seeds": len(seeds)}
+        for name in metric_names(ks):
+            mean, std, _ = aggregate(runs[s].get(name, math.nan) - ref_runs[s].get(name, math.nan)
+                                     for s in seeds)
+            row[f"{name}_delta_mean"], row[f"{name}_delta_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_deltas(frame, ks: Sequence[int], reference: str = "softmax") -> str:
+    """:func:`paired_deltas` as Markdown (percentage points, mean ± std over seeds)."""
+    metrics = metric_names(ks)
+    head = ["method", "seeds"] + [m.replace("recall@", "ΔR@").replace("ndcg@", "ΔNDCG@")
+                                  for m in metrics]
+    lines = [f"**Paired difference to {LABELS.get(reference, reference)}, same split per seed** "
+             "(percentage points; mean ± sample std over seeds)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        label = LABELS.get(r["row"], r["row"]) + (f" {r['column']}" if r["column"] else "")
+        cells = [label, str(int(r["seeds"]))]
+        for m in metrics:
+            mean, std = r[f"{m}_delta_mean"], r[f"{m}_delta_std"]
+            text = _pm(mean, std)
+            cells.append(text if text == "n/a" or text.startswith("-") else "+" + text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pm(mean: float, std: float, percent: bool = True) -> str:
     if mean is None or not math.isfinite(mean):
         return "n/a"
