@@ -8,11 +8,12 @@ gaps ``scale * (s_j - s_i)``. Scores at or below ``-1e30`` (TFRS's masked
 candidates and removed accidental hits) are absent: neither positive nor
 negative, and not counted in ``M``.
 
-Memory is ``O(B * C)``, never ``[B, C, C]``. When no row has more than one
-positive (one-hot labels, TFRS's ``tf.eye``) the loss is one vectorised pass
-differentiated as usual. Multi-hot rows are visited in a ``tf.while_loop`` over
-"the k-th positive of each row"; the gradient of each iteration is taken inside
-the loop and attached with a stop-gradient identity, so the backward pass never
+Memory is ``O(B * C)``, never ``[B, C, C]``. The first positive of every row
+(the only one for one-hot labels and TFRS's ``tf.eye``) is one vectorised pass
+differentiated as usual. The further positives of multi-hot rows are visited in
+a ``tf.while_loop`` over "the k-th positive of each row" (zero iterations for
+one-hot labels); the gradient of each iteration is taken inside the loop and
+attached with a stop-gradient identity, so the backward pass never
 differentiates through the loop. That keeps it valid under ``jit_compile=True``
 (XLA needs no loop accumulators) and under ``tf.distribute``. Second derivatives
 are not supported.
@@ -73,32 +74,39 @@ def row_losses(
     num_negatives = tf.reduce_sum(tf.cast(negatives, tf.float32), axis=1)
     positive_counts = tf.reduce_sum(tf.cast(positives, tf.int32), axis=1)
     max_positives = tf.reduce_max(tf.concat([positive_counts, [0]], axis=0))
+    # The first positive of every row (the only one for one-hot and tf.eye labels) in one
+    # vectorised pass, differentiated as usual ...
+    first_index = tf.argmax(tf.cast(positives, tf.int32), axis=1, output_type=tf.int32)
+    first = tf.logical_and(positives, tf.one_hot(first_index, tf.shape(scores)[1],
+                                                 on_value=True, off_value=False))
+    s_first = tf.reduce_sum(tf.where(first, scores, 0.0), axis=1, keepdims=True)
+    loss = positive_loss(float(scale) * (scores - s_first), negatives, num_negatives)
+    loss = tf.where(positive_counts > 0, loss, 0.0)
+    # ... the others of multi-hot rows in a loop, skipped entirely for one-hot labels. The
+    # loop returns values and gradients without a gradient path (no cond/loop gradients).
+    other_loss, other_grad = tf.cond(
+        max_positives > 1,
+        lambda: _other_positives(tf.stop_gradient(scores), positives, negatives,
+                                 num_negatives, max_positives, positive_loss, scale),
+        lambda: (tf.zeros_like(num_negatives), tf.zeros_like(scores)))
+    frozen = tf.stop_gradient(scores)
+    other_grad = tf.where(present, other_grad, 0.0)
+    # value `other_loss`, gradient `other_grad` with respect to the scores
+    loss += other_loss + tf.reduce_sum(other_grad * (scores - frozen), axis=1)
+    return loss / tf.cast(tf.maximum(positive_counts, 1), tf.float32)
 
-    def single_positive():
-        # At most one positive per row (one-hot labels, TFRS's tf.eye): plain autodiff.
-        s_pos = tf.reduce_sum(tf.where(positives, scores, 0.0), axis=1, keepdims=True)
-        loss = positive_loss(float(scale) * (scores - s_pos), negatives, num_negatives)
-        return tf.where(positive_counts > 0, loss, 0.0)
 
-    def several_positives():
-        return _loop_over_positives(scores, present, positives, negatives, num_negatives,
-                                    positive_counts, max_positives, positive_loss, scale)
-
-    return tf.cond(max_positives <= 1, single_positive, several_positives)
-
-
-def _loop_over_positives(scores, present, positives, negatives, num_negatives, positive_counts,
-                         max_positives, positive_loss, scale):
-    """Multi-hot rows: one loop iteration per positive rank, gradients taken inside."""
+def _other_positives(scores, positives, negatives, num_negatives, max_positives,
+                     positive_loss, scale):
+    """``[B]`` summed loss of each row's 2nd, 3rd, ... positives and its ``[B, C]`` gradient."""
     # ordinal[b, c] == k + 1 exactly at the k-th positive of row b.
     ordinal = tf.cumsum(tf.cast(positives, tf.int32), axis=1)
-    frozen = tf.stop_gradient(scores)
 
     def body(k, loss_sum, grad_sum):
         selected = tf.logical_and(positives, tf.equal(ordinal, k + 1))
         has_positive = tf.reduce_any(selected, axis=1)
         with tf.GradientTape() as tape:
-            s = tf.identity(frozen)
+            s = tf.identity(scores)
             tape.watch(s)
             s_pos = tf.reduce_sum(tf.where(selected, s, 0.0), axis=1, keepdims=True)
             loss_k = positive_loss(float(scale) * (s - s_pos), negatives, num_negatives)
@@ -109,12 +117,6 @@ def _loop_over_positives(scores, present, positives, negatives, num_negatives, p
     _, loss_sum, grad_sum = tf.while_loop(
         lambda k, *_: k < max_positives,
         body,
-        (tf.constant(0), tf.zeros_like(num_negatives), tf.zeros_like(scores)),
+        (tf.constant(1), tf.zeros_like(num_negatives), tf.zeros_like(scores)),
     )
-    denominator = tf.cast(tf.maximum(positive_counts, 1), tf.float32)
-    loss = loss_sum / denominator
-    grad = tf.where(present, grad_sum / denominator[:, None], 0.0)
-    # Value `loss`, gradient `grad` with respect to the scores.
-    return tf.stop_gradient(loss) + tf.reduce_sum(
-        tf.stop_gradient(grad) * (scores - frozen), axis=1
-    )
+    return tf.stop_gradient(loss_sum), tf.stop_gradient(grad_sum)
