@@ -37,6 +37,12 @@ def side_by_side(results: dict[str, dict[str, float]], ks: Sequence[int],
     return "\n".join(lines)
 
 
+def _python() -> str:
+    """The interpreter as the user would type it (``.venv/bin/python`` from the repo root)."""
+    relative = os.path.relpath(sys.executable)
+    return sys.executable if relative.startswith("..") else relative
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.main", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         export_from_run(os.path.join(args.output_dir, "cro-lambda"), args.export_dir)
         print(f"[tfcro] CROLoss model exported for serving: {os.path.abspath(args.export_dir)}"
-              f"\n        try: python -m pipelines.retrieve --export-dir {args.export_dir} "
+              f"\n        try: {_python()} -m pipelines.retrieve "
+              f"--export-dir {args.export_dir} "
               f"--history {','.join(data.test.history[0][:3])} -n 10")
     return 0
 
