@@ -61,20 +61,25 @@ from tfcro._compat import keras, tf
 from tfcro.evaluation import DEFAULT_KS, RetrievalEvaluationCallback, check_ks, evaluate
 from tfcro.evaluation.metrics import METRICS
 from tfcro.models import TwoTowerConfig, TwoTowerModel
+from tfcro.runfolder import (  # noqa: F401  (the run folder layout, re-exported)
+    BEST_WEIGHTS_FILE,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    ITEM_FEATURES_FILE,
+    ITEMS_FILE,
+    METRICS_FILE,
+    STATE_FILE,
+    USER_FEATURES_FILE,
+    USERS_FILE,
+    read_json,
+    write_atomic,
+    write_json,
+)
+from tfcro.runfolder import json_default as _json_default
 from tfcro.version import __version__
 
 logger = logging.getLogger("tfcro.training")
-
-CONFIG_FILE = "config.json"
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-ITEMS_FILE = "items.txt"
-USERS_FILE = "users.txt"
-ITEM_FEATURES_FILE = "item_features.json"
-USER_FEATURES_FILE = "user_features.json"
-BEST_WEIGHTS_FILE = "best.weights.h5"
-CHECKPOINT_DIR = "checkpoints"
 
 PROTOCOLS = ("sequential", "collaborative")
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
@@ -193,37 +198,6 @@ class TrainingResult:
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: str, value: Any) -> None:
-    write_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the run folder is damaged: "
-                         f"delete {os.path.dirname(path) or '.'!r} and rerun") from err
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _write_history_csv(path: str, rows: Sequence[Mapping[str, float]]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfcro import runfolder
 from tfcro._compat import installed_version, keras
 from tfcro.serving import signatures as _signatures
 from tfcro.serving.scann_index import ScannParams, build_scann_index, scann_available
@@ -309,7 +310,7 @@ def export_model(
             },
         }
         with open(stage.path(MANIFEST), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, default=_json_default)
+            json.dump(manifest, f, indent=2, default=runfolder.json_default)
         moves += [(ITEMS_FILE, ITEMS_FILE), (MANIFEST, MANIFEST)]
         stage.commit(moves)
 
@@ -329,14 +330,6 @@ def export_model(
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
 def read_manifest(export_dir: str) -> dict[str, Any]:
     """Reads ``export_dir/export.json``."""
     path = os.path.join(export_dir, MANIFEST)
@@ -352,10 +345,10 @@ def read_manifest(export_dir: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Rebuilding a trained model from a training run folder.
 
-RUN_CONFIG = "config.json"
-RUN_ITEMS = "items.txt"
-RUN_BEST_WEIGHTS = "best.weights.h5"
-RUN_CHECKPOINTS = "checkpoints"
+RUN_CONFIG = runfolder.CONFIG_FILE
+RUN_ITEMS = runfolder.ITEMS_FILE
+RUN_BEST_WEIGHTS = runfolder.BEST_WEIGHTS_FILE
+RUN_CHECKPOINTS = runfolder.CHECKPOINT_DIR
 
 
 def find_weights(run_dir: str) -> str:
@@ -396,11 +389,6 @@ def _read_lines(path: str) -> list[str]:
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
 
 
-def _read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     """Rebuilds the trained ``TwoTowerModel`` of a run folder and loads its weights.
 
@@ -420,7 +408,7 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     path = os.path.join(run_dir, RUN_CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {RUN_CONFIG} in {run_dir!r}: not a training run folder")
-    run_config = _read_json(path)
+    run_config = runfolder.read_json(path)
     if "model" not in run_config:
         raise ValueError(
             f"`{path}` should have a 'model' key (TwoTowerConfig.to_dict()). "
@@ -436,11 +424,13 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
     config = TwoTowerConfig.from_dict(run_config["model"])
     kwargs: dict[str, Any] = {}
     if config.use_user_id:
-        kwargs["users"] = _read_lines(os.path.join(run_dir, "users.txt"))
+        kwargs["users"] = _read_lines(os.path.join(run_dir, runfolder.USERS_FILE))
     if config.item_features:
-        kwargs["item_feature_values"] = _read_json(os.path.join(run_dir, "item_features.json"))
+        kwargs["item_feature_values"] = runfolder.read_json(
+            os.path.join(run_dir, runfolder.ITEM_FEATURES_FILE))
     if config.user_features:
-        kwargs["user_feature_values"] = _read_json(os.path.join(run_dir, "user_features.json"))
+        kwargs["user_feature_values"] = runfolder.read_json(
+            os.path.join(run_dir, runfolder.USER_FEATURES_FILE))
     model = TwoTowerModel(read_run_items(run_dir), config, **kwargs)
     # A subclassed Keras model creates its variables on its first call.
     dummy = {"history": tf.constant([[""]])}
