@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
-from pipelines.train import _int_list, format_metrics
+from pipelines._cli import int_list
+from pipelines.train import format_metrics
 from tfcro.evaluation import evaluate
 from tfcro.training import load_run, write_json
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["test", "valid"])
     parser.add_argument("--method", default="exact", choices=["exact", "scann"],
                         help="exact matmul top-N or a ScaNN index")
-    parser.add_argument("--ks", type=_int_list, default=None,
+    parser.add_argument("--ks", type=int_list, default=None,
                         help="cut-offs (default: the run's)")
     parser.add_argument("--keep-seen", action="store_true",
                         help="do not exclude the users' seen items")

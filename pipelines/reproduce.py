@@ -29,27 +29,8 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from pipelines._cli import float_list, int_list, name_list
 from tfcro import experiments as ex
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.6,1.0,1.4. Received: {text!r}") from err
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 0,1,2. Received: {text!r}") from err
-
-
-def _names(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--output-dir", default=None,
                         help="default runs/reproduce/<preset>")
-    parser.add_argument("--seeds", type=_ints, default=[0], help="e.g. 0,1,2")
+    parser.add_argument("--seeds", type=int_list, default=[0], help="e.g. 0,1,2")
     parser.add_argument("--tune-seeds", type=int, default=None,
                         help="seeds on which every learning rate is tried (default: all)")
     parser.add_argument("--epochs", type=int, default=None, help="max epochs per run")
@@ -76,17 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embedding-dim", type=int, default=None, help="default 32")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="the learning rate of table3/table4/figure4/figure5 (default 0.005)")
-    parser.add_argument("--learning-rates", type=_floats, default=list(ex.DEFAULT_LEARNING_RATES),
+    parser.add_argument("--learning-rates", type=float_list,
+                        default=list(ex.DEFAULT_LEARNING_RATES),
                         help="table2's learning-rate candidates, the same for every method")
-    parser.add_argument("--alphas", type=_floats, default=list(ex.ALPHAS))
+    parser.add_argument("--alphas", type=float_list, default=list(ex.ALPHAS))
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="alpha of table2's CROLoss rows and of table4")
-    parser.add_argument("--methods", type=_names, default=list(ex.TABLE2_METHODS),
+    parser.add_argument("--methods", type=name_list, default=list(ex.TABLE2_METHODS),
                         help="table2 rows")
-    parser.add_argument("--kernels", type=_names, default=list(ex.TABLE3_KERNELS),
+    parser.add_argument("--kernels", type=name_list, default=list(ex.TABLE3_KERNELS),
                         help="table3 rows")
     parser.add_argument("--margin", type=float, default=ex.PAPER_MARGIN)
-    parser.add_argument("--ks", type=_ints, default=None, help="cut-offs N reported")
+    parser.add_argument("--ks", type=int_list, default=None, help="cut-offs N reported")
     parser.add_argument("--num-users", type=int, default=None, help="synthetic: users")
     parser.add_argument("--num-items", type=int, default=None, help="synthetic: items")
     parser.add_argument("--max-runs", type=int, default=None,
@@ -98,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def experiments_from_arg(text: str) -> list[str]:
     """``all``, one name or a comma list of :data:`tfcro.experiments.EXPERIMENTS`."""
-    names = list(ex.EXPERIMENTS) if text == "all" else _names(text)
+    names = list(ex.EXPERIMENTS) if text == "all" else name_list(text)
     bad = [n for n in names if n not in ex.EXPERIMENTS]
     if bad or not names:
         raise ValueError(f"`experiment` should be one of {list(ex.EXPERIMENTS) + ['all']} "

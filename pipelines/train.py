@@ -29,19 +29,12 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from pipelines._cli import int_list
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
 from tfcro import losses as losses_lib
 from tfcro.training import TrainingConfig, TrainingInterrupted, train
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 20,50,100. Received: {text!r}") from err
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +67,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--scale", type=float, default=10.0,
                    help="score = scale * cosine (paper: 10; TFRS temperature = 1/scale)")
     m.add_argument("--embedding-dim", type=int, default=32)
-    m.add_argument("--hidden-units", type=_int_list, default=[],
+    m.add_argument("--hidden-units", type=int_list, default=[],
                    help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)")
     m.add_argument("--use-user-id", action="store_true",
                    help="add a user-id embedding (collaborative protocol, MF-style)")
@@ -94,7 +87,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--patience", type=int, default=3,
                    help="validation rounds without improvement before stopping (-1: never)")
     o.add_argument("--monitor", default="recall@100", help="validation metric for selection")
-    o.add_argument("--ks", type=_int_list, default=[20, 50, 100, 200, 500])
+    o.add_argument("--ks", type=int_list, default=[20, 50, 100, 200, 500])
     o.add_argument("--eval-batch-size", type=int, default=1024)
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--distribute", default="none", choices=list(distributed.DISTRIBUTE),

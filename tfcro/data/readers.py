@@ -444,16 +444,20 @@ def read_lightgcn(path: PathLike, test_path: PathLike | None = None) -> Interact
     """
     frame = _read_lightgcn_file(path)
     if test_path is not None:
-        test = _read_lightgcn_file(test_path)
-        frame = pd.concat(
-            [frame.assign(split="train"), test.assign(split="test")], ignore_index=True
-        )
-        frame["split"] = frame["split"].astype(str)
+        frame = _with_split(frame, _read_lightgcn_file(test_path))
     name = os.path.basename(os.path.dirname(os.path.abspath(os.fspath(path))))
     return Interactions(frame, name=name)
 
 
 # --------------------------------------------------------------------------- pairs
+
+
+def _with_split(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """Train and test rows in one frame with a ``split`` column (``"train"``/``"test"``)."""
+    frame = pd.concat([train.assign(split="train"), test.assign(split="test")],
+                      ignore_index=True)
+    frame["split"] = frame["split"].astype(str)
+    return frame
 
 
 def _read_pairs_file(path: PathLike) -> pd.DataFrame:
@@ -487,11 +491,7 @@ def read_pairs(train_path: PathLike, test_path: PathLike | None = None) -> Inter
     """
     frame = _read_pairs_file(train_path)
     if test_path is not None:
-        test = _read_pairs_file(test_path)
-        frame = pd.concat(
-            [frame.assign(split="train"), test.assign(split="test")], ignore_index=True
-        )
-        frame["split"] = frame["split"].astype(str)
+        frame = _with_split(frame, _read_pairs_file(test_path))
     name = os.path.basename(os.path.dirname(os.path.abspath(os.fspath(train_path))))
     return Interactions(frame, name=name)
 
