@@ -133,3 +133,11 @@ def test_training_beats_popularity_on_planted_structure():
     assert learned["recall@10"] == pytest.approx(callback.best, abs=1e-6)
     scann = evaluation.evaluate(model, valid, items, ks=(10,), method="scann")
     assert scann["recall@10"] == pytest.approx(learned["recall@10"], abs=0.02)
+
+
+def test_keras_config_names_the_settings_and_from_config_says_how_to_rebuild():
+    model = TwoTowerModel(np.array(["a", "b", "c"]), TwoTowerConfig(embedding_dim=4))
+    config = model.get_config()
+    assert config == {"config": model.config.to_dict(), "num_items": 3}
+    with pytest.raises(NotImplementedError, match="load_run"):
+        TwoTowerModel.from_config(config)

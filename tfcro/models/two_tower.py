@@ -273,6 +273,17 @@ class TwoTowerModel(tfrs.Model):
             loss=self.loss_fn, temperature=1.0 / config.scale,
             remove_accidental_hits=config.remove_accidental_hits)
 
+    # -- Keras config ----------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The model settings (the catalog and vocabularies are data, saved beside it)."""
+        return {"config": self.config.to_dict(), "num_items": self.num_items}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects=None):
+        raise NotImplementedError(
+            "TwoTowerModel needs its catalog and vocabularies to be rebuilt: use "
+            "tfcro.training.load_run(run_dir) or tfcro.serving.load_trained_model(run_dir)")
+
     # -- inputs ----------------------------------------------------------------------------
     def item_inputs(self, item_ids: Any) -> dict[str, tf.Tensor]:
         """Item tower inputs for raw ids: ``{"item_id": ids, <feature>: looked up}``."""
