@@ -231,6 +231,12 @@ def load_data(config: TrainingConfig) -> data_lib.RetrievalData:
                                         seed=config.seed)
 
 
+def user_vocabulary(data: data_lib.RetrievalData) -> np.ndarray:
+    """The sorted user ids of every split: the user-id tower's vocabulary (``users.txt``)."""
+    return np.unique(np.concatenate([data.train.user_id, data.valid.user_id,
+                                     data.test.user_id]).astype(str))
+
+
 def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowerModel:
     """The two-tower model of ``config`` for the catalog and users of ``data``."""
     model_config = TwoTowerConfig.from_dict(config.model)
@@ -238,8 +244,7 @@ def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowe
         model_config.seed = config.seed
     users = None
     if model_config.use_user_id:
-        users = np.unique(np.concatenate([data.train.user_id, data.valid.user_id,
-                                          data.test.user_id]).astype(str))
+        users = user_vocabulary(data)
     frequencies = None
     if model_config.logq_correction:
         from tfcro import sampling
@@ -255,8 +260,7 @@ def _save_vocabularies(output_dir: str, model: TwoTowerModel, data: data_lib.Ret
     write_atomic(os.path.join(output_dir, ITEMS_FILE), "\n".join(map(str, data.items)) + "\n")
     config = model.config
     if config.use_user_id:
-        users = model.user_vocabulary if hasattr(model, "user_vocabulary") else np.unique(
-            np.concatenate([data.train.user_id, data.valid.user_id, data.test.user_id]))
+        users = user_vocabulary(data)
         write_atomic(os.path.join(output_dir, USERS_FILE), "\n".join(map(str, users)) + "\n")
     if config.item_features:
         write_json(os.path.join(output_dir, ITEM_FEATURES_FILE),
