@@ -25,13 +25,15 @@ from pipelines import train as train_cli
 from tfcro.training import RunFolderError, TrainingInterrupted, _SigtermGuard, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# ~225 steps per epoch: long enough (seconds) to be killed in the middle of one
-ARGS = ["--dataset", "synthetic", "--num-users", "500", "--num-items", "120", "--epochs", "3",
+# ~900 steps per epoch (2-3 s on 2 cores at ~2.5 ms a step): the kill, KILL_AFTER
+# seconds after an epoch was saved, lands well inside the next one, not in its save
+ARGS = ["--dataset", "synthetic", "--num-users", "2000", "--num-items", "120", "--epochs", "3",
         "--batch-size", "32", "--num-negatives", "32", "--learning-rate", "0.01",
         "--ks", "10,20", "--monitor", "recall@20", "--patience", "-1", "--verbose", "2",
         "--no-export"]
 EPOCHS = 3
-RECALL_TOLERANCE = 0.1  # absolute, on test Recall@20 (50 test users)
+KILL_AFTER = 0.2
+RECALL_TOLERANCE = 0.1  # absolute, on test Recall@20 (200 test users)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
@@ -72,7 +74,7 @@ def _kill_mid_epoch(out, sig, name):
             assert time.time() < deadline, "no epoch saved in time"
             time.sleep(0.05)
         saved = _epochs_done(out)
-        time.sleep(0.5)  # into the next epoch (hundreds of steps)
+        time.sleep(KILL_AFTER)  # into the next epoch
         assert job.poll() is None and _epochs_done(out) == saved < EPOCHS
         job.send_signal(sig)
         job.wait(timeout=120)
@@ -106,6 +108,10 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     assert saved == _epochs_done(out) == 2
     assert not os.path.exists(os.path.join(out, "metrics.json"))
 
+    # what a SIGKILL during a save leaves (the kill above may or may not have hit one)
+    for leftover in ("best.tmp-999999.weights.h5", "state.json.tmp-999999"):
+        with open(os.path.join(out, leftover), "w", encoding="utf-8") as handle:
+            handle.write("half-writ")
     rerun = subprocess.run([sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

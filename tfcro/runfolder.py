@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,41 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# ``name.tmp-<pid>`` (write_atomic) and ``name.tmp-<pid>.weights.h5`` (best weights)
+_TEMPORARY = re.compile(r"\.tmp-(\d+)(\.|$)")
+
+
+def temporary_path(path: str, suffix: str = "") -> str:
+    """The temporary file that a write of ``path`` goes through before its rename.
+
+    ``suffix`` is kept at the end (Keras insists on ``.weights.h5``)."""
+    stem = path[: -len(suffix)] if suffix and path.endswith(suffix) else path
+    return f"{stem}.tmp-{os.getpid()}{suffix}"
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Deletes the temporary files that killed writers left in ``folder``; returns their names.
+
+    A process killed between writing a temporary file and renaming it (SIGKILL,
+    power loss) leaves it behind; the target file is intact (the rename never
+    happened), so the leftover is garbage. Files of the calling process are kept.
+    A run folder has one writer at a time, so any other pid is a dead writer.
+    """
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        match = _TEMPORARY.search(name)
+        path = os.path.join(folder, name)
+        if match and int(match.group(1)) != os.getpid() and os.path.isfile(path):
+            os.remove(path)
+            removed.append(name)
+    return removed
+
+
 def write_atomic(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = temporary_path(path)
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()

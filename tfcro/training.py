@@ -73,6 +73,8 @@ from tfcro.runfolder import (  # noqa: F401  (the run folder layout, re-exported
     USER_FEATURES_FILE,
     USERS_FILE,
     read_json,
+    remove_stale_temporaries,
+    temporary_path,
     write_atomic,
     write_json,
 )
@@ -374,7 +376,7 @@ class _RunCheckpoint(keras.callbacks.Callback):
             logs = dict(logs or {})
             if self.evaluation.best_epoch == epoch:
                 path = os.path.join(self.output_dir, BEST_WEIGHTS_FILE)
-                tmp = path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+                tmp = temporary_path(path, ".weights.h5")
                 self.model.save_weights(tmp)
                 os.replace(tmp, path)
             row = {"epoch": epoch + 1}
@@ -563,6 +565,10 @@ def _run(config: TrainingConfig, output_dir: str, write_dir: str,
 
     os.makedirs(write_dir, exist_ok=True)
     if chief:
+        stale = remove_stale_temporaries(output_dir)
+        if stale:
+            logger.warning("removed %d temporary file(s) that a killed run left in %s: %s",
+                           len(stale), output_dir, ", ".join(stale))
         write_json(os.path.join(output_dir, CONFIG_FILE), {
             "training": config.to_dict(), "model": model.config.to_dict(),
             "data": data.summary(), "tfcro_version": __version__,
