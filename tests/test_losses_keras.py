@@ -157,6 +157,8 @@ def test_tfrs_retrieval_trains_with_lambda_cro_loss():
         (lambda: tfcro.LambdaCROLoss(num_items=-5), "num_items", "-5"),
         (lambda: tfcro.CROLoss(kernel="hinge", margin=float("inf")), "margin", "inf"),
         (lambda: tfcro.TripletLoss(margin=None), "margin", "None"),
+        (lambda: tfcro.TripletLoss(margin=-1.0), "margin", "-1.0"),
+        (lambda: tfcro.LambdaCROLoss(kernel="hinge", margin=-0.5), "margin", "-0.5"),
         (lambda: losses_lib.get("listnet"), "loss", "'listnet'"),
     ],
 )

@@ -120,7 +120,7 @@ class Hinge(Kernel):
     bounded = True
 
     def __init__(self, margin: float = 1.0):
-        self.margin = float(margin)
+        self.margin = _check_margin(margin)
 
     def value(self, x):
         return tf.nn.relu(x + self.margin)
@@ -158,8 +158,10 @@ def _check_margin(margin: Any) -> float:
         value = float(margin)
     except (TypeError, ValueError):
         value = float("nan")
-    if not (value == value and abs(value) != float("inf")):
-        raise ValueError(f"`margin` should be a finite float. Received: margin={margin!r}")
+    if isinstance(margin, bool) or not (value == value and 0 <= value < float("inf")):
+        raise ValueError("`margin` should be a finite float >= 0 (a negative margin leaves "
+                         f"negatives that outscore the positive unpenalised). "
+                         f"Received: margin={margin!r}")
     return value
 
 

@@ -75,7 +75,7 @@ class TripletLoss(RetrievalLoss):
     def __init__(self, scale: float = 1.0, margin: float = 1.0,
                  reduction=keras.losses.Reduction.AUTO, name: str | None = "triplet_loss"):
         super().__init__(scale=scale, reduction=reduction, name=name)
-        self.margin = check_float("margin", margin)
+        self.margin = check_float("margin", margin, minimum=0.0)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.triplet_positive_loss(gaps, negatives, num_negatives,

@@ -38,7 +38,7 @@ class CROLoss(RetrievalLoss):
       scale: multiplies score differences; 10 for the paper's cosine scores.
       num_items: catalog size ``N`` for the rank estimate; None ranks among the
         candidates of the batch (``N = M``).
-      margin: the hinge kernel's margin (paper: 5 at scale 10).
+      margin: the hinge kernel's margin, >= 0 (paper: 5 at scale 10).
       reduction: Keras reduction; ``"none"`` returns the ``[B]`` row losses.
       name: loss name.
 
@@ -69,7 +69,7 @@ class CROLoss(RetrievalLoss):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
         self.num_items = check_num_items(num_items)
-        self.margin = check_float("margin", margin)
+        self.margin = check_float("margin", margin, minimum=0.0)
         self.kernel = kernels_lib.get(kernel, margin=self.margin,
                                       allowed=kernels_lib.GRADIENT_KERNELS)
 
@@ -132,7 +132,7 @@ class LambdaCROLoss(RetrievalLoss):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
         self.num_items = check_num_items(num_items)
-        self.margin = check_float("margin", margin)
+        self.margin = check_float("margin", margin, minimum=0.0)
         self.weight_kernel = kernels_lib.get(weight_kernel, margin=self.margin,
                                              parameter="weight_kernel")
         self.kernel = kernels_lib.get(kernel, margin=self.margin,
