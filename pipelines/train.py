@@ -163,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         strategy = distributed.make_strategy(args.distribute)
+        if args.distribute != "none" and args.verbose:
+            print(f"[tfcro] --distribute {args.distribute}: "
+                  f"{strategy.num_replicas_in_sync} replica(s) in sync")
         result = train(config, args.output_dir, verbose=args.verbose, strategy=strategy)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
