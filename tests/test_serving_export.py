@@ -14,7 +14,7 @@ import pytest
 from tests.test_serving_support import make_towers
 from tfcro._compat import tf
 from tfcro.serving import export as export_lib
-from tfcro.serving import export_model, list_versions, read_items
+from tfcro.serving import export_model, list_versions, read_items, versioning
 
 VENV_BIN = os.path.dirname(sys.executable)
 HISTORIES = np.asarray(
@@ -207,7 +207,19 @@ def test_next_export_gets_the_next_version_and_failures_leave_nothing(
     for sub in ("user_tower", "item_tower", "scann"):
         assert list_versions(os.path.join(out, sub)) == [1], sub
 
+    # What a SIGKILLed export leaves: its staging folder. The next export removes it if
+    # its process is gone, and keeps those of live processes and of other hosts.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    host = versioning._host()
+    abandoned = f".staging-{host}-{int(dead.stdout)}-0123456789ab"
+    running = f".staging-{host}-{os.getppid()}-0123456789ab"
+    elsewhere = f".staging-otherhost-{int(dead.stdout)}-0123456789ab"
+    for name in (abandoned, running, elsewhere):
+        os.makedirs(os.path.join(out, name, "user_tower"))
     second = export_model(user_tower, item_tower, items, out, **kwargs)
+    assert sorted(n for n in os.listdir(out) if n.startswith(".staging")) == sorted(
+        [running, elsewhere])
     assert second.version == 2
     assert list_versions(os.path.join(out, "user_tower")) == [1, 2]
     assert json.load(open(os.path.join(out, "export.json")))["version"] == 2

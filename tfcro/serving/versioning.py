@@ -6,16 +6,62 @@ its final place, e.g. ``user_tower/<version>/``. TF Serving only loads folders
 whose name is an integer, so a server watching ``user_tower/`` never sees a
 half-written version. On an exception, the pieces already renamed are removed
 again and the staging folder is deleted: no version folder is left behind.
+
+A process killed outright (SIGKILL, OOM killer) cannot clean up: its staging
+folder, named after the host and the process id, is removed by the next export
+into the same folder once that process is known to be gone.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterable
 
 STAGING_PREFIX = ".staging-"
+# .staging-<host>-<pid>-<random>
+_STAGING = re.compile(r"^\.staging-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{12}$")
+
+logger = logging.getLogger(__name__)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_abandoned_staging(output_dir: str) -> list[str]:
+    """Deletes the staging folders of exports whose process died on this host.
+
+    Folders of live processes and of other hosts (a shared filesystem) are kept;
+    returns the names removed.
+    """
+    removed = []
+    if not os.path.isdir(output_dir):
+        return removed
+    for name in sorted(os.listdir(output_dir)):
+        match = _STAGING.match(name)
+        if (match and match["host"] == _host() and int(match["pid"]) != os.getpid()
+                and not _process_exists(int(match["pid"]))):
+            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+            removed.append(name)
+    if removed:
+        logger.warning("removed the staging folder(s) of killed exports in %s: %s",
+                       output_dir, ", ".join(removed))
+    return removed
 
 
 def list_versions(directory: str) -> list[int]:
@@ -46,10 +92,12 @@ class StagedExport:
 
     def __init__(self, output_dir: str):
         self.output_dir = os.path.abspath(output_dir)
-        self.staging_dir = os.path.join(self.output_dir, STAGING_PREFIX + uuid.uuid4().hex[:12])
+        self.staging_dir = os.path.join(
+            self.output_dir, f"{STAGING_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         self._committed: list[str] = []
 
     def __enter__(self) -> StagedExport:
+        remove_abandoned_staging(self.output_dir)
         os.makedirs(self.staging_dir)
         return self
 
