@@ -84,6 +84,19 @@ def test_model_removes_accidental_hits_and_masks_in_batch(in_batch):
             assert (scores[row, col] <= -1e30) == absent, (row, col)
 
 
+def test_out_of_vocabulary_positives_are_one_candidate():
+    """Hits are compared as lookup indices: two ids outside the catalog share the OOV
+    embedding (identical scores), so each is an accidental hit of the other."""
+    items = np.array(["i0", "i1", "i2"])
+    model = TwoTowerModel(items, num_negatives=0, loss=_SpyLoss())
+    _SpyLoss.seen.clear()
+    batch = {"history": tf.constant([["i1"], ["i0"], ["i2"]]),
+             "item_id": tf.constant(["new-a", "i1", "new-b"])}
+    assert np.isfinite(float(model.compute_loss(batch)))
+    present = _SpyLoss.seen[-1] > -1e30
+    np.testing.assert_array_equal(present, [[1, 1, 0], [1, 1, 1], [0, 1, 1]])
+
+
 def test_model_logq_correction_shifts_scores():
     items = np.array(["i0", "i1", "i2"])
     freq = np.array([0.5, 0.25, 0.25])

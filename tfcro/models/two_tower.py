@@ -216,8 +216,6 @@ class TwoTowerModel(tfrs.Model):
             name: _static_table(self.items, values, name=f"item_{name}")
             for name, values in self._item_feature_values.items()}
         self._items_tensor = tf.constant(self.items.astype(str))
-        # lookup index -> id (0 pad, 1 any out-of-vocabulary id, 2 + catalog position)
-        self._index_ids = tf.concat([tf.constant([PAD, "\x00<oov>"]), self._items_tensor], 0)
 
         # User side.
         history_embedding = self.item_embedding if config.share_item_embeddings else \
@@ -351,25 +349,25 @@ class TwoTowerModel(tfrs.Model):
         user_embeddings = self.user_tower(self.user_inputs(features), training=training)
         candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids),
                                                training=training)
+        # Accidental hits are found by comparing ids over the whole [B, C] score matrix:
+        # as int64 lookup indices, ~7x faster than as strings (benchmarks/bench_losses.py).
+        candidate_index = self.item_embedding.index(candidate_ids)
         in_batch = batch_size
         if config.cross_replica_negatives:
             from tfcro.distributed import gather_other_replicas
 
             # [own positives, sampled, other replicas' positives]: the diagonal stays the label.
-            # Ids travel as lookup indices (collectives take numbers, not strings).
             other_index, other_embeddings = gather_other_replicas(
-                [self.item_embedding.index(positives), candidate_embeddings[:batch_size]])
-            other_ids = tf.gather(self._index_ids, other_index)
-            candidate_ids = tf.concat([candidate_ids, other_ids], 0)
+                [candidate_index[:batch_size], candidate_embeddings[:batch_size]])
+            candidate_index = tf.concat([candidate_index, other_index], 0)
             candidate_embeddings = tf.concat([candidate_embeddings, other_embeddings], 0)
-            in_batch = batch_size + tf.shape(other_ids)[0]
+            in_batch = batch_size + tf.shape(other_index)[0]
         score_mask = None
         if not config.in_batch_negatives:
             score_mask = sampling.in_batch_score_mask(batch_size, config.num_negatives)
         probability = None
         if config.logq_correction:
-            frequencies = tf.gather(self._item_probabilities,
-                                    self.item_embedding.index(candidate_ids))
+            frequencies = tf.gather(self._item_probabilities, candidate_index)
             probability = sampling.mixture_probability(
                 frequencies, in_batch, config.num_negatives, self.num_items,
                 in_batch=config.in_batch_negatives)
@@ -377,7 +375,7 @@ class TwoTowerModel(tfrs.Model):
             user_embeddings, candidate_embeddings,
             sample_weight=features.get("sample_weight"),
             candidate_sampling_probability=probability,
-            candidate_ids=candidate_ids, compute_metrics=False,
+            candidate_ids=candidate_index, compute_metrics=False,
             compute_batch_metrics=False, score_mask=score_mask)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
