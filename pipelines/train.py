@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import int_list
+from pipelines._cli import int_list, name_list
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
@@ -71,6 +71,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                    help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)")
     m.add_argument("--use-user-id", action="store_true",
                    help="add a user-id embedding (collaborative protocol, MF-style)")
+    m.add_argument("--item-features", type=name_list, default=[],
+                   help="categorical item features of the dataset for the item tower, "
+                        "e.g. genre,release_year (MovieLens items.tsv) or category (ComiRec)")
+    m.add_argument("--user-features", type=name_list, default=[],
+                   help="categorical user features for the user tower, e.g. "
+                        "gender,age,occupation (MovieLens users.tsv)")
     m.add_argument("--num-negatives", type=int, default=None,
                    help="uniform negatives per batch (default: 10 x batch size, the paper)")
     m.add_argument("--no-in-batch-negatives", dest="in_batch_negatives", action="store_false")
@@ -126,6 +132,9 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         "num_negatives": num_negatives, "in_batch_negatives": args.in_batch_negatives,
         "logq_correction": args.logq, "loss": args.loss, "loss_options": loss_options,
     }
+    for side in ("item_features", "user_features"):
+        if getattr(args, side, None):
+            model[side] = list(getattr(args, side))
     if getattr(args, "cross_replica_negatives", False):
         model["cross_replica_negatives"] = True
     return TrainingConfig(

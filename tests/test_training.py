@@ -132,6 +132,39 @@ def test_cli_train_then_evaluate_on_movielens_format(tmp_path):
     assert again["recall@20"] == pytest.approx(metrics["recall@20"])
 
 
+def test_cli_features_reach_both_towers_and_the_export(tmp_path):
+    data_dir = tmp_path / "ml"
+    data_dir.mkdir()
+    frame = _write_movielens(data_dir)
+    items, users = sorted(frame["item"].unique()), sorted(frame["user"].unique())
+    genres = ["Action", "Comedy", "Drama"]
+    pd.DataFrame({"item_id": items, "title": [f"t{i}" for i in items],
+                  "release_year": [1990 + i % 5 for i in items],
+                  "genres": [f"{genres[i % 3]} Other" for i in items]}) \
+        .to_csv(data_dir / "items.tsv", sep="\t", index=False)
+    pd.DataFrame({"user_id": users, "age": [18 + u % 40 for u in users],
+                  "gender": ["MF"[u % 2] for u in users], "occupation": "other",
+                  "zip_code": "0"}).to_csv(data_dir / "users.tsv", sep="\t", index=False)
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    flags = [f for f in TINY_FLAGS if f != "--no-export"]
+    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
+                "--item-features", "genre", "--user-features", "gender,age",
+                "--output-dir", str(run_dir), "--export-dir", str(export_dir), *flags)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = json.loads((run_dir / "config.json").read_text())["model"]
+    assert model["item_features"] == ["genre"] and model["user_features"] == ["gender", "age"]
+    manifest = json.loads((export_dir / "export.json").read_text())
+    inputs = manifest["user_tower"]["signatures"]["serving_default"]["inputs"]
+    assert {"history", "gender", "age"} <= set(inputs)
+
+    # a feature the dataset does not have: a clean error naming what it has, nothing written
+    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
+                "--item-features", "color", "--output-dir", str(tmp_path / "bad"), *TINY_FLAGS)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "item_features=['color']" in proc.stderr and "'genre'" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_collaborative_protocol_on_pairs_format(tmp_path):
     frame = _write_movielens(tmp_path)
     rng = np.random.default_rng(0)

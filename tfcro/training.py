@@ -244,6 +244,14 @@ def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowe
     model_config = TwoTowerConfig.from_dict(config.model)
     if model_config.seed is None:
         model_config.seed = config.seed
+    for side, wanted, available in (("item", model_config.item_features, data.item_features),
+                                    ("user", model_config.user_features, data.user_features)):
+        unknown = [name for name in wanted if name not in (available or {})]
+        if unknown:
+            raise ValueError(
+                f"`{side}_features` should name {side} features of the dataset "
+                f"{data.name!r}, which has {sorted(available or {}) or 'none'}. "
+                f"Received: {side}_features={list(wanted)}")
     users = None
     if model_config.use_user_id:
         users = user_vocabulary(data)
