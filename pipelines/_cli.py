@@ -9,22 +9,22 @@ def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def int_list(text: str) -> list[int]:
-    """``"20,50,100"`` -> ``[20, 50, 100]``."""
+def _numbers(text: str, kind: type, what: str, example: str) -> list:
     try:
-        return [int(x) for x in _split(text)]
+        return [kind(x) for x in _split(text)]
     except ValueError as err:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 20,50,100. Received: {text!r}") from err
+            f"expected comma-separated {what}, e.g. {example}. Received: {text!r}") from err
+
+
+def int_list(text: str) -> list[int]:
+    """``"20,50,100"`` -> ``[20, 50, 100]``."""
+    return _numbers(text, int, "integers", "20,50,100")
 
 
 def float_list(text: str) -> list[float]:
     """``"0.6,1.0,1.4"`` -> ``[0.6, 1.0, 1.4]``."""
-    try:
-        return [float(x) for x in _split(text)]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.6,1.0,1.4. Received: {text!r}") from err
+    return _numbers(text, float, "numbers", "0.6,1.0,1.4")
 
 
 def name_list(text: str) -> list[str]:

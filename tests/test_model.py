@@ -38,6 +38,19 @@ def test_config_validation(kwargs, match):
         TwoTowerConfig(**kwargs)
 
 
+@pytest.mark.parametrize("side, values, has", [
+    ("item", {"genre": np.array(["a"] * 30)}, "['genre']"),
+    ("user", None, "none"),
+])
+def test_feature_names_must_be_in_the_feature_values(side, values, has):
+    with pytest.raises(ValueError) as info:
+        TwoTowerModel(ITEMS, **{f"{side}_features": ("color",),
+                                f"{side}_feature_values": values})
+    message = str(info.value)
+    assert f"`{side}_features`" in message and f"{side}_features=['color']" in message
+    assert f"which has {has}" in message
+
+
 def test_forward_shapes_norms_oov_and_empty_history():
     model = TwoTowerModel(ITEMS, embedding_dim=8, use_user_id=True, users=["u0", "u1"],
                           item_features=("genre",), user_features=("country",),

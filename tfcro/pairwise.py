@@ -84,12 +84,12 @@ def row_losses(
     loss = tf.where(positive_counts > 0, loss, 0.0)
     # ... the others of multi-hot rows in a loop, skipped entirely for one-hot labels. The
     # loop returns values and gradients without a gradient path (no cond/loop gradients).
+    frozen = tf.stop_gradient(scores)
     other_loss, other_grad = tf.cond(
         max_positives > 1,
-        lambda: _other_positives(tf.stop_gradient(scores), positives, negatives,
-                                 num_negatives, max_positives, positive_loss, scale),
+        lambda: _other_positives(frozen, positives, negatives, num_negatives, max_positives,
+                                 positive_loss, scale),
         lambda: (tf.zeros_like(num_negatives), tf.zeros_like(scores)))
-    frozen = tf.stop_gradient(scores)
     other_grad = tf.where(present, other_grad, 0.0)
     # value `other_loss`, gradient `other_grad` with respect to the scores
     loss += other_loss + tf.reduce_sum(other_grad * (scores - frozen), axis=1)

@@ -150,13 +150,13 @@ class TrainingConfig:
                 and np.isfinite(self.learning_rate)):
             raise ValueError("`learning_rate` should be a float > 0. "
                              f"Received: learning_rate={self.learning_rate!r}")
-        for name, low in (("seed", 0), ("k_core", 0), ("patience", 0)):
+        for name, optional in (("seed", False), ("k_core", True), ("patience", True)):
             value = getattr(self, name)
-            if name != "seed" and value is None:
+            if optional and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"`{name}` should be an integer >= {low}"
-                                 f"{'' if name == 'seed' else ' or None'}. "
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` should be an integer >= 0"
+                                 f"{' or None' if optional else ''}. "
                                  f"Received: {name}={value!r}")
         metric, _, cut = str(self.monitor).removeprefix("val_").partition("@")
         if metric not in METRICS or not cut.isdigit() or int(cut) < 1:
@@ -244,14 +244,6 @@ def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowe
     model_config = TwoTowerConfig.from_dict(config.model)
     if model_config.seed is None:
         model_config.seed = config.seed
-    for side, wanted, available in (("item", model_config.item_features, data.item_features),
-                                    ("user", model_config.user_features, data.user_features)):
-        unknown = [name for name in wanted if name not in (available or {})]
-        if unknown:
-            raise ValueError(
-                f"`{side}_features` should name {side} features of the dataset "
-                f"{data.name!r}, which has {sorted(available or {}) or 'none'}. "
-                f"Received: {side}_features={list(wanted)}")
     users = None
     if model_config.use_user_id:
         users = user_vocabulary(data)

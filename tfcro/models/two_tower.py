@@ -196,10 +196,7 @@ class TwoTowerModel(tfrs.Model):
 
         # Item side: id embedding (shared with the history by default) + features.
         item_features = dict(item_feature_values or {})
-        missing = [f for f in config.item_features if f not in item_features]
-        if missing:
-            raise ValueError(f"`item_feature_values` should hold the arrays of {missing} "
-                             "(config.item_features), aligned with `items`")
+        _check_feature_names("item", config.item_features, item_features)
         self._item_feature_values = {}
         for name in config.item_features:
             values = _as_strings(item_features[name])
@@ -227,10 +224,7 @@ class TwoTowerModel(tfrs.Model):
             user_embedding = CategoricalEmbedding(check_vocabulary("users", users), dim,
                                                   name="user_id_embedding")
         user_features = dict(user_feature_values or {})
-        missing = [f for f in config.user_features if f not in user_features]
-        if missing:
-            raise ValueError("`user_feature_values` should hold the {user_id: value} mappings "
-                             f"of {missing} (config.user_features)")
+        _check_feature_names("user", config.user_features, user_features)
         self._user_feature_maps = {name: dict(user_features[name]) for name in config.user_features}
         user_feature_layers = {
             name: CategoricalEmbedding(_vocab(list(mapping.values())), dim,
@@ -381,6 +375,15 @@ class TwoTowerModel(tfrs.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
         return loss_sum / global_batch
+
+
+def _check_feature_names(side: str, wanted: Sequence[str], available: Mapping[str, Any]):
+    """Every name of ``config.<side>_features`` must be a key of ``<side>_feature_values``."""
+    if any(name not in available for name in wanted):
+        raise ValueError(
+            f"`{side}_features` should name {side} features present in "
+            f"`{side}_feature_values` (the dataset's {side} features), which has "
+            f"{sorted(available) or 'none'}. Received: {side}_features={list(wanted)}")
 
 
 def _vocab(values: Any) -> list[str]:
