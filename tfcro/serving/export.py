@@ -343,12 +343,7 @@ def read_manifest(export_dir: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Rebuilding a trained model from a training run folder.
-
-RUN_CONFIG = runfolder.CONFIG_FILE
-RUN_ITEMS = runfolder.ITEMS_FILE
-RUN_BEST_WEIGHTS = runfolder.BEST_WEIGHTS_FILE
-RUN_CHECKPOINTS = runfolder.CHECKPOINT_DIR
+# Rebuilding a trained model from a training run folder (layout: tfcro.runfolder).
 
 
 def find_weights(run_dir: str) -> str:
@@ -358,10 +353,10 @@ def find_weights(run_dir: str) -> str:
     Raises:
       FileNotFoundError: naming the places looked at.
     """
-    best = os.path.join(run_dir, RUN_BEST_WEIGHTS)
+    best = os.path.join(run_dir, runfolder.BEST_WEIGHTS_FILE)
     if os.path.isfile(best):
         return best
-    ckpt_dir = os.path.join(run_dir, RUN_CHECKPOINTS)
+    ckpt_dir = os.path.join(run_dir, runfolder.CHECKPOINT_DIR)
     candidates = glob.glob(os.path.join(ckpt_dir, "*.weights.h5")) + glob.glob(
         os.path.join(ckpt_dir, "*.h5")
     )
@@ -371,16 +366,17 @@ def find_weights(run_dir: str) -> str:
     if latest:
         return latest
     raise FileNotFoundError(
-        f"no weights in {run_dir!r}: expected {RUN_BEST_WEIGHTS} or a checkpoint "
-        f"(*.weights.h5 or a TF checkpoint) under {RUN_CHECKPOINTS}/"
+        f"no weights in {run_dir!r}: expected {runfolder.BEST_WEIGHTS_FILE} or a checkpoint "
+        f"(*.weights.h5 or a TF checkpoint) under {runfolder.CHECKPOINT_DIR}/"
     )
 
 
 def read_run_items(run_dir: str) -> list[str]:
     """``run_dir/items.txt``: the catalog, one raw id per line."""
-    path = os.path.join(run_dir, RUN_ITEMS)
+    path = os.path.join(run_dir, runfolder.ITEMS_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {RUN_ITEMS} (the catalog, one raw id per line) in {run_dir!r}")
+        raise FileNotFoundError(
+            f"no {runfolder.ITEMS_FILE} (the catalog, one raw id per line) in {run_dir!r}")
     return _read_lines(path)
 
 
@@ -405,9 +401,10 @@ def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
 
     Returns ``(model, run_config)``.
     """
-    path = os.path.join(run_dir, RUN_CONFIG)
+    path = os.path.join(run_dir, runfolder.CONFIG_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {RUN_CONFIG} in {run_dir!r}: not a training run folder")
+        raise FileNotFoundError(
+            f"no {runfolder.CONFIG_FILE} in {run_dir!r}: not a training run folder")
     run_config = runfolder.read_json(path)
     if "model" not in run_config:
         raise ValueError(
