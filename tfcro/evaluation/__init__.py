@@ -15,6 +15,7 @@ from tfcro.evaluation.metrics import (
     check_ks,
     hit_matrix,
     metrics_from_hits,
+    parse_monitor,
     ranking_metrics,
 )
 from tfcro.evaluation.popularity import PopularityBaseline
@@ -41,6 +42,7 @@ __all__ = [
     "filter_excluded",
     "hit_matrix",
     "metrics_from_hits",
+    "parse_monitor",
     "ranking_metrics",
     "scann_top_n",
     "top_n",

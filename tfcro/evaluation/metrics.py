@@ -33,6 +33,21 @@ def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({int(k) for k in values}))
 
 
+def parse_monitor(monitor: str) -> tuple[str, int]:
+    """``"recall@100"`` or ``"val_recall@100"`` -> ``("recall", 100)``; ValueError otherwise.
+
+    The one reader of monitor strings (training config, validation callback, grids).
+
+    >>> parse_monitor("val_ndcg@20")
+    ('ndcg', 20)
+    """
+    metric, _, cut = str(monitor).removeprefix("val_").partition("@")
+    if metric not in METRICS or not cut.isdigit() or int(cut) < 1:
+        raise ValueError(f"`monitor` should look like 'recall@100' (metric one of {list(METRICS)}, "
+                         f"cut-off >= 1). Received: monitor={monitor!r}")
+    return metric, int(cut)
+
+
 def hit_matrix(top: np.ndarray, targets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``hits [U, K]`` bool (``top[u, r]`` is a target of ``u``) and ``num_targets [U]``.
 
