@@ -2,9 +2,10 @@
 
     .venv/bin/python -m benchmarks.loss_reference_error
 
-Runs the grid of tests/test_losses_reference.py (kernels x alphas x num_items x
-one/several positives x float32/float16, CROLoss and the lambda method) and
-prints the largest absolute and relative differences, per dtype.
+Runs the grid of tests/loss_grid.py, that of tests/test_losses_reference.py
+(kernels x alphas x num_items x one/several positives x float32/float16,
+CROLoss and the lambda method), and prints the largest absolute and relative
+differences, per dtype.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import numpy as np
 
 import tfcro
 from tests import reference
-from tests.test_losses_reference import (
+from tests.loss_grid import (
     ALPHAS,
     KERNELS,
     LAYOUTS,
     MARGIN,
     NUM_ITEMS,
     SCALE,
-    _batch,
-    _tf_losses_and_grads,
+    batch,
+    tf_losses_and_grads,
 )
 
 
@@ -33,13 +34,13 @@ def main() -> None:
     worst: dict[tuple[str, str], list[float]] = {}
     for dtype, kernel, alpha, num_items, layout, method in itertools.product(
             [tf.float32, tf.float16], KERNELS, ALPHAS, NUM_ITEMS, LAYOUTS, ["cro", "lambda"]):
-        labels, scores = _batch(layout, seed=0 if method == "cro" else 1)
+        labels, scores = batch(layout, seed=0 if method == "cro" else 1)
         scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))
         options = dict(kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items,
                        margin=MARGIN, reduction="none")
         loss = (tfcro.CROLoss(**options) if method == "cro"
                 else tfcro.LambdaCROLoss("sigmoid", **options))
-        got_loss, got_grad = _tf_losses_and_grads(loss, labels, scores, dtype)
+        got_loss, got_grad = tf_losses_and_grads(loss, labels, scores, dtype)
         ref_loss, ref_grad = reference.row_losses_and_grads(
             labels, scores, method=method, weight_kernel="sigmoid", kernel=kernel, alpha=alpha,
             scale=SCALE, num_items=num_items, margin=MARGIN)

@@ -53,6 +53,77 @@ def test_config_round_trip_gives_same_values(loss):
                                rtol=1e-6)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfcro_tests")
+class ShiftedCube(tfcro.kernels.Kernel):
+    """A custom kernel with a parameter: ``max(0, x + shift) ** 3``."""
+
+    bounded = True
+
+    def __init__(self, shift=1.0):
+        self.shift = shift
+
+    def value(self, x):
+        return tf.nn.relu(x + self.shift) ** 3
+
+    def get_config(self):
+        return {"shift": self.shift}
+
+
+@pytest.mark.parametrize("make_loss", [
+    lambda: tfcro.CROLoss(kernel=tfcro.kernels.Hinge(2.0), alpha=0.8),
+    lambda: tfcro.LambdaCROLoss(weight_kernel=tfcro.kernels.Hinge(0.5),
+                                kernel=tfcro.kernels.Hinge(3.0), alpha=1.2),
+    lambda: tfcro.CROLoss(kernel=ShiftedCube(0.25), alpha=1.0),
+    lambda: tfcro.CROLoss(kernel=cubic_kernel, alpha=0.6),
+], ids=["hinge-2", "lambda-two-hinges", "custom-subclass", "callable"])
+def test_kernel_objects_round_trip_with_their_parameters(make_loss):
+    # Hinge(2.0) used to come back as a margin-1 hinge (another loss value).
+    labels, scores = _data(seed=3)
+    loss = make_loss()
+    restored = type(loss).from_config(loss.get_config())
+    assert restored.kernel == loss.kernel
+    np.testing.assert_allclose(restored(labels, scores).numpy(), loss(labels, scores).numpy(),
+                               rtol=1e-6)
+    default_margin = type(loss)(kernel="hinge", alpha=loss.alpha)
+    if isinstance(loss.kernel, tfcro.kernels.Hinge):
+        assert not np.isclose(default_margin(labels, scores).numpy(),
+                              loss(labels, scores).numpy())
+
+
+def test_hinge_margin_shortcut_and_object_agree():
+    labels, scores = _data(seed=4)
+    by_name = tfcro.CROLoss(kernel="hinge", margin=2.0, alpha=0.8)
+    by_object = tfcro.CROLoss(kernel=tfcro.kernels.Hinge(2.0), alpha=0.8)
+    assert by_name.kernel == by_object.kernel == tfcro.kernels.Hinge(2.0)
+    np.testing.assert_allclose(by_name(labels, scores).numpy(), by_object(labels, scores).numpy())
+
+
+def _local_kernel():
+    class Unregistered(tfcro.kernels.Kernel):  # local: Keras cannot locate it again
+        bounded = True
+
+        def value(self, x):
+            return tf.nn.relu(x)
+
+    return Unregistered()
+
+
+def _unregistered_function(x):
+    return tf.nn.relu(x)
+
+
+@pytest.mark.parametrize("kernel", [_local_kernel(), _unregistered_function,
+                                    lambda x: tf.nn.relu(x)],
+                         ids=["subclass", "function", "lambda"])
+def test_unserialisable_kernel_is_refused_at_construction(kernel):
+    with pytest.raises(ValueError, match="register_keras_serializable") as info:
+        tfcro.CROLoss(kernel=kernel)
+    assert "`kernel`" in str(info.value) and "round-trip" in str(info.value)
+    # the pure functions need no serialisation and still take it
+    value = losses_lib.functional.cro_loss(*map(tf.constant, _data()), kernel=kernel)
+    assert np.all(np.isfinite(value.numpy()))
+
+
 def _ranking_model(cols):
     inputs = tf.keras.Input((4,))
     hidden = tf.keras.layers.Dense(16, activation="relu")(inputs)

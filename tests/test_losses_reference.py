@@ -14,43 +14,21 @@ import tensorflow as tf
 
 import tfcro
 from tests import reference
-
-KERNELS = ["sigmoid", "softplus", "exponential", "hinge"]
-ALPHAS = [0.0, 0.6, 1.0, 1.4]
-NUM_ITEMS = [None, 50]
-LAYOUTS = ["one", "several"]
-SCALE = 2.0
-MARGIN = 0.5
-
-
-def _batch(layout: str, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(5, 7))
-    if layout == "one":
-        labels = np.eye(5, 7)
-    else:
-        labels = np.zeros((5, 7))
-        labels[0, [0, 3]] = 1
-        labels[1, [1, 2, 6]] = 1
-        labels[2, 5] = 1
-        labels[4, [0, 1]] = 1  # row 3 has no positive: contributes 0
-    return labels, scores
-
-
-def _tf_losses_and_grads(loss_obj, labels, scores, dtype):
-    y_pred = tf.Variable(tf.constant(scores, dtype))
-    with tf.GradientTape() as tape:
-        values = loss_obj(tf.constant(labels, tf.float32), y_pred)
-        total = tf.reduce_sum(values)
-    grad = tape.gradient(total, y_pred)
-    assert values.dtype == tf.float32
-    assert grad.dtype == dtype
-    return values.numpy(), grad.numpy().astype(np.float64)
+from tests.loss_grid import (
+    ALPHAS,
+    KERNELS,
+    LAYOUTS,
+    MARGIN,
+    NUM_ITEMS,
+    SCALE,
+    batch,
+    tf_losses_and_grads,
+)
 
 
 def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
     scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))  # same rounding
-    got_loss, got_grad = _tf_losses_and_grads(loss_obj, labels, scores, dtype)
+    got_loss, got_grad = tf_losses_and_grads(loss_obj, labels, scores, dtype)
     want_loss, want_grad = reference.row_losses_and_grads(labels, scores, **ref_kwargs)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5)
     if dtype == tf.float32:
@@ -66,7 +44,7 @@ def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
-    labels, scores = _batch(layout)
+    labels, scores = batch(layout)
     loss = tfcro.CROLoss(kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items,
                          margin=MARGIN, reduction="none")
     _check(loss, labels, scores, dtype, method="cro", kernel=kernel, alpha=alpha,
@@ -81,7 +59,7 @@ def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
 @pytest.mark.parametrize("weight_kernel", ["unit_step", "sigmoid"])
 def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_items, layout,
                                            dtype):
-    labels, scores = _batch(layout, seed=1)
+    labels, scores = batch(layout, seed=1)
     loss = tfcro.LambdaCROLoss(weight_kernel=weight_kernel, kernel=kernel, alpha=alpha,
                                scale=SCALE, num_items=num_items, margin=MARGIN,
                                reduction="none")
@@ -100,20 +78,20 @@ def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_ite
     ids=["softmax", "bpr", "triplet"],
 )
 def test_baselines_match_reference(loss_obj, method, layout):
-    labels, scores = _batch(layout, seed=2)
+    labels, scores = batch(layout, seed=2)
     _check(loss_obj, labels, scores, tf.float32, method=method, scale=SCALE, margin=MARGIN)
 
 
 def test_absent_candidates_are_neither_negatives_nor_counted():
     """TFRS masks with ~-3.4e36; -inf is accepted too. Both must drop out of M."""
-    labels, scores = _batch("several", seed=3)
+    labels, scores = batch("several", seed=3)
     masked = scores.copy()
     masked[0, 5] = np.finfo(np.float32).min / 100.0
     masked[1, 0] = -np.inf
     masked[2, 5] = -1e31  # a masked positive is not a positive: row 2 has none left
     loss = tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=SCALE, num_items=50,
                          reduction="none")
-    got_loss, got_grad = _tf_losses_and_grads(loss, labels, masked, tf.float32)
+    got_loss, got_grad = tf_losses_and_grads(loss, labels, masked, tf.float32)
     want_loss, want_grad = reference.row_losses_and_grads(
         labels, masked, method="cro", kernel="sigmoid", alpha=1.4, scale=SCALE, num_items=50)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-6)
@@ -123,7 +101,7 @@ def test_absent_candidates_are_neither_negatives_nor_counted():
 
 
 def test_sample_weight_and_reductions():
-    labels, scores = _batch("several", seed=4)
+    labels, scores = batch("several", seed=4)
     weights = np.array([1.0, 0.5, 2.0, 1.0, 0.0])
     rows = tfcro.CROLoss(alpha=0.6, reduction="none")(labels, scores).numpy()
     total = tfcro.CROLoss(alpha=0.6, reduction="sum")(labels, scores, sample_weight=weights)

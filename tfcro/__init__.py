@@ -4,7 +4,8 @@
 ``tf.keras`` is Keras 2 (tf-keras), which TensorFlow Recommenders needs.
 """
 
-from tfcro import kernels, ranking, weighting
+import sys as _sys
+
 from tfcro._compat import WORKING_SET, check_versions
 from tfcro.losses import (
     BPRLoss,
@@ -13,10 +14,20 @@ from tfcro.losses import (
     RetrievalLoss,
     SoftmaxLoss,
     TripletLoss,
+    kernels,
+    pairwise,
+    ranking,
+    weighting,
 )
 from tfcro.version import __version__
 
 check_versions()
+
+# The loss math lives in tfcro.losses; its modules keep their short public names
+# (`tfcro.kernels`, `from tfcro.kernels import Hinge`, ...) as the same module objects.
+for _module in (kernels, pairwise, ranking, weighting):
+    _sys.modules[f"tfcro.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+del _module
 
 # Heavier parts (TFRS, pandas, ScaNN) load on first use: `tfcro.models`, `tfcro.TwoTowerModel`, ...
 _SUBMODULES = ("data", "evaluation", "layers", "models", "sampling", "serving", "training")
@@ -38,6 +49,7 @@ __all__ = [
     "WORKING_SET",
     "check_versions",
     "kernels",
+    "pairwise",
     "ranking",
     "weighting",
     "RetrievalLoss",

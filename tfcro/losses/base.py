@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from tfcro._compat import keras, tf
-from tfcro.pairwise import row_losses
-
-
-def check_float(name: str, value: Any, *, minimum: float | None = None,
-                strict: bool = False) -> float:
-    """Returns ``float(value)`` or raises ValueError naming the parameter and the rule."""
-    rule = "a finite float"
-    if minimum is not None:
-        rule = f"a float {'>' if strict else '>='} {minimum:g}"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number):
-        ok = False
-    elif minimum is None:
-        ok = True
-    else:
-        ok = number > minimum if strict else number >= minimum
-    if not ok:
-        raise ValueError(f"`{name}` should be {rule}. Received: {name}={value!r}")
-    return number
+from tfcro.losses.pairwise import row_losses
+from tfcro.validation import check_float, is_integer
 
 
 def check_num_items(value: Any) -> int | None:
     """``num_items`` is None (rank among the candidates) or a catalog size >= 1."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
-            or value < 1:
+    whole = is_integer(value) or (isinstance(value, float) and value.is_integer())
+    if not whole or value < 1:
         raise ValueError(
             "`num_items` should be None (rank among the sampled candidates) or the catalog "
             f"size, an integer >= 1. Received: num_items={value!r}"
@@ -47,7 +26,7 @@ class RetrievalLoss(keras.losses.Loss):
     """A loss over ``[B, C]`` score matrices with 0/1 labels, one row per query.
 
     Subclasses implement :meth:`positive_loss`; this class applies it to every
-    positive of every row through :func:`tfcro.pairwise.row_losses` and returns
+    positive of every row through :func:`tfcro.losses.pairwise.row_losses` and returns
     the ``[B]`` row losses that Keras then weights and reduces.
 
     Args:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tfcro._compat import keras, register
 from tfcro.losses import functional
-from tfcro.losses.base import RetrievalLoss, check_float
+from tfcro.losses.base import RetrievalLoss
+from tfcro.validation import check_float
 
 
 @register

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tfcro import kernels as kernels_lib
 from tfcro._compat import keras, register
 from tfcro.losses import functional
-from tfcro.losses.base import RetrievalLoss, check_float, check_num_items
+from tfcro.losses import kernels as kernels_lib
+from tfcro.losses.base import RetrievalLoss, check_num_items
+from tfcro.validation import check_float
 
 
 @register
@@ -33,12 +34,15 @@ class CROLoss(RetrievalLoss):
 
     Args:
       kernel: comparison kernel ``phi``: ``"sigmoid"``, ``"softplus"``,
-        ``"exponential"``, ``"hinge"`` or a callable ``phi(x)``.
+        ``"exponential"``, ``"hinge"``, a :class:`tfcro.kernels.Kernel` such as
+        ``Hinge(5.0)``, or a callable ``phi(x)``; custom kernels must be
+        Keras-serialisable (see :mod:`tfcro.kernels`).
       alpha: weighting exponent, ``>= 0`` (paper: 0.6-1.6; 1.0 for Amazon Books).
       scale: multiplies score differences; 10 for the paper's cosine scores.
       num_items: catalog size ``N`` for the rank estimate; None ranks among the
         candidates of the batch (``N = M``).
-      margin: the hinge kernel's margin, >= 0 (paper: 5 at scale 10).
+      margin: the margin of a kernel given by the name ``"hinge"``, >= 0 (paper: 5 at
+        scale 10); a shortcut for ``kernel=tfcro.kernels.Hinge(margin)``.
       reduction: Keras reduction; ``"none"`` returns the ``[B]`` row losses.
       name: loss name.
 
@@ -71,7 +75,7 @@ class CROLoss(RetrievalLoss):
         self.num_items = check_num_items(num_items)
         self.margin = check_float("margin", margin, minimum=0.0)
         self.kernel = kernels_lib.get(kernel, margin=self.margin,
-                                      allowed=kernels_lib.GRADIENT_KERNELS)
+                                      allowed=kernels_lib.GRADIENT_KERNELS, serializable=True)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.cro_positive_loss(
@@ -134,9 +138,9 @@ class LambdaCROLoss(RetrievalLoss):
         self.num_items = check_num_items(num_items)
         self.margin = check_float("margin", margin, minimum=0.0)
         self.weight_kernel = kernels_lib.get(weight_kernel, margin=self.margin,
-                                             parameter="weight_kernel")
+                                             parameter="weight_kernel", serializable=True)
         self.kernel = kernels_lib.get(kernel, margin=self.margin,
-                                      allowed=kernels_lib.GRADIENT_KERNELS)
+                                      allowed=kernels_lib.GRADIENT_KERNELS, serializable=True)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.lambda_cro_positive_loss(

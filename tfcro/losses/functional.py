@@ -1,9 +1,9 @@
 """Per-positive losses as pure tensor functions.
 
 Each ``*_positive_loss`` maps the scaled gaps of one positive per row to a
-``[B]`` loss and plugs into :func:`tfcro.pairwise.row_losses`; each
+``[B]`` loss and plugs into :func:`tfcro.losses.pairwise.row_losses`; each
 ``*_loss(y_true, y_pred, ...)`` is the full ``[B]`` row loss under the call
-contract of :mod:`tfcro.pairwise`. The Keras classes in :mod:`tfcro.losses`
+contract of :mod:`tfcro.losses.pairwise`. The Keras classes in :mod:`tfcro.losses`
 are thin wrappers around these.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 
-from tfcro import kernels as kernels_lib
-from tfcro import weighting
 from tfcro._compat import tf
-from tfcro.pairwise import row_losses
-from tfcro.ranking import catalog_size, log_rank_estimate, log_ratio, masked_logsumexp
+from tfcro.losses import kernels as kernels_lib
+from tfcro.losses import weighting
+from tfcro.losses.pairwise import row_losses
+from tfcro.losses.ranking import catalog_size, log_rank_estimate, log_ratio, masked_logsumexp
 
 
 def cro_positive_loss(gaps, negatives, num_negatives, *, kernel, alpha, num_items):

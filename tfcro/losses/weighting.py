@@ -1,4 +1,4 @@
-"""The power weighting of CROLoss (SPEC.md, paper eq. 10-16).
+"""The power weighting of CROLoss (paper eq. 10-16).
 
 The importance of Recall@x is the density ``w(x) = c_alpha * x^(-alpha)`` on
 ``[1, N + 1]``; the loss transform is its integral
@@ -48,7 +48,3 @@ def log_weight(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Te
     """``log w(r_hat) = log(c_alpha) - alpha * log(r_hat)``."""
     return tf.math.log(weight_constant(alpha, num_items)) - float(alpha) * log_rank
 
-
-def weight(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Tensor:
-    """``w(r_hat) = F'(r_hat) = c_alpha * r_hat^(-alpha)``."""
-    return tf.exp(log_weight(log_rank, alpha, num_items))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tfcro._compat import tf
-from tfcro.ranking import ABSENT_SCORE
+from tfcro.constants import ABSENT_SCORE
 
 #: ``positive_loss(gaps [B, C], negatives [B, C] bool, num_negatives [B]) -> [B]``
 PositiveLoss = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]

@@ -1,4 +1,4 @@
-"""Rank statistics: the exact rank and its sampled, smoothed estimate (SPEC.md).
+"""Rank statistics: the exact rank and its sampled, smoothed estimate (paper eq. 2, 15, 24).
 
 Exact rank of positive ``i``: ``r = 1 + sum_{j != i} H(s_j - s_i)`` over the
 other candidates that are negatives. Sampled estimate (paper eq. 15/24):
@@ -12,11 +12,10 @@ are diagnostics and test oracles, not for large ``C``.
 
 from __future__ import annotations
 
-from tfcro import kernels as kernels_lib
 from tfcro._compat import tf
+from tfcro.constants import ABSENT_SCORE
+from tfcro.losses import kernels as kernels_lib
 
-#: Scores at or below this mark absent candidates (TFRS masks with ~-3.4e36).
-ABSENT_SCORE = -1e30
 _NEG_INF = float("-inf")
 
 
