@@ -1,0 +1,91 @@
+"""The grids' plots (PNG, matplotlib with the Agg backend; matplotlib is imported when called)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+from tfcro.experiments.grids import LABELS, Grid
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install matplotlib") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None = None) -> str:
+    """Writes the grid's PNG plot to ``path``.
+
+    - ``rows`` grids: grouped bars of Recall@N per row, error bars = std.
+    - ``table3``: Recall@N against alpha, one panel per N, one line per kernel.
+    - ``figure4``: one panel per row, Recall@N against alpha relative to its mean
+      over the alphas (%), one line per N (the paper's customisation view).
+    - ``figure5``: one panel per kernel, Recall@N relative to the alpha=0 baseline
+      (triplet / BPR) in %, one line per N.
+    """
+    plt = _pyplot()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    title = title or grid.title
+    recall = [f"recall@{k}" for k in ks]
+    if grid.layout == "rows":
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        n_rows = len(frame)
+        width = 0.8 / max(n_rows, 1)
+        for i, (_, r) in enumerate(frame.iterrows()):
+            means = [100 * r[f"{m}_mean"] for m in recall]
+            stds = [0 if not math.isfinite(r[f"{m}_std"]) else 100 * r[f"{m}_std"]
+                    for m in recall]
+            ax.bar([j + i * width for j in range(len(ks))], means, width, yerr=stds,
+                   label=LABELS.get(r["row"], r["row"]), capsize=2)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(ks))])
+        ax.set_xticklabels([f"R@{k}" for k in ks])
+        ax.set_ylabel("Recall@N (%)")
+        ax.legend(fontsize=7)
+    elif grid.name == "table3":
+        fig, axes = plt.subplots(1, len(ks), figsize=(2.6 * len(ks), 3), squeeze=False)
+        for ax, m in zip(axes[0], recall, strict=True):
+            for label in dict.fromkeys(frame["row"]):
+                sub = frame[frame["row"] == label].sort_values("alpha")
+                ax.errorbar(sub["alpha"], 100 * sub[f"{m}_mean"],
+                            yerr=100 * sub[f"{m}_std"].fillna(0), label=label, marker="o",
+                            ms=3, capsize=2)
+            ax.set_title(m.replace("recall@", "Recall@"), fontsize=9)
+            ax.set_xlabel("alpha")
+        axes[0][0].set_ylabel("%")
+        axes[0][-1].legend(fontsize=7)
+    else:
+        labels = list(dict.fromkeys(frame["row"]))
+        fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.2),
+                                 squeeze=False)
+        for ax, label in zip(axes[0], labels, strict=True):
+            sub = frame[frame["row"] == label].sort_values("alpha")
+            for m in recall:
+                values = sub[f"{m}_mean"].to_numpy(dtype=float)
+                if grid.name == "figure5":
+                    ref = values[0]  # the alpha = 0 baseline
+                    xs = sub["alpha"].to_numpy()[1:]
+                    ys = 100 * (values[1:] / ref - 1) if ref else values[1:] * 0
+                else:
+                    ref = float(sum(v for v in values if math.isfinite(v))
+                                / max(1, sum(math.isfinite(v) for v in values)))
+                    xs = sub["alpha"].to_numpy()
+                    ys = 100 * (values / ref - 1) if ref else values * 0
+                ax.plot(xs, ys, marker="o", ms=3, label=m.replace("recall@", "R@"))
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("alpha")
+            ax.set_ylabel("vs alpha=0 baseline (%)" if grid.name == "figure5"
+                          else "vs mean over alphas (%)")
+        axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

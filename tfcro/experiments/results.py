@@ -1,0 +1,109 @@
+"""Run metrics over seeds: mean and sample standard deviation per cell, paired deltas.
+
+:func:`results_frame` and :func:`paired_deltas` return pandas DataFrames
+(pandas is imported when they are called); :mod:`.tables` and :mod:`.plots`
+render them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tfcro.experiments.grids import Grid
+    from tfcro.experiments.runner import GridResult
+
+
+def aggregate(values: Iterable[float]) -> tuple[float, float, int]:
+    """``(mean, sample standard deviation (n - 1), n)`` of the finite values.
+
+    The standard deviation of fewer than two values is NaN (undefined), and so is
+    the mean of none.
+
+    >>> aggregate([0.1, 0.2, 0.3])
+    (0.2, 0.1, 3)
+    """
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(finite)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    mean = math.fsum(finite) / n
+    if n < 2:
+        return mean, float("nan"), n
+    var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1)
+    return round(mean, 12), round(math.sqrt(var), 12), n
+
+
+def validation_score(metrics: Mapping[str, Any] | None, monitor: str) -> float:
+    """The best validation monitor a run reached (``val_<monitor>`` in metrics.json)."""
+    if metrics is None:
+        return float("nan")
+    value = metrics.get(f"val_{monitor}")
+    return float("nan") if value is None else float(value)
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """The reported test metrics: ``recall@N`` then ``ndcg@N`` for every N."""
+    return [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+
+
+def results_frame(grid: Grid, result: GridResult, ks: Sequence[int],
+                  monitor: str = "recall@100"):
+    """One row per cell: settings, chosen learning rate, and mean/std/n of every metric.
+
+    Columns: ``experiment, row, column, alpha, loss, settings, learning_rate,
+    lr_candidates, val_<monitor>, best_epoch, seeds``, then ``<metric>_mean`` and
+    ``<metric>_std`` for each of :func:`metric_names`.
+    """
+    import pandas as pd
+
+    rows = []
+    for c in grid.cells:
+        runs = [r for r in result.runs.get(c, []) if r.metrics is not None]
+        row: dict[str, Any] = {
+            "experiment": grid.name, "row": c.row, "column": c.column, "alpha": c.x,
+            "loss": c.loss, "settings": c.settings(), "learning_rate": result.chosen_lr.get(c),
+            "lr_candidates": " ".join(f"{lr:g}" for lr in sorted(result.tuning.get(c, {}))),
+            f"val_{monitor}": aggregate(validation_score(r.metrics, monitor) for r in runs)[0],
+            "best_epoch": aggregate(r.metrics.get("best_epoch") for r in runs)[0],
+            "seeds": len(runs),
+        }
+        for name in metric_names(ks):
+            mean, std, _ = aggregate(r.metrics.get(name) for r in runs)
+            row[f"{name}_mean"], row[f"{name}_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int],
+                  reference: str = "softmax"):
+    """Per-seed differences to the ``reference`` row, aggregated over seeds.
+
+    Each seed is one split, so the spread of :func:`results_frame` mixes the
+    losses' differences with the test users' luck; the paired difference
+    ``metric(row, seed) - metric(reference, seed)`` on the same split removes the
+    latter. One row per non-reference cell: ``row``, ``column``, ``seeds`` (paired),
+    and ``<metric>_delta_mean`` / ``<metric>_delta_std`` (absolute, not percent).
+    """
+    import pandas as pd
+
+    refs = [c for c in grid.cells if c.row == reference and c.x is None]
+    if not refs:
+        raise ValueError(f"`reference` should be a row of grid {grid.name!r}: "
+                         f"{sorted({c.row for c in grid.cells})}. Received: {reference!r}")
+    ref_runs = {r.seed: r.metrics for r in result.runs.get(refs[0], []) if r.metrics}
+    rows = []
+    for c in grid.cells:
+        if c is refs[0]:
+            continue
+        runs = {r.seed: r.metrics for r in result.runs.get(c, []) if r.metrics}
+        seeds = sorted(set(runs) & set(ref_runs))
+        row: dict[str, Any] = {"row": c.row, "column": c.column, "seeds": len(seeds)}
+        for name in metric_names(ks):
+            mean, std, _ = aggregate(runs[s].get(name, math.nan) - ref_runs[s].get(name, math.nan)
+                                     for s in seeds)
+            row[f"{name}_delta_mean"], row[f"{name}_delta_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)

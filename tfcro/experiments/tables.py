@@ -1,0 +1,93 @@
+"""The grids' tables: Markdown (percent, mean ± std over seeds as the paper) and CSV."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+
+from tfcro.experiments.grids import LABELS, Grid
+from tfcro.experiments.results import metric_names
+
+
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std`` in percent, 2 decimals; ``n/a`` without a mean."""
+    if mean is None or not math.isfinite(mean):
+        return "n/a"
+    if std is None or not math.isfinite(std):
+        return f"{100.0 * mean:.2f}"
+    return f"{100.0 * mean:.2f} ± {100.0 * std:.2f}"
+
+
+def markdown_table(frame, grid: Grid, ks: Sequence[int]) -> str:
+    """The grid as Markdown (percentages, mean ± std over seeds, as the paper).
+
+    ``frame``: :func:`~tfcro.experiments.results.results_frame` of the grid.
+    """
+    lines = [f"**{grid.title}** (percent; mean ± sample std over seeds)", ""]
+    if grid.layout == "rows":
+        metrics = metric_names(ks)
+        head = ["method", "settings", "lr", "best epoch", "seeds"] + [
+            m.replace("recall@", "R@").replace("ndcg@", "NDCG@") for m in metrics]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for _, r in frame.iterrows():
+            label = LABELS.get(r["row"], r["row"])
+            lr = "n/a" if r["learning_rate"] is None or r["learning_rate"] != r["learning_rate"] \
+                else f"{r['learning_rate']:g}"
+            epoch = "n/a" if not math.isfinite(r["best_epoch"]) else f"{r['best_epoch']:.1f}"
+            cells = [label, r["settings"], lr, epoch, str(int(r["seeds"]))]
+            cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+    columns = list(dict.fromkeys(frame["column"]))
+    row_labels = list(dict.fromkeys(frame["row"]))
+    for metric in metric_names(ks):
+        lines += [f"{metric.replace('recall@', 'Recall@').replace('ndcg@', 'NDCG@')}:", ""]
+        lines += ["| row | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        for label in row_labels:
+            sub = frame[frame["row"] == label]
+            values = []
+            for col in columns:
+                hit = sub[sub["column"] == col]
+                values.append("" if hit.empty else _pm(hit.iloc[0][f"{metric}_mean"],
+                                                        hit.iloc[0][f"{metric}_std"]))
+            lines.append(f"| {label} | " + " | ".join(values) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_deltas(frame, ks: Sequence[int], reference: str = "softmax") -> str:
+    """:func:`~tfcro.experiments.results.paired_deltas` as Markdown (percentage points,
+    mean ± std over seeds)."""
+    metrics = metric_names(ks)
+    head = ["method", "seeds"] + [m.replace("recall@", "ΔR@").replace("ndcg@", "ΔNDCG@")
+                                  for m in metrics]
+    lines = [f"**Paired difference to {LABELS.get(reference, reference)}, same split per seed** "
+             "(percentage points; mean ± sample std over seeds)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        label = LABELS.get(r["row"], r["row"]) + (f" {r['column']}" if r["column"] else "")
+        cells = [label, str(int(r["seeds"]))]
+        for m in metrics:
+            text = _pm(r[f"{m}_delta_mean"], r[f"{m}_delta_std"])
+            cells.append(text if text == "n/a" or text.startswith("-") else "+" + text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(frame, grid: Grid, output_dir: str, ks: Sequence[int]) -> tuple[str, str]:
+    """Writes ``<output_dir>/<grid>.csv`` and ``<grid>.md``; returns both paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    csv_path = os.path.join(output_dir, f"{grid.name}.csv")
+    md_path = os.path.join(output_dir, f"{grid.name}.md")
+    frame.to_csv(csv_path, index=False)
+    with open(md_path, "w", encoding="utf-8") as handle:
+        handle.write(markdown_table(frame, grid, ks))
+    return csv_path, md_path
+
+
+def chosen_settings(frame) -> str:
+    """A one-line JSON of each row's chosen learning rate (for logs)."""
+    return json.dumps({f"{r['row']}{' ' + r['column'] if r['column'] else ''}":
+                       r["learning_rate"] for _, r in frame.iterrows()})
