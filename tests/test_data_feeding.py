@@ -57,7 +57,7 @@ def test_eval_batches_keep_user_order(data):
 
 
 def test_bad_arguments(data):
-    with pytest.raises(ValueError, match=r"`batch_size` should be a positive integer"):
+    with pytest.raises(ValueError, match=r"`batch_size` should be an integer >= 1"):
         train_dataset(data.train, 0)
     with pytest.raises(ValueError, match=r"should have \d+ rows"):
         train_dataset(data.train, 4, features={"x": np.array(["a"])})

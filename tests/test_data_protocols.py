@@ -52,7 +52,7 @@ def test_k_core_is_iterative():
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])
 def test_k_core_rejects_bad_k(k):
-    with pytest.raises(ValueError, match="`k` should be a positive integer"):
+    with pytest.raises(ValueError, match="`k` should be an integer >= 1"):
         preprocess.k_core(interactions([("a", "x")], time=False), k)
 
 
@@ -117,9 +117,9 @@ def test_sequential_is_deterministic(synth):
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"split": (0.8, 0.1, 0.2)}, r"`split` should be .* Received: `split`=\(0.8, 0.1, 0.2\)"),
+        ({"split": (0.8, 0.1, 0.2)}, r"`split` should be .* Received: split=\(0.8, 0.1, 0.2\)"),
         ({"split": (0.5, 0.5)}, "`split` should be three"),
-        ({"max_history": 0}, r"`max_history` should be an integer >= 1. Received: `max_history`=0"),
+        ({"max_history": 0}, r"`max_history` should be an integer >= 1. Received: max_history=0"),
         ({"history_fraction": 1.0}, r"`history_fraction` should be a number in \(0, 1\)"),
         ({"min_history": 0}, "`min_history` should be an integer >= 1"),
     ],

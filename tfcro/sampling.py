@@ -25,14 +25,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfcro._compat import tf
+from tfcro.validation import check_int
 
 
 def check_num_negatives(value: object) -> int:
     """``num_negatives`` as an int >= 0, or ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError("`num_negatives` should be an integer >= 0 (items sampled per batch). "
-                         f"Received: num_negatives={value!r}")
-    return int(value)
+    return check_int("num_negatives", value, 0, hint="the items sampled per batch")
 
 
 def uniform_negatives(num_items: int, num_negatives: int,

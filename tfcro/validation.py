@@ -58,7 +58,7 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    ok = not isinstance(value, bool) and math.isfinite(number)
+    ok = not isinstance(value, bool | str | bytes) and math.isfinite(number)
     if ok and minimum is not None:
         ok = number > minimum if strict else number >= minimum
     if not ok:
@@ -73,7 +73,7 @@ def check_fraction(name: str, value: Any, *, low_open: bool = False,
         x = float(value)
     except (TypeError, ValueError):
         x = math.nan
-    ok = not isinstance(value, bool) and (x > 0 if low_open else x >= 0) and (
+    ok = not isinstance(value, bool | str | bytes) and (x > 0 if low_open else x >= 0) and (
         x < 1 if high_open else x <= 1)
     if not ok:
         interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")

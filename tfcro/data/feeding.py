@@ -29,20 +29,11 @@ import pandas as pd
 
 from tfcro._compat import tf
 from tfcro.data.types import EvalUsers, TrainExamples
+from tfcro.validation import check_int
 
 __all__ = ["train_dataset", "eval_batches"]
 
 _RESERVED = ("history", "user_id", "item_id")
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` should be a positive integer. Received: `batch_size`={batch_size!r}"
-        )
-    return int(batch_size)
 
 
 def _columns(base: dict[str, np.ndarray], features: Mapping[str, np.ndarray] | None, n: int):
@@ -126,7 +117,7 @@ def train_dataset(
     Returns:
         A prefetched ``tf.data.Dataset`` of dicts of ``tf.string`` tensors.
     """
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int("batch_size", batch_size)
     n = len(train)
     columns = _columns(
         {"history": train.history, "user_id": train.user_id, "item_id": train.target},
@@ -146,7 +137,7 @@ def eval_batches(
     Row ``j`` of the concatenated batches is ``users.user_id[j]``, so targets and
     seen items are looked up by position (``users.targets[j]``, ``users.seen[j]``).
     """
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int("batch_size", batch_size)
     columns = _columns(
         {"history": users.history, "user_id": users.user_id}, features, len(users)
     )

@@ -22,6 +22,7 @@ import logging
 import pandas as pd
 
 from tfcro.data.types import Interactions
+from tfcro.validation import check_int
 
 logger = logging.getLogger("tfcro.data")
 
@@ -98,11 +99,8 @@ def k_core(interactions: Interactions, k: int, item_k: int | None = None) -> Int
         >>> k_core(Interactions(frame), 2).frame.values.tolist()  # c has one row
         [['a', 'x'], ['a', 'y'], ['b', 'x'], ['b', 'y']]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"`k` should be a positive integer. Received: `k`={k!r}")
-    item_k = k if item_k is None else item_k
-    if isinstance(item_k, bool) or not isinstance(item_k, int) or item_k < 1:
-        raise ValueError(f"`item_k` should be a positive integer. Received: `item_k`={item_k!r}")
+    k = check_int("k", k)
+    item_k = k if item_k is None else check_int("item_k", item_k)
     frame = interactions.frame
     before, rounds = len(frame), 0
     while True:

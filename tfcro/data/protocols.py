@@ -32,6 +32,7 @@ import pandas as pd
 
 from tfcro.data.preprocess import clean
 from tfcro.data.types import PAD, EvalUsers, Interactions, RetrievalData, TrainExamples
+from tfcro.validation import check_fraction, check_int, invalid
 
 logger = logging.getLogger("tfcro.data")
 
@@ -39,26 +40,6 @@ __all__ = ["sequential_split", "collaborative_split"]
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"`{name}` should be an integer >= {minimum}. Received: `{name}`={value!r}"
-        )
-    return int(value)
-
-
-def _check_fraction(name: str, value, low_open: bool, high_open: bool) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = float("nan")
-    ok = (x > 0 if low_open else x >= 0) and (x < 1 if high_open else x <= 1)
-    if not ok:
-        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-        raise ValueError(f"`{name}` should be a number in {interval}. Received: `{name}`={value!r}")
-    return x
 
 
 def _check_split(split: Sequence[float]) -> tuple[float, float, float]:
@@ -69,10 +50,8 @@ def _check_split(split: Sequence[float]) -> tuple[float, float, float]:
     if len(parts) != 3 or any(not np.isfinite(p) or p < 0 for p in parts) or not np.isclose(
         sum(parts), 1.0
     ):
-        raise ValueError(
-            "`split` should be three non-negative (train, valid, test) fractions summing "
-            f"to 1, e.g. (0.8, 0.1, 0.1). Received: `split`={split!r}"
-        )
+        raise invalid("split", "three non-negative (train, valid, test) fractions summing to 1, "
+                      "e.g. (0.8, 0.1, 0.1)", split)
     return parts  # type: ignore[return-value]
 
 
@@ -173,11 +152,12 @@ def sequential_split(
         >>> data.train.history.shape[1], data.protocol
         (10, 'sequential')
     """
-    max_history = _check_int("max_history", max_history, 1)
-    min_history = _check_int("min_history", min_history, 1)
+    max_history = check_int("max_history", max_history, 1)
+    min_history = check_int("min_history", min_history, 1)
     fractions = _check_split(split)
-    history_fraction = _check_fraction("history_fraction", history_fraction, True, True)
-    seed = _check_int("seed", seed, 0)
+    history_fraction = check_fraction("history_fraction", history_fraction, low_open=True,
+                                      high_open=True)
+    seed = check_int("seed", seed, 0)
 
     frame = clean(interactions).frame
     item_code, items = _factorize(frame["item"].to_numpy(dtype=object))
@@ -291,9 +271,9 @@ def collaborative_split(
         >>> data.test.targets[0].tolist(), sorted(data.test.seen[0].tolist())
         (['w'], ['x', 'y', 'z'])
     """
-    max_history = _check_int("max_history", max_history, 1)
-    valid_fraction = _check_fraction("valid_fraction", valid_fraction, False, True)
-    seed = _check_int("seed", seed, 0)
+    max_history = check_int("max_history", max_history, 1)
+    valid_fraction = check_fraction("valid_fraction", valid_fraction, high_open=True)
+    seed = check_int("seed", seed, 0)
     if test_interactions is None:
         train_interactions, test_interactions = train_interactions.train_test()
 

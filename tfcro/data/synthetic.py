@@ -37,23 +37,16 @@ import numpy as np
 import pandas as pd
 
 from tfcro.data.types import Interactions
+from tfcro.validation import check_float, check_fraction, check_int, invalid
 
 __all__ = ["generate"]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` should be a positive integer. Received: `{name}`={value!r}")
-    return int(value)
 
 
 def _seq_range(seq_len) -> tuple[int, int]:
     low, high = (seq_len, seq_len) if isinstance(seq_len, int | np.integer) else tuple(seq_len)
     if isinstance(low, bool) or not (1 <= int(low) <= int(high)):
-        raise ValueError(
-            "`seq_len` should be a positive int or a (low, high) pair with 1 <= low <= high. "
-            f"Received: `seq_len`={seq_len!r}"
-        )
+        raise invalid("seq_len", "an integer >= 1 or a (low, high) pair with 1 <= low <= high",
+                      seq_len)
     return int(low), int(high)
 
 
@@ -86,27 +79,16 @@ def generate(
         Interactions (``user``, ``item``, ``time``) sorted by time, with item
         features ``category``; ``name`` is ``"synthetic"``.
     """
-    num_users = _positive_int("num_users", num_users)
-    num_items = _positive_int("num_items", num_items)
-    num_interests = _positive_int("num_interests", num_interests)
-    max_user_interests = _positive_int("max_user_interests", max_user_interests)
+    num_users = check_int("num_users", num_users)
+    num_items = check_int("num_items", num_items)
+    num_interests = check_int("num_interests", num_interests)
+    max_user_interests = check_int("max_user_interests", max_user_interests)
     low, high = _seq_range(seq_len)
     if num_interests > num_items:
-        raise ValueError(
-            "`num_interests` should be <= `num_items`. "
-            f"Received: `num_interests`={num_interests}, `num_items`={num_items}"
-        )
-    if not session_length >= 1:
-        raise ValueError(
-            f"`session_length` should be >= 1. Received: `session_length`={session_length!r}"
-        )
-    if not popularity_exponent >= 0:
-        raise ValueError(
-            "`popularity_exponent` should be >= 0. "
-            f"Received: `popularity_exponent`={popularity_exponent!r}"
-        )
-    if not 0 <= noise <= 1:
-        raise ValueError(f"`noise` should be in [0, 1]. Received: `noise`={noise!r}")
+        raise invalid("num_interests", f"<= `num_items` ({num_items})", num_interests)
+    check_float("session_length", session_length, minimum=1.0)
+    check_float("popularity_exponent", popularity_exponent, minimum=0.0)
+    check_fraction("noise", noise)
     rng = np.random.default_rng(seed)
 
     # 1-2. Items: a cluster each (balanced) and a power-law popularity weight.

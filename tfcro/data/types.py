@@ -24,10 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-PAD = ""
-"""The padding id of histories (the empty string)."""
-
-PROTOCOLS = ("sequential", "collaborative")
+from tfcro.constants import PAD, PROTOCOLS  # noqa: F401  (re-exported: tfcro.data.PAD)
 
 
 @dataclasses.dataclass

@@ -1,5 +1,6 @@
 """Keras layers of tfcro's two-tower model: pooling, id embeddings and the towers."""
 
+from tfcro.constants import PAD
 from tfcro.layers.pooling import (
     POOLINGS,
     MaskedMeanPooling,
@@ -8,7 +9,6 @@ from tfcro.layers.pooling import (
 )
 from tfcro.layers.pooling import get as get_pooling
 from tfcro.layers.towers import (
-    PAD,
     CategoricalEmbedding,
     L2Normalize,
     PaddingMask,

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from tfcro._compat import keras, register, tf
+from tfcro.constants import PAD
 from tfcro.layers import pooling as pooling_lib
+from tfcro.validation import check_int
 
 #: The padding id of the data contract.
-PAD = ""
 
 
 def check_vocabulary(name: str, vocabulary: Any) -> list[str]:
@@ -39,13 +40,6 @@ def check_vocabulary(name: str, vocabulary: Any) -> list[str]:
     return values
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """``int(value)`` when it is an integer >= 1, else ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` should be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
 @register
 class CategoricalEmbedding(keras.layers.Layer):
     """Raw string id -> embedding, with ``""`` as masked padding and one OOV bucket.
@@ -59,7 +53,7 @@ class CategoricalEmbedding(keras.layers.Layer):
                  embeddings_initializer: Any = "uniform", **kwargs: Any):
         super().__init__(**kwargs)
         self.vocabulary = check_vocabulary("vocabulary", vocabulary)
-        self.dim = check_positive_int("dim", dim)
+        self.dim = check_int("dim", dim)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.lookup = keras.layers.StringLookup(
             vocabulary=self.vocabulary, mask_token=PAD, num_oov_indices=1, name="lookup")
@@ -144,8 +138,8 @@ def build_user_tower(history_embedding: CategoricalEmbedding, output_dim: int, *
     empty history pools to zeros, so the user embedding is then the (normalised)
     output of the Dense layers on the other parts and their biases: finite.
     """
-    output_dim = check_positive_int("output_dim", output_dim)
-    hidden_units = [check_positive_int("hidden_units[]", u) for u in hidden_units]
+    output_dim = check_int("output_dim", output_dim)
+    hidden_units = [check_int("hidden_units[]", u) for u in hidden_units]
     inputs = {"history": keras.Input(shape=(None,), dtype=tf.string, name="history")}
     mask = PaddingMask(name="history_mask")(inputs["history"])
     pooled = pooling_lib.get(pooling, name="pooling")(

@@ -18,15 +18,15 @@ import tensorflow_recommenders as tfrs
 from tfcro import losses as losses_lib
 from tfcro import sampling
 from tfcro._compat import keras, tf
+from tfcro.constants import PAD
 from tfcro.layers import pooling as pooling_lib
 from tfcro.layers.towers import (
-    PAD,
     CategoricalEmbedding,
     build_item_tower,
     build_user_tower,
-    check_positive_int,
     check_vocabulary,
 )
+from tfcro.validation import check_choice, check_float, check_int
 
 
 @dataclasses.dataclass
@@ -80,20 +80,16 @@ class TwoTowerConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.embedding_dim = check_positive_int("embedding_dim", self.embedding_dim)
-        self.hidden_units = tuple(check_positive_int("hidden_units[]", u)
-                                  for u in self.hidden_units)
+        self.embedding_dim = check_int("embedding_dim", self.embedding_dim)
+        self.hidden_units = tuple(check_int("hidden_units[]", u) for u in self.hidden_units)
         self.user_features = tuple(self.user_features)
         self.item_features = tuple(self.item_features)
         self.num_negatives = sampling.check_num_negatives(self.num_negatives)
         if isinstance(self.pooling, str) and self.pooling not in pooling_lib.POOLINGS:
             raise ValueError(f"`pooling` should be one of {sorted(pooling_lib.POOLINGS)}. "
                              f"Received: pooling={self.pooling!r}")
-        if not (isinstance(self.scale, int | float) and self.scale > 0):
-            raise ValueError(f"`scale` should be a float > 0. Received: scale={self.scale!r}")
-        if self.loss not in losses_lib.LOSSES:
-            raise ValueError(f"`loss` should be one of {list(losses_lib.LOSSES)}. "
-                             f"Received: loss={self.loss!r}")
+        self.scale = check_float("scale", self.scale, minimum=0.0, strict=True)
+        check_choice("loss", self.loss, losses_lib.LOSSES)
         if not self.in_batch_negatives and self.num_negatives == 0:
             raise ValueError("`in_batch_negatives=False` needs sampled negatives, "
                              "`num_negatives` >= 1. Received: num_negatives=0")
@@ -274,7 +270,7 @@ class TwoTowerModel(tfrs.Model):
     def from_config(cls, config: Mapping[str, Any], custom_objects=None):
         raise NotImplementedError(
             "TwoTowerModel needs its catalog and vocabularies to be rebuilt: use "
-            "tfcro.training.load_run(run_dir) or tfcro.serving.load_trained_model(run_dir)")
+            "tfcro.training.load_model(run_dir) (or load_run(run_dir) with its data split)")
 
     # -- inputs ----------------------------------------------------------------------------
     def item_inputs(self, item_ids: Any) -> dict[str, tf.Tensor]:

@@ -27,11 +27,11 @@ from typing import Any
 import tensorflow as tf
 
 from tfcro._compat import keras
+from tfcro.constants import PAD  # noqa: F401  (re-exported for the serving modules)
 
 HISTORY = "history"
 ITEM_ID = "item_id"
 EMBEDDING = "embedding"
-PAD = ""
 
 
 def tower_input_specs(tower: keras.Model) -> dict[str, tf.TensorSpec]:
