@@ -1,7 +1,8 @@
 """Independent plain NumPy/Python-loop reference of the tfcro losses (float64).
 
-Written from SPEC.md directly, sharing no code with tfcro: kernels, the power
-weighting with c_alpha in its textbook form, and the analytic gradients
+Written from the paper's formulas (arXiv:2208.02971, sections 3.3-3.6) directly,
+sharing no code with tfcro: kernels, the power weighting with c_alpha in its
+textbook form, and the analytic gradients
 ``dL/dd_j = w(r_hat) R phi'(d_j)`` (CROLoss) and ``w(r_hat_1) R phi_2'(d_j)``
 (lambda method).
 """

@@ -1,4 +1,4 @@
-"""Exact special cases of SPEC.md, rank estimates, numerical extremes, execution modes."""
+"""Exact special cases of the losses, rank estimates, numerical extremes, execution modes."""
 
 import os
 import subprocess

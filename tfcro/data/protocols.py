@@ -2,8 +2,8 @@
 
 Two protocols, both vectorised over integer codes (no per-row Python loops):
 
-**Sequential** (:func:`sequential_split`, the CROLoss / ComiRec protocol, SPEC.md):
-users are shuffled with ``seed`` and split 8:1:1 into train/valid/test users.
+**Sequential** (:func:`sequential_split`, the CROLoss paper's protocol, its section 4.1,
+as in ComiRec): users are shuffled with ``seed`` and split 8:1:1 into train/valid/test users.
 A training user with time-ordered behaviours ``b_1..b_n`` gives one sample per
 prefix: history = ``b_1..b_k`` truncated to the last ``L``, target = ``b_{k+1}``
 for ``k = min_history..n-1``. An evaluation user's first ``floor(0.8 n)``

@@ -278,6 +278,15 @@ def _age_bucket(age: pd.Series) -> pd.Series:
     return pd.cut(age, bins=edges, labels=labels, right=False).astype(str)
 
 
+def _read_id_table(path: str, key: str, expected: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A MovieLens side-feature TSV with header: ``(raw frame, frame with the '<key>' ids)``."""
+    frame, lines = _read_text_table(_check_file(path, expected), sep="\t", names=None,
+                                    header=True, expected=expected)
+    _require_columns(path, frame, [f"{key}_id"], expected)
+    ids = _numeric_ids(path, frame[f"{key}_id"], lines, f"{key}_id")
+    return frame, pd.DataFrame({key: ids})
+
+
 def read_movielens_features(
     data_dir: PathLike,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
@@ -295,13 +304,8 @@ def read_movielens_features(
     items_path, users_path = (os.path.join(data_dir, f) for f in ("items.tsv", "users.tsv"))
     items = users = None
     if os.path.isfile(items_path):
-        expected = "a TSV with header 'item_id title release_year genres'"
-        frame, lines = _read_text_table(
-            _check_file(items_path, expected), sep="\t", names=None, header=True,
-            expected=expected,
-        )
-        _require_columns(items_path, frame, ["item_id"], expected)
-        items = pd.DataFrame({"item": _numeric_ids(items_path, frame["item_id"], lines, "item_id")})
+        frame, items = _read_id_table(items_path, "item",
+                                      "a TSV with header 'item_id title release_year genres'")
         if "genres" in frame:
             items["genre"] = frame["genres"].str.split().str[0].fillna("").astype(str)
         if "release_year" in frame:
@@ -311,13 +315,8 @@ def read_movielens_features(
             )
         items = items.drop_duplicates("item").reset_index(drop=True)
     if os.path.isfile(users_path):
-        expected = "a TSV with header 'user_id age gender occupation zip_code'"
-        frame, lines = _read_text_table(
-            _check_file(users_path, expected), sep="\t", names=None, header=True,
-            expected=expected,
-        )
-        _require_columns(users_path, frame, ["user_id"], expected)
-        users = pd.DataFrame({"user": _numeric_ids(users_path, frame["user_id"], lines, "user_id")})
+        frame, users = _read_id_table(users_path, "user",
+                                      "a TSV with header 'user_id age gender occupation zip_code'")
         for column in ("gender", "occupation"):
             if column in frame:
                 users[column] = frame[column].str.strip().astype(str)

@@ -33,12 +33,15 @@ class RetrievalLoss(keras.losses.Loss):
       scale: multiplies every score difference (``rho`` of the paper; TFRS's
         ``temperature`` is ``1 / scale``). Must be > 0.
       reduction: a ``tf.keras.losses.Reduction``; ``"none"`` returns ``[B]``.
-      name: the loss name.
+      name: the loss name (default: the class's ``default_name``).
     """
+
+    #: The loss's ``name`` when none is given.
+    default_name = "retrieval_loss"
 
     def __init__(self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO,
                  name: str | None = None):
-        super().__init__(reduction=reduction, name=name)
+        super().__init__(reduction=reduction, name=name or self.default_name)
         self.scale = check_float("scale", scale, minimum=0.0, strict=True)
 
     def positive_loss(self, gaps: tf.Tensor, negatives: tf.Tensor,

@@ -27,12 +27,8 @@ class SoftmaxLoss(RetrievalLoss):
     0.3133
     """
 
-    def __init__(self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO,
-                 name: str | None = "softmax_loss"):
-        super().__init__(scale=scale, reduction=reduction, name=name)
-
-    def positive_loss(self, gaps, negatives, num_negatives):
-        return functional.softmax_positive_loss(gaps, negatives, num_negatives)
+    default_name = "softmax_loss"
+    positive_loss = staticmethod(functional.softmax_positive_loss)
 
 
 @register
@@ -50,12 +46,8 @@ class BPRLoss(RetrievalLoss):
     0.3133
     """
 
-    def __init__(self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO,
-                 name: str | None = "bpr_loss"):
-        super().__init__(scale=scale, reduction=reduction, name=name)
-
-    def positive_loss(self, gaps, negatives, num_negatives):
-        return functional.bpr_positive_loss(gaps, negatives, num_negatives)
+    default_name = "bpr_loss"
+    positive_loss = staticmethod(functional.bpr_positive_loss)
 
 
 @register
@@ -73,8 +65,10 @@ class TripletLoss(RetrievalLoss):
     0.7
     """
 
+    default_name = "triplet_loss"
+
     def __init__(self, scale: float = 1.0, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO, name: str | None = "triplet_loss"):
+                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.margin = check_float("margin", margin, minimum=0.0)
 

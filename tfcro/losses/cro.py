@@ -67,9 +67,11 @@ class CROLoss(RetrievalLoss):
     Retrieval Models in Recommender Systems", CIKM 2022, arXiv:2208.02971.
     """
 
+    default_name = "cro_loss"
+
     def __init__(self, kernel="softplus", alpha: float = 1.0, scale: float = 1.0,
                  num_items: int | None = None, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO, name: str | None = "cro_loss"):
+                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
         self.num_items = check_num_items(num_items)
@@ -129,10 +131,11 @@ class LambdaCROLoss(RetrievalLoss):
     Reference: Y. Tang, W. Bai et al., CIKM 2022, arXiv:2208.02971.
     """
 
+    default_name = "lambda_cro_loss"
+
     def __init__(self, weight_kernel="sigmoid", kernel="softplus", alpha: float = 1.0,
                  scale: float = 1.0, num_items: int | None = None, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO,
-                 name: str | None = "lambda_cro_loss"):
+                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
         self.num_items = check_num_items(num_items)

@@ -1,4 +1,4 @@
-"""Comparison kernels ``phi`` of CROLoss (paper section 3.3).
+"""Comparison kernels ``phi`` of CROLoss (paper section 3.4).
 
 A kernel compares a negative with a positive through the scaled score gap
 ``x = scale * (s_neg - s_pos)`` and returns a non-negative contribution to the

@@ -1,4 +1,4 @@
-"""The power weighting of CROLoss (paper eq. 10-16).
+"""The power weighting of CROLoss (paper section 3.3, eq. 10-16).
 
 The importance of Recall@x is the density ``w(x) = c_alpha * x^(-alpha)`` on
 ``[1, N + 1]``; the loss transform is its integral
