@@ -13,22 +13,13 @@ import pytest
 import tensorflow as tf
 
 import tfcro
+from tests import loss_grid as grid
 from tests import reference
-from tests.loss_grid import (
-    ALPHAS,
-    KERNELS,
-    LAYOUTS,
-    MARGIN,
-    NUM_ITEMS,
-    SCALE,
-    batch,
-    tf_losses_and_grads,
-)
 
 
 def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
     scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))  # same rounding
-    got_loss, got_grad = tf_losses_and_grads(loss_obj, labels, scores, dtype)
+    got_loss, got_grad = grid.tf_losses_and_grads(loss_obj, labels, scores, dtype)
     want_loss, want_grad = reference.row_losses_and_grads(labels, scores, **ref_kwargs)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5)
     if dtype == tf.float32:
@@ -39,61 +30,62 @@ def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float16], ids=["f32", "f16"])
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("num_items", NUM_ITEMS, ids=["N=M", "N=50"])
-@pytest.mark.parametrize("alpha", ALPHAS)
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("layout", grid.LAYOUTS)
+@pytest.mark.parametrize("num_items", grid.NUM_ITEMS, ids=["N=M", "N=50"])
+@pytest.mark.parametrize("alpha", grid.ALPHAS)
+@pytest.mark.parametrize("kernel", grid.KERNELS)
 def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
-    labels, scores = batch(layout)
-    loss = tfcro.CROLoss(kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items,
-                         margin=MARGIN, reduction="none")
+    labels, scores = grid.batch(layout)
+    loss = tfcro.CROLoss(kernel=kernel, alpha=alpha, scale=grid.SCALE, num_items=num_items,
+                         margin=grid.MARGIN, reduction="none")
     _check(loss, labels, scores, dtype, method="cro", kernel=kernel, alpha=alpha,
-           scale=SCALE, num_items=num_items, margin=MARGIN)
+           scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN)
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float16], ids=["f32", "f16"])
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("num_items", NUM_ITEMS, ids=["N=M", "N=50"])
-@pytest.mark.parametrize("alpha", ALPHAS)
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("layout", grid.LAYOUTS)
+@pytest.mark.parametrize("num_items", grid.NUM_ITEMS, ids=["N=M", "N=50"])
+@pytest.mark.parametrize("alpha", grid.ALPHAS)
+@pytest.mark.parametrize("kernel", grid.KERNELS)
 @pytest.mark.parametrize("weight_kernel", ["unit_step", "sigmoid"])
 def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_items, layout,
                                            dtype):
-    labels, scores = batch(layout, seed=1)
+    labels, scores = grid.batch(layout, seed=1)
     loss = tfcro.LambdaCROLoss(weight_kernel=weight_kernel, kernel=kernel, alpha=alpha,
-                               scale=SCALE, num_items=num_items, margin=MARGIN,
+                               scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN,
                                reduction="none")
     _check(loss, labels, scores, dtype, method="lambda", weight_kernel=weight_kernel,
-           kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items, margin=MARGIN)
+           kernel=kernel, alpha=alpha, scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", grid.LAYOUTS)
 @pytest.mark.parametrize(
     "loss_obj,method",
     [
-        (tfcro.SoftmaxLoss(scale=SCALE, reduction="none"), "softmax"),
-        (tfcro.BPRLoss(scale=SCALE, reduction="none"), "bpr"),
-        (tfcro.TripletLoss(scale=SCALE, margin=MARGIN, reduction="none"), "triplet"),
+        (tfcro.SoftmaxLoss(scale=grid.SCALE, reduction="none"), "softmax"),
+        (tfcro.BPRLoss(scale=grid.SCALE, reduction="none"), "bpr"),
+        (tfcro.TripletLoss(scale=grid.SCALE, margin=grid.MARGIN, reduction="none"), "triplet"),
     ],
     ids=["softmax", "bpr", "triplet"],
 )
 def test_baselines_match_reference(loss_obj, method, layout):
-    labels, scores = batch(layout, seed=2)
-    _check(loss_obj, labels, scores, tf.float32, method=method, scale=SCALE, margin=MARGIN)
+    labels, scores = grid.batch(layout, seed=2)
+    _check(loss_obj, labels, scores, tf.float32, method=method, scale=grid.SCALE,
+           margin=grid.MARGIN)
 
 
 def test_absent_candidates_are_neither_negatives_nor_counted():
     """TFRS masks with ~-3.4e36; -inf is accepted too. Both must drop out of M."""
-    labels, scores = batch("several", seed=3)
+    labels, scores = grid.batch("several", seed=3)
     masked = scores.copy()
     masked[0, 5] = np.finfo(np.float32).min / 100.0
     masked[1, 0] = -np.inf
     masked[2, 5] = -1e31  # a masked positive is not a positive: row 2 has none left
-    loss = tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=SCALE, num_items=50,
+    loss = tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50,
                          reduction="none")
-    got_loss, got_grad = tf_losses_and_grads(loss, labels, masked, tf.float32)
+    got_loss, got_grad = grid.tf_losses_and_grads(loss, labels, masked, tf.float32)
     want_loss, want_grad = reference.row_losses_and_grads(
-        labels, masked, method="cro", kernel="sigmoid", alpha=1.4, scale=SCALE, num_items=50)
+        labels, masked, method="cro", kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got_grad, want_grad, rtol=1e-3, atol=1e-6)
     assert got_loss[2] == 0.0
@@ -101,7 +93,7 @@ def test_absent_candidates_are_neither_negatives_nor_counted():
 
 
 def test_sample_weight_and_reductions():
-    labels, scores = batch("several", seed=4)
+    labels, scores = grid.batch("several", seed=4)
     weights = np.array([1.0, 0.5, 2.0, 1.0, 0.0])
     rows = tfcro.CROLoss(alpha=0.6, reduction="none")(labels, scores).numpy()
     total = tfcro.CROLoss(alpha=0.6, reduction="sum")(labels, scores, sample_weight=weights)

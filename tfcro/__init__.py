@@ -44,6 +44,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(f"tfcro.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'tfcro' has no attribute {name!r}")
 
+
 __all__ = [
     "__version__",
     "WORKING_SET",
