@@ -144,29 +144,19 @@ def test_missing_and_empty_files(tmp_path):
         readers.read_pairs(blank)
 
 
-def test_lightgcn_bad_token(tmp_path):
-    path = write(tmp_path, "train.txt", "0 1 2\n1 3 x7\n")
-    pattern = r"train\.txt, line 2: ids must be non-negative.*'x7'"
+@pytest.mark.parametrize("reader, name, text, pattern", [
+    ("read_lightgcn", "train.txt", "0 1 2\n1 3 x7\n",
+     r"train\.txt, line 2: ids must be non-negative.*'x7'"),
+    ("read_comirec", "b.txt", "1,2,3\n1,2,3\n1,2,\n", r"b\.txt, line 3: field 'time' is missing"),
+    ("read_pairs", "train.tsv", "0\t1\t5\n",
+     r"line 1: expected 2 tab-separated fields, found 3"),
+    ("read_movielens", "ratings.csv", "userId,itemId,rating,timestamp\n1,2,3,4\n",
+     r"line 1: missing columns \['movieId'\]"),
+], ids=["lightgcn-bad-token", "comirec-bad-time", "pairs-field-count", "ratings-missing-column"])
+def test_bad_line_names_file_line_and_field(tmp_path, reader, name, text, pattern):
+    path = write(tmp_path, name, text)
     with pytest.raises(DataFormatError, match=pattern):
-        readers.read_lightgcn(path)
-
-
-def test_comirec_bad_time(tmp_path):
-    path = write(tmp_path, "b.txt", "1,2,3\n1,2,3\n1,2,\n")
-    with pytest.raises(DataFormatError, match=r"b\.txt, line 3: field 'time' is missing"):
-        readers.read_comirec(path)
-
-
-def test_pairs_wrong_field_count(tmp_path):
-    path = write(tmp_path, "train.tsv", "0\t1\t5\n")
-    with pytest.raises(DataFormatError, match=r"line 1: expected 2 tab-separated fields, found 3"):
-        readers.read_pairs(path)
-
-
-def test_ratings_csv_missing_columns(tmp_path):
-    path = write(tmp_path, "ratings.csv", "userId,itemId,rating,timestamp\n1,2,3,4\n")
-    with pytest.raises(DataFormatError, match=r"line 1: missing columns \['movieId'\]"):
-        readers.read_movielens(path)
+        getattr(readers, reader)(path)
 
 
 def test_read_table_missing_column_and_empty_id(tmp_path):

@@ -89,6 +89,18 @@ def _split_by_counts(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]
     return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
+def _retrieval_data(protocol: str, interactions: Interactions, items: np.ndarray,
+                    train: TrainExamples, valid: EvalUsers, test: EvalUsers,
+                    max_history: int) -> RetrievalData:
+    """The protocol's result with the interactions' side features aligned to ``items``."""
+    item_features, user_features = _features(interactions, items)
+    data = RetrievalData(items=items, train=train, valid=valid, test=test,
+                         item_features=item_features, user_features=user_features,
+                         protocol=protocol, max_history=max_history, name=interactions.name)
+    logger.info("%s", data)
+    return data
+
+
 def _features(interactions: Interactions, items: np.ndarray):
     item_features: dict[str, np.ndarray] = {}
     if interactions.item_features is not None and len(interactions.item_features):
@@ -211,20 +223,8 @@ def sequential_split(
             seen=[np.empty(0, dtype=object) for _ in range(len(chosen))],
         )
 
-    item_features, user_features = _features(interactions, items)
-    data = RetrievalData(
-        items=items,
-        train=train,
-        valid=evaluation(1, "valid"),
-        test=evaluation(2, "test"),
-        item_features=item_features,
-        user_features=user_features,
-        protocol="sequential",
-        max_history=max_history,
-        name=interactions.name,
-    )
-    logger.info("%s", data)
-    return data
+    return _retrieval_data("sequential", interactions, items, train, evaluation(1, "valid"),
+                           evaluation(2, "test"), max_history)
 
 
 # --------------------------------------------------------------------------- collaborative
@@ -351,17 +351,5 @@ def collaborative_split(
         seen=[all_train[u] for u in test_users],
     ) if len(test_users) else EvalUsers.empty(max_history)
 
-    item_features, user_features = _features(train_interactions, items)
-    data = RetrievalData(
-        items=items,
-        train=train,
-        valid=valid_split,
-        test=test_split,
-        item_features=item_features,
-        user_features=user_features,
-        protocol="collaborative",
-        max_history=max_history,
-        name=train_interactions.name,
-    )
-    logger.info("%s", data)
-    return data
+    return _retrieval_data("collaborative", train_interactions, items, train, valid_split,
+                           test_split, max_history)
