@@ -9,8 +9,29 @@ from tfcro.losses.base import RetrievalLoss, check_num_items
 from tfcro.validation import check_float
 
 
+class _RankWeightedLoss(RetrievalLoss):
+    """CROLoss and its lambda method: ``alpha``, ``num_items``, ``margin`` and ``kernel``."""
+
+    def __init__(self, kernel, alpha, scale, num_items, margin, reduction, name):
+        super().__init__(scale=scale, reduction=reduction, name=name)
+        self.alpha = check_float("alpha", alpha, minimum=0.0)
+        self.num_items = check_num_items(num_items)
+        self.margin = check_float("margin", margin, minimum=0.0)
+        self.kernel = self._kernel(kernel, "kernel", kernels_lib.GRADIENT_KERNELS)
+
+    def _kernel(self, identifier, parameter, allowed):
+        return kernels_lib.get(identifier, margin=self.margin, parameter=parameter,
+                               allowed=allowed, serializable=True)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(kernel=kernels_lib.serialize(self.kernel), alpha=self.alpha,
+                      num_items=self.num_items, margin=self.margin)
+        return config
+
+
 @register
-class CROLoss(RetrievalLoss):
+class CROLoss(_RankWeightedLoss):
     r"""Customizable Recall@N Optimization Loss (Tang, Bai et al., CIKM 2022).
 
     For each positive ``i`` of a row, with negatives ``J`` (the row's columns
@@ -72,12 +93,7 @@ class CROLoss(RetrievalLoss):
     def __init__(self, kernel="softplus", alpha: float = 1.0, scale: float = 1.0,
                  num_items: int | None = None, margin: float = 1.0,
                  reduction=keras.losses.Reduction.AUTO, name: str | None = None):
-        super().__init__(scale=scale, reduction=reduction, name=name)
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-        self.num_items = check_num_items(num_items)
-        self.margin = check_float("margin", margin, minimum=0.0)
-        self.kernel = kernels_lib.get(kernel, margin=self.margin,
-                                      allowed=kernels_lib.GRADIENT_KERNELS, serializable=True)
+        super().__init__(kernel, alpha, scale, num_items, margin, reduction, name)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.cro_positive_loss(
@@ -85,15 +101,10 @@ class CROLoss(RetrievalLoss):
             kernel=self.kernel, alpha=self.alpha, num_items=self.num_items,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(kernel=kernels_lib.serialize(self.kernel), alpha=self.alpha,
-                      num_items=self.num_items, margin=self.margin)
-        return config
 
 
 @register
-class LambdaCROLoss(RetrievalLoss):
+class LambdaCROLoss(_RankWeightedLoss):
     r"""CROLoss trained with the lambda method (paper section 3.4, eq. 20-23).
 
     The kernel of CROLoss plays two roles in its gradient
@@ -136,14 +147,8 @@ class LambdaCROLoss(RetrievalLoss):
     def __init__(self, weight_kernel="sigmoid", kernel="softplus", alpha: float = 1.0,
                  scale: float = 1.0, num_items: int | None = None, margin: float = 1.0,
                  reduction=keras.losses.Reduction.AUTO, name: str | None = None):
-        super().__init__(scale=scale, reduction=reduction, name=name)
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-        self.num_items = check_num_items(num_items)
-        self.margin = check_float("margin", margin, minimum=0.0)
-        self.weight_kernel = kernels_lib.get(weight_kernel, margin=self.margin,
-                                             parameter="weight_kernel", serializable=True)
-        self.kernel = kernels_lib.get(kernel, margin=self.margin,
-                                      allowed=kernels_lib.GRADIENT_KERNELS, serializable=True)
+        super().__init__(kernel, alpha, scale, num_items, margin, reduction, name)
+        self.weight_kernel = self._kernel(weight_kernel, "weight_kernel", allowed=None)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.lambda_cro_positive_loss(
@@ -154,7 +159,5 @@ class LambdaCROLoss(RetrievalLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.update(weight_kernel=kernels_lib.serialize(self.weight_kernel),
-                      kernel=kernels_lib.serialize(self.kernel), alpha=self.alpha,
-                      num_items=self.num_items, margin=self.margin)
+        config["weight_kernel"] = kernels_lib.serialize(self.weight_kernel)
         return config
