@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _split(text: str) -> list[str]:
@@ -30,3 +31,39 @@ def float_list(text: str) -> list[float]:
 def name_list(text: str) -> list[str]:
     """``"cro, softmax"`` -> ``["cro", "softmax"]``."""
     return _split(text)
+
+
+#: ``--verbose`` help shared by every job: what 2 adds besides its own meaning.
+TF_LOG_HELP = ("2 also shows TensorFlow's C++ log (start-up lines, CUDA probing), "
+               "otherwise hidden unless TF_CPP_MIN_LOG_LEVEL is set")
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser, *, default: int | None,
+                         keras: bool) -> None:
+    """``--verbose {0,1,2}``; ``keras``: the value is Keras ``fit``'s verbosity.
+
+    With ``default=None`` the value is left ``None`` when the flag is absent, for
+    :func:`fit_verbosity` to pick progress bars or one line per epoch.
+    """
+    if not keras:
+        text = f"0 and 1: the results only; {TF_LOG_HELP} (default: {default})"
+    else:
+        if default is None:
+            when = "default: 1 when stdout is a terminal, 2 otherwise"
+        else:
+            when = f"default: {default}"
+        text = (f"Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch ({when}); "
+                f"{TF_LOG_HELP}")
+    parser.add_argument("--verbose", type=int, default=default, choices=[0, 1, 2], help=text)
+
+
+def fit_verbosity(verbose: int | None, stream=None) -> int:
+    """The ``--verbose`` given, else 1 (progress bars) on a terminal and 2 (one line per
+    epoch) when stdout goes to a file or pipe, where progress bars are ``\\r``/``\\b`` noise."""
+    if verbose is not None:
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    try:
+        return 1 if stream.isatty() else 2
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return 2

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
+from pipelines._cli import add_verbose_argument, fit_verbosity
 from tfcro.training import TrainingConfig, load_data, train
 
 
@@ -43,19 +44,27 @@ def _python() -> str:
     return sys.executable if relative.startswith("..") else relative
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines.main", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", default="runs/main")
-    parser.add_argument("--export-dir", default="saved_models/main")
+    parser.add_argument("--output-dir", default="runs/main",
+                        help="the folder of the two run folders, <output-dir>/<loss>/")
+    parser.add_argument("--export-dir", default="saved_models/main",
+                        help="the CROLoss model's SavedModel/ScaNN export")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-users", type=int, default=2000, help="synthetic users")
     parser.add_argument("--num-items", type=int, default=1000, help="synthetic items")
     parser.add_argument("--no-export", dest="export", action="store_false")
-    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
+    add_verbose_argument(parser, default=None, keras=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = fit_verbosity(args.verbose)
 
     ks = (20, 50, 100, 200, 500)
     common = dict(dataset="synthetic", protocol="sequential",
@@ -80,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n[tfcro] training {name} ({config.epochs} epochs max, early stopping on "
               f"validation {config.monitor})")
         results[name] = train(config, os.path.join(args.output_dir, name), data=data,
-                              verbose=args.verbose).metrics
+                              verbose=verbose).metrics
 
     print(f"\nRecall@N on {len(data.test)} held-out users, full catalog of {len(data.items)} "
           f"items (per-user recall, as the paper):")

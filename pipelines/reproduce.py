@@ -14,10 +14,10 @@ experiment, in ``--output-dir``: ``<experiment>.csv`` (one row per cell: chosen
 learning rate, mean and std over seeds of Recall@N and NDCG@N),
 ``<experiment>.md`` (the Markdown table, percent) and ``<experiment>.png``.
 
-Model selection: Table 2's methods each try every ``--learning-rates`` value
-on the first ``--tune-seeds`` seeds and keep the one with the best mean
-*validation* Recall@100 (early stopping picks the epoch, also on validation);
-the other experiments train at ``--learning-rate``.
+Model selection: Table 2's losses (``--losses``) each try every
+``--learning-rates`` value on the first ``--tune-seeds`` seeds and keep the one
+with the best mean *validation* Recall@100 (early stopping picks the epoch, also
+on validation); the other experiments train at ``--learning-rate``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import float_list, int_list, name_list
+from pipelines._cli import add_verbose_argument, float_list, int_list, name_list
 from tfcro import experiments as ex
 
 
@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alphas", type=float_list, default=list(ex.ALPHAS))
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="alpha of table2's CROLoss rows and of table4")
-    parser.add_argument("--methods", type=name_list, default=list(ex.TABLE2_METHODS),
-                        help="table2 rows")
+    parser.add_argument("--losses", "--methods", dest="losses", type=name_list,
+                        default=list(ex.TABLE2_METHODS),
+                        help="table2 rows: --loss values of pipelines.train "
+                             "(--methods: the former spelling)")
     parser.add_argument("--kernels", type=name_list, default=list(ex.TABLE3_KERNELS),
                         help="table3 rows")
     parser.add_argument("--margin", type=float, default=ex.PAPER_MARGIN)
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-runs", type=int, default=None,
                         help="train at most this many new runs, then write the tables")
     parser.add_argument("--no-plots", dest="plots", action="store_false")
-    parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2])
+    add_verbose_argument(parser, default=0, keras=True)
     return parser
 
 
@@ -100,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             num_negatives=args.num_negatives, embedding_dim=args.embedding_dim,
             num_users=args.num_users, num_items=args.num_items)
         grids = [ex.make_grid(n, alphas=args.alphas, learning_rates=args.learning_rates,
-                              methods=args.methods, kernels=args.kernels, alpha=args.alpha,
+                              methods=args.losses, kernels=args.kernels, alpha=args.alpha,
                               margin=args.margin) for n in names]
         output_dir = args.output_dir or os.path.join("runs", "reproduce", args.dataset_preset)
         started = time.time()

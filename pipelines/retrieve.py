@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from pipelines._cli import add_verbose_argument
 from tfcro.serving import GrpcUserEncoder, RestUserEncoder, Retriever
 
 
@@ -24,8 +25,9 @@ def _history(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.retrieve",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--export-dir", required=True, help="folder written by pipelines.export")
     parser.add_argument(
         "--history",
@@ -46,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc", default=None, help="TF Serving gRPC host:port")
     parser.add_argument("--model-name", default="user_tower", help="TF Serving model name")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
+    add_verbose_argument(parser, default=1, keras=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     encoder = None
     if args.rest_url:

@@ -5,19 +5,19 @@ Examples::
     python -m pipelines.train                                   # synthetic data, CROLoss-lambda
     python -m pipelines.train --dataset movielens --data-dir ../shared/data/ml-100k \\
         --loss cro-lambda --weight-kernel sigmoid --kernel softplus --alpha 1.0 \\
-        --output-dir runs/ml100k-cro
+        --run-dir runs/ml100k-cro
     python -m pipelines.train --dataset pairs --data-dir ../shared/data/ml-1m \\
-        --protocol collaborative --use-user-id --loss softmax --output-dir runs/ml1m-softmax
+        --protocol collaborative --use-user-id --loss softmax --run-dir runs/ml1m-softmax
     python -m pipelines.train --dataset table --data-dir my_log.csv \\
-        --user-col user_id --item-col item_id --time-col ts --output-dir runs/mine
+        --user-col user_id --item-col item_id --time-col ts --run-dir runs/mine
 
-Rerunning with the same ``--output-dir`` resumes from its last checkpoint (also
+Rerunning with the same ``--run-dir`` resumes from its last checkpoint (also
 after a SIGKILL; on SIGTERM the job stops at once, keeping the finished epochs, and
 exits with code 143). ``--distribute mirrored`` uses the devices of this machine,
 ``--distribute multi-worker`` the cluster of ``TF_CONFIG`` (docs/distributed.md).
-Outputs (in ``--output-dir``): config.json, history.csv, metrics.json,
-best.weights.h5, checkpoints/; the export goes to ``--export-dir``
-(default ``saved_models/<name of output dir>``).
+Outputs (in ``--run-dir``, formerly spelled ``--output-dir``): config.json,
+history.csv, metrics.json, best.weights.h5, checkpoints/; the export goes to
+``--export-dir`` (default ``saved_models/<name of the run folder>``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import int_list, name_list
+from pipelines._cli import add_verbose_argument, fit_verbosity, int_list, name_list
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
@@ -146,8 +146,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         ks=tuple(args.ks), eval_batch_size=args.eval_batch_size)
 
 
-def default_export_dir(output_dir: str) -> str:
-    return os.path.join("saved_models", os.path.basename(os.path.normpath(output_dir)))
+def default_export_dir(run_dir: str) -> str:
+    return os.path.join("saved_models", os.path.basename(os.path.normpath(run_dir)))
 
 
 def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
@@ -158,24 +158,31 @@ def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_arguments(parser)
-    parser.add_argument("--output-dir", default="runs/train", help="the run folder")
+    parser.add_argument("--run-dir", "--output-dir", dest="run_dir", default="runs/train",
+                        help="the run folder (--output-dir: the former spelling)")
     parser.add_argument("--export-dir", default=None,
                         help="SavedModel/ScaNN export target (default saved_models/<run name>)")
     parser.add_argument("--no-export", dest="export", action="store_false",
                         help="skip the export at the end")
-    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    add_verbose_argument(parser, default=None, keras=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = fit_verbosity(args.verbose)
     try:
         config = config_from_args(args)
         strategy = distributed.make_strategy(args.distribute)
-        if args.distribute != "none" and args.verbose:
+        if args.distribute != "none" and verbose:
             print(f"[tfcro] --distribute {args.distribute}: "
                   f"{strategy.num_replicas_in_sync} replica(s) in sync")
-        result = train(config, args.output_dir, verbose=args.verbose, strategy=strategy)
+        result = train(config, args.run_dir, verbose=verbose, strategy=strategy)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     except TrainingInterrupted as stop:
@@ -186,13 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nTest metrics ({len(result.data.test)} users, best epoch "
           f"{None if result.best_epoch is None else result.best_epoch + 1}):")
     print(format_metrics(result.metrics, config.ks))
-    print(f"\nrun folder: {os.path.abspath(args.output_dir)} "
+    print(f"\nrun folder: {os.path.abspath(args.run_dir)} "
           "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/)")
     if args.export:
         from tfcro.serving import export_from_run
 
-        export_dir = args.export_dir or default_export_dir(args.output_dir)
-        exported = export_from_run(args.output_dir, export_dir)
+        export_dir = args.export_dir or default_export_dir(args.run_dir)
+        exported = export_from_run(args.run_dir, export_dir)
         print(f"export: {os.path.abspath(export_dir)} ({_describe(exported)})")
     return 0
 

@@ -58,3 +58,49 @@ def test_every_pipeline_in_the_readme_has_help(module):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def _documented_commands(text):
+    """``(job, flags)`` of every ``-m pipelines.<job> ...`` in text, ``\\`` continuations joined."""
+    commands = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = re.search(r"-m (pipelines\.\w+)(.*)", line)
+        if not match:
+            continue
+        rest = match.group(2)
+        while rest.rstrip().endswith("\\") and i + 1 < len(lines):
+            i += 1
+            rest = rest.rstrip()[:-1] + " " + lines[i]
+        rest = re.split(r"`|\s#", rest)[0]  # the end of inline code, or a shell comment
+        commands.append((match.group(1), re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", rest)))
+    return commands
+
+
+DOCUMENTED = ["README.md", *(os.path.join("docs", f) for f in sorted(os.listdir(
+    os.path.join(ROOT, "docs"))) if f.endswith(".md"))]
+
+
+@pytest.mark.parametrize("path", DOCUMENTED)
+def test_documented_pipeline_flags_exist_and_use_the_canonical_spelling(path):
+    """Every flag shown for a pipeline exists; outside the recorded benchmark commands
+    (kept verbatim, valid through the former spellings) it is the canonical spelling."""
+    import importlib
+
+    import pipelines
+
+    documents = [(path, _read(path))]
+    if path == "README.md":  # and the examples in the jobs' own docstrings
+        folder = os.path.join(ROOT, "pipelines")
+        documents += [(f"pipelines/{f}", _read(os.path.join("pipelines", f)))
+                      for f in sorted(os.listdir(folder)) if f.endswith(".py")]
+    assert pipelines  # imported first: the package of the jobs
+    for where, text in documents:
+        for module, flags in _documented_commands(text):
+            parser = importlib.import_module(module).build_parser()
+            for flag in flags:
+                action = parser._option_string_actions.get(flag)
+                assert action is not None, f"{where}: {module} has no {flag}"
+                canonical = next(s for s in action.option_strings if s.startswith("--"))
+                if path != os.path.join("docs", "benchmarks.md"):
+                    assert flag == canonical, f"{where}: {module} {flag} -> {canonical}"
