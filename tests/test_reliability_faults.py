@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from pipelines import train as train_cli
-from tfcro.training import RunFolderError, TrainingInterrupted, _SigtermGuard, train
+from tfcro.training import RunFolderError, TrainingInterrupted, train
+from tfcro.training.faults import SigtermGuard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ~900 steps per epoch (2-3 s on 2 cores at ~2.5 ms a step): the kill, KILL_AFTER
@@ -101,12 +102,14 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     assert "stopped by SIGTERM after 1 saved epoch" in log and "Traceback" not in log
     assert saved == _epochs_done(out) == 1
     assert not os.path.exists(os.path.join(out, "metrics.json"))
+    assert not os.path.exists(os.path.join(out, "run.lock"))  # released on the way out
 
     code, log, saved = _kill_mid_epoch(out, signal.SIGKILL, "second")
     assert code == -signal.SIGKILL
     assert f"resuming {out} after epoch 1" in log
     assert saved == _epochs_done(out) == 2
     assert not os.path.exists(os.path.join(out, "metrics.json"))
+    assert os.path.exists(os.path.join(out, "run.lock"))  # stale: its holder is dead
 
     # what a SIGKILL during a save leaves (the kill above may or may not have hit one)
     for leftover in ("best.tmp-999999.weights.h5", "state.json.tmp-999999"):
@@ -117,6 +120,7 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming {out} after epoch 2" in rerun.stdout
     assert not [n for n in os.listdir(out) if ".tmp" in n]  # no half-written file left
+    assert not os.path.exists(os.path.join(out, "run.lock"))  # the stale lock taken over
     history = pd.read_csv(os.path.join(out, "history.csv"))
     assert list(history["epoch"]) == list(range(1, EPOCHS + 1))  # each epoch exactly once
     metrics = json.load(open(os.path.join(out, "metrics.json")))
@@ -130,7 +134,7 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_sigterm_is_deferred_while_an_epoch_is_saved():
-    with _SigtermGuard("run", epochs_done=2) as guard:
+    with SigtermGuard("run", epochs_done=2) as guard:
         with pytest.raises(TrainingInterrupted, match="after 3 saved epoch"):
             with guard.saving():
                 os.kill(os.getpid(), signal.SIGTERM)

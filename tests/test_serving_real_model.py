@@ -12,7 +12,8 @@ from pipelines import export as export_pipeline
 from pipelines import retrieve as retrieve_pipeline
 from tfcro._compat import tf
 from tfcro.models import TwoTowerConfig, TwoTowerModel
-from tfcro.serving import Retriever, export_from_run, load_trained_model
+from tfcro.serving import Retriever, export_from_run
+from tfcro.training import load_model
 
 ITEMS = [f"m{k}" for k in range(40)]
 
@@ -46,7 +47,7 @@ def _make_run(run_dir, *, use_user_id=False, checkpoint_only=False):
 def test_export_from_run_serves_the_trained_towers(tmp_path, use_user_id, checkpoint_only):
     run_dir = str(tmp_path / "run")
     model = _make_run(run_dir, use_user_id=use_user_id, checkpoint_only=checkpoint_only)
-    rebuilt, _ = load_trained_model(run_dir)
+    rebuilt, _ = load_model(run_dir)
     np.testing.assert_allclose(rebuilt.embed_items(), model.embed_items(), atol=1e-6)
     result = export_from_run(run_dir, str(tmp_path / "saved"), num_neighbors=10)
     assert result.manifest["scale"] == 12.0

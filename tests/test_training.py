@@ -1,17 +1,36 @@
-"""Training runs and the pipelines end to end on tiny generated data."""
+"""Training runs, rebuilding their models, their lock, and the pipelines end to end on tiny
+generated data."""
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines import train as train_cli
+from tests.test_runfolder import holding_lock
 from tfcro import data as data_lib
+from tfcro import runfolder
+from tfcro._compat import tf
 from tfcro.evaluation import PopularityBaseline, evaluate
-from tfcro.training import TrainingConfig, load_run, train
+from tfcro.training import (
+    OPTIMIZERS,
+    RunFolderInUse,
+    TrainingConfig,
+    build_model,
+    load_data,
+    load_model,
+    load_run,
+    train,
+)
+from tfcro.training import run as run_module
+from tfcro.training.build import build_variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"num_users": 150, "num_items": 80}
@@ -45,6 +64,7 @@ def test_train_writes_the_run_folder(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert TrainingConfig.from_dict(saved["training"]) == config
     assert len((tmp_path / "items.txt").read_text().split()) == len(result.data.items)
+    assert "run.lock" not in _files(tmp_path)  # released
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path, capsys):
@@ -64,6 +84,9 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     train(_config(epochs=1), str(tmp_path), verbose=0)
     with pytest.raises(ValueError, match="other settings.*learning_rate"):
         train(_config(epochs=1, learning_rate=0.5), str(tmp_path), verbose=0)
+    assert "run.lock" not in _files(tmp_path)  # released after the error too
+    with runfolder.RunFolderLock(str(tmp_path)) as lock:
+        assert lock.locked and lock.stale_holder is None
 
 
 def test_load_run_restores_the_best_model(tmp_path):
@@ -71,6 +94,91 @@ def test_load_run_restores_the_best_model(tmp_path):
     config, data, model = load_run(str(tmp_path))
     again = evaluate(model, data.test, data.items, ks=config.ks)
     assert again == pytest.approx(result.metrics)
+
+
+def _embeddings(model, users):
+    """Catalog embeddings, the users' embeddings and their scores (scale x cosine)."""
+    items = model.embed_items()
+    queries = model.embed_users({"history": users.history, "user_id": users.user_id})
+    return items, queries, model.config.scale * queries @ items.T
+
+
+def test_load_model_from_the_run_files_equals_the_model_from_the_data(tmp_path):
+    """Every input the files must carry: user ids, item and user features, logQ frequencies."""
+    config = _config(epochs=1, model={"num_negatives": 32, "use_user_id": True,
+                                      "item_features": ["category"],
+                                      "user_features": ["group"], "logq_correction": True})
+    data = load_data(config)
+    users = sorted(set(data.train.user_id))
+    groups = {user: f"g{k % 3}" for k, user in enumerate(users[::2])}  # others: no value
+    data = dataclasses.replace(data, user_features={"group": groups})
+    result = train(config, str(tmp_path), data=data, verbose=0)
+
+    from_files, run_config = load_model(str(tmp_path))  # no dataset needed
+    assert run_config["training"] == config.to_dict()
+    from_data = build_model(config, data)  # the model as training built it, best weights
+    from_data.compile(optimizer=OPTIMIZERS[config.optimizer]())
+    build_variables(from_data, data)
+    from_data.load_weights(str(tmp_path / "best.weights.h5"))
+    assert from_files.config == from_data.config
+    assert list(from_files.items) == list(from_data.items) == list(data.items)
+
+    expected = _embeddings(from_data, data.test)
+    for model in (from_files, result.model):
+        for got, want in zip(_embeddings(model, data.test), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # the user features really reach the tower: a user's group changes the embedding
+    user = {"history": tf.constant(data.test.history[:1]),
+            "user_id": tf.constant(data.test.user_id[:1])}
+    g0, g1 = (from_files.user_tower({**user, "group": tf.constant([g])}).numpy()
+              for g in ("g0", "g1"))
+    assert not np.allclose(g0, g1)
+
+    config_back, data_back, model_back = load_run(str(tmp_path), data=data)
+    assert config_back == config
+    assert evaluate(model_back, data.test, data.items, ks=config.ks) == \
+        pytest.approx(result.metrics)
+    other = dataclasses.replace(data, items=data.items[::-1])
+    with pytest.raises(ValueError, match="catalog"):
+        load_run(str(tmp_path), data=other)
+
+
+def test_load_model_of_a_run_without_a_finished_epoch_says_what_is_missing(tmp_path):
+    train(_config(epochs=1), str(tmp_path), verbose=0)
+    (tmp_path / "best.weights.h5").unlink()
+    model, _ = load_model(str(tmp_path))  # falls back to the last epoch's checkpoint
+    assert model.embed_items().shape == (80, 32)
+    shutil.rmtree(tmp_path / "checkpoints")
+    with pytest.raises(FileNotFoundError) as info:
+        load_model(str(tmp_path))
+    message = str(info.value)
+    assert "best.weights.h5" in message and "checkpoint" in message
+    assert "not finished an epoch" in message
+    with pytest.raises(FileNotFoundError, match="not a training run folder"):
+        load_model(str(tmp_path / "missing"))
+
+
+def test_a_run_folder_in_use_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    def no_loading(config):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr(run_module, "load_data", no_loading)
+    out = tmp_path / "run"
+    with holding_lock(out) as holder:
+        started = time.time()
+        with pytest.raises(RunFolderInUse) as info:
+            train(_config(), str(out), verbose=0)
+        assert time.time() - started < 10
+        assert f"pid {holder.pid} on host" in str(info.value) and "since" in str(info.value)
+        # the command line: one clean error line, exit code 2
+        with pytest.raises(SystemExit) as stop:
+            train_cli.main(["--output-dir", str(out), *TINY_FLAGS])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        (line,) = [x for x in err.splitlines() if "error:" in x]
+        assert "in use" in line and f"pid {holder.pid}" in line
+        assert os.listdir(out) == ["run.lock"]  # the holder's, untouched
 
 
 def test_trained_model_beats_popularity_on_planted_structure(tmp_path):
@@ -119,7 +227,7 @@ def test_cli_train_then_evaluate_on_movielens_format(tmp_path):
     _write_movielens(data_dir)
     run_dir = tmp_path / "run"
     proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
-                "--output-dir", str(run_dir), *TINY_FLAGS)
+                "--run-dir", str(run_dir), *TINY_FLAGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "recall" in proc.stdout and "run folder" in proc.stdout
     config = json.loads((run_dir / "config.json").read_text())["training"]
@@ -149,7 +257,7 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
     flags = [f for f in TINY_FLAGS if f != "--no-export"]
     proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
                 "--item-features", "genre", "--user-features", "gender,age",
-                "--output-dir", str(run_dir), "--export-dir", str(export_dir), *flags)
+                "--run-dir", str(run_dir), "--export-dir", str(export_dir), *flags)
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = json.loads((run_dir / "config.json").read_text())["model"]
     assert model["item_features"] == ["genre"] and model["user_features"] == ["gender", "age"]
@@ -159,7 +267,7 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
 
     # a feature the dataset does not have: a clean error naming what it has, nothing written
     proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
-                "--item-features", "color", "--output-dir", str(tmp_path / "bad"), *TINY_FLAGS)
+                "--item-features", "color", "--run-dir", str(tmp_path / "bad"), *TINY_FLAGS)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "item_features=['color']" in proc.stderr and "'genre'" in proc.stderr
     assert not (tmp_path / "bad").exists()
@@ -177,14 +285,14 @@ def test_cli_collaborative_protocol_on_pairs_format(tmp_path):
     run_dir = tmp_path / "run"
     proc = _run("pipelines.train", "--dataset", "pairs", "--data-dir", str(data_dir),
                 "--protocol", "collaborative", "--use-user-id", "--loss", "softmax",
-                "--output-dir", str(run_dir), *TINY_FLAGS)
+                "--run-dir", str(run_dir), *TINY_FLAGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_users"] > 0 and 0 <= metrics["recall@20"] <= 1
 
 
 def test_cli_rejects_bad_options_cleanly(tmp_path):
-    proc = _run("pipelines.train", "--alpha", "-1", "--output-dir", str(tmp_path / "x"))
+    proc = _run("pipelines.train", "--alpha", "-1", "--run-dir", str(tmp_path / "x"))
     assert proc.returncode == 2
     assert "alpha" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x" / "config.json").exists()

@@ -9,6 +9,8 @@ import numpy as np
 
 from tfcro._compat import keras
 from tfcro.evaluation.evaluate import evaluate
+from tfcro.evaluation.metrics import parse_monitor
+from tfcro.validation import check_int
 
 
 class RetrievalEvaluationCallback(keras.callbacks.Callback):
@@ -50,24 +52,14 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
         self.users = users
         self.items = items
         self.ks = tuple(ks)
-        self.monitor = monitor[4:] if monitor.startswith("val_") else monitor
-        metric, _, cut = self.monitor.partition("@")
-        if not cut.isdigit() or metric not in ("recall", "pair_recall", "hitrate", "ndcg"):
-            raise ValueError("`monitor` should look like 'recall@100' (metric recall, pair_recall, "
-                             f"hitrate or ndcg). Received: monitor={monitor!r}")
-        if int(cut) not in self.ks:
-            self.ks = self.ks + (int(cut),)
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
-                                     or patience < 0):
-            raise ValueError(f"`patience` should be None or an integer >= 0. "
-                             f"Received: patience={patience!r}")
-        if not isinstance(frequency, int) or frequency < 1:
-            raise ValueError(f"`frequency` should be an integer >= 1. "
-                             f"Received: frequency={frequency!r}")
-        self.patience = patience
+        metric, cut = parse_monitor(monitor)
+        self.monitor = f"{metric}@{cut}"  # the key of evaluate's results
+        if cut not in self.ks:
+            self.ks = self.ks + (cut,)
+        self.patience = check_int("patience", patience, 0, allow_none=True)
         self.min_delta = float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.frequency = frequency
+        self.frequency = check_int("frequency", frequency, 1)
         self.verbose = verbose
         self.evaluate_options = evaluate_options
         self.best = -np.inf
