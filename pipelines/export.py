@@ -1,6 +1,6 @@
 """Export a training run for production: TF Serving SavedModels, items.parquet, ScaNN index.
 
-    python -m pipelines.export --run-dir runs/ml100k-cro --output-dir saved_models/ml100k-cro
+    python -m pipelines.export --run-dir runs/ml100k-cro --export-dir saved_models/ml100k-cro
 
 Reads the run folder written by ``pipelines.train`` (config.json, items.txt,
 best.weights.h5 or checkpoints/) and writes the next version of
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from pipelines._cli import add_verbose_argument
 from tfcro.serving import export_from_run
 
 
@@ -29,10 +30,13 @@ def _params(text: str) -> dict:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", required=True, help="training output folder")
-    parser.add_argument("--output-dir", required=True, help="export folder, saved_models/<run>")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.export",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
+    parser.add_argument("--export-dir", "--output-dir", dest="export_dir", required=True,
+                        help="export folder, saved_models/<run> (--output-dir: the former "
+                        "spelling)")
     parser.add_argument("--num-neighbors", type=int, default=100, help="the index's default N")
     parser.add_argument(
         "--scann-params",
@@ -47,11 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also save user inputs -> top-N ids with ScaNN ops in the graph "
         "(not loadable by stock TF Serving)",
     )
+    add_verbose_argument(parser, default=1, keras=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result = export_from_run(
             args.run_dir,
-            args.output_dir,
+            args.export_dir,
             num_neighbors=args.num_neighbors,
             scann_params=args.scann_params,
             version=args.version,

@@ -1,4 +1,7 @@
-"""Tests of tfcro.evaluation: metrics, exact/ScaNN top-N, evaluate, callback, popularity."""
+"""Tests of tfcro.evaluation: metrics, exact/ScaNN top-N, evaluate, callback, popularity.
+
+The search itself (tfcro.search) has its own tests in test_search.py.
+"""
 
 from __future__ import annotations
 
@@ -86,10 +89,10 @@ def test_exact_top_n_matches_argsort_and_excludes():
     users = rng.normal(size=(37, 8)).astype(np.float32)
     items = rng.normal(size=(300, 8)).astype(np.float32)
     brute = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :20]
-    got = ev.exact_top_n(users, items, 20, batch_size=16)
+    got = ev.top_n(users, items, 20, batch_size=16)
     np.testing.assert_array_equal(got, brute)
     exclude = [brute[u, : u % 5] for u in range(37)]
-    got = ev.exact_top_n(users, items, 20, exclude=exclude, batch_size=16)
+    got = ev.top_n(users, items, 20, exclude=exclude, batch_size=16)
     for u in range(37):
         assert not set(exclude[u]).intersection(got[u])
         expected = [i for i in np.argsort(-(users[u] @ items.T)) if i not in set(exclude[u])]
@@ -99,14 +102,8 @@ def test_exact_top_n_matches_argsort_and_excludes():
 def test_exact_top_n_small_catalog_pads_with_minus_one():
     users = np.eye(2, dtype=np.float32)
     items = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32)
-    got = ev.exact_top_n(users, items, 5, exclude=[np.array([0]), np.array([])])
+    got = ev.top_n(users, items, 5, exclude=[np.array([0]), np.array([])])
     assert got.tolist() == [[2, 1, -1, -1, -1], [1, 2, 0, -1, -1]]
-
-
-def test_filter_excluded_keeps_order():
-    cands = np.array([[4, 1, 3, 2], [0, 5, 6, -1]])
-    out = ev.filter_excluded(cands, 3, [np.array([1, 2]), np.array([5])])
-    assert out.tolist() == [[4, 3, -1], [0, 6, -1]]
 
 
 def _clustered(rng, n, centers):
@@ -115,13 +112,15 @@ def _clustered(rng, n, centers):
 
 
 def test_scann_top_n_close_to_exact():
-    # Unit-norm items in 30 clusters (like trained embeddings), default tree + AH + reorder.
+    # Unit-norm items in 30 clusters (like trained embeddings), the export's tree + AH + reorder
+    # (3,000 items are below the brute-force threshold: ask for the tree).
     rng = np.random.default_rng(2)
     centers = rng.normal(size=(30, 16))
     items, users = _clustered(rng, 3000, centers), _clustered(rng, 100, centers)
     exclude = [rng.choice(3000, size=rng.integers(0, 6), replace=False) for _ in range(100)]
-    exact = ev.exact_top_n(users, items, 50, exclude=exclude)
-    approx = ev.scann_top_n(users, items, 50, exclude=exclude)
+    exact = ev.top_n(users, items, 50, exclude=exclude)
+    approx = ev.top_n(users, items, 50, exclude=exclude, method="scann",
+                      scann_params={"algorithm": "tree_ah"})
     for u in range(100):
         assert not set(exclude[u]).intersection(approx[u])
         assert (approx[u] >= 0).all()
@@ -134,8 +133,9 @@ def test_scann_brute_force_equals_exact():
     items = rng.normal(size=(500, 8)).astype(np.float32)
     users = rng.normal(size=(20, 8)).astype(np.float32)
     exclude = [rng.choice(500, size=3, replace=False) for _ in range(20)]
-    exact = ev.exact_top_n(users, items, 10, exclude=exclude)
-    np.testing.assert_array_equal(ev.scann_top_n(users, items, 10, exclude=exclude), exact)
+    exact = ev.top_n(users, items, 10, exclude=exclude)
+    np.testing.assert_array_equal(ev.top_n(users, items, 10, exclude=exclude, method="scann"),
+                                  exact)
 
 
 class _FixedModel:

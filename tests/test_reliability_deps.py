@@ -54,13 +54,11 @@ def test_scann_check_where_scann_is_imported(monkeypatch):
     with pytest.raises(ImportError, match="ScaNN 1.4.0 is used with TensorFlow 2.20.0"):
         _compat.check_scann(strict=True)
 
-    # the helper is what both ScaNN entry points call
+    # the helper is what the ScaNN entry points call (the one import guard, tfcro.search)
     calls = []
     monkeypatch.setattr(_compat, "check_scann", lambda strict=False: calls.append("x"))
-    from tfcro.evaluation import topn
-    from tfcro.serving import scann_index
+    from tfcro import search
 
-    monkeypatch.setattr(topn, "check_scann", _compat.check_scann)
-    scann_index.import_scann()
-    topn.build_scann_searcher(tf.random.normal([10, 4]).numpy(), 3)
+    search.import_scann()
+    search.build_scann_index(tf.random.normal([10, 4]).numpy(), range(10), 3, evaluate=False)
     assert len(calls) == 2

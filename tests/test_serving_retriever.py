@@ -105,7 +105,7 @@ def test_retriever_validates_arguments(export):
     export_dir, _ = export
     retriever = Retriever(export_dir)
     assert not retriever.uses_scann  # 800 items: brute force by default
-    with pytest.raises(ValueError, match="`n` should be a positive integer"):
+    with pytest.raises(ValueError, match="`n` should be an integer >= 1"):
         retriever.retrieve(HISTORIES, n=0)
     with pytest.raises(ValueError, match="`exclude` should have one collection per user"):
         retriever.retrieve(HISTORIES, n=3, exclude=[[]])

@@ -33,7 +33,7 @@ def test_parameters_follow_the_catalog_size():
     "kwargs, match",
     [
         ({"algorithm": "hnsw"}, "`algorithm` should be one of"),
-        ({"num_leaves": 0}, "`num_leaves` should be a positive integer"),
+        ({"num_leaves": 0}, "`num_leaves` should be an integer >= 1"),
         ({"brute_force_threshold": -1}, "`brute_force_threshold`"),
     ],
 )

@@ -61,3 +61,16 @@ def test_check_choice_and_subset():
     for bad in ([], ["c"], ["a", "c"]):
         assert "a non-empty subset of ['a', 'b']" in _message(
             lambda bad=bad: v.check_subset("methods", bad, ("a", "b")))
+
+
+def test_check_fields_names_unknown_keys_and_allowed_ones():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Config:
+        a: int = 1
+        b: int = 2
+
+    assert v.check_fields(Config, {"a": 3}) == {"a": 3}
+    assert _message(lambda: v.check_fields(Config, {"a": 3, "c": 4, "z": 0})) == (
+        "Unknown Config keys ['c', 'z']; allowed: ['a', 'b']")

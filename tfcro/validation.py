@@ -15,8 +15,9 @@ ValueError: `epochs` should be an integer >= 1. Received: epochs=0
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,15 @@ def check_fraction(name: str, value: Any, *, low_open: bool = False,
     return x
 
 
+def check_fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``dict(values)`` when every key is a field of the dataclass ``cls`` (``from_dict``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
+    return dict(values)
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """``value`` when it is one of ``allowed``."""
     allowed = list(allowed)
@@ -99,6 +109,7 @@ def check_subset(name: str, values: Iterable[Any], allowed: Sequence[Any]) -> tu
 
 __all__ = [
     "check_choice",
+    "check_fields",
     "check_float",
     "check_fraction",
     "check_int",

@@ -1,4 +1,7 @@
-"""Full-catalog evaluation: Recall/HitRate/NDCG@N, exact and ScaNN top-N, validation callback."""
+"""Full-catalog evaluation: Recall/HitRate/NDCG@N, exact and ScaNN top-N, validation callback.
+
+The top-N search itself is :mod:`tfcro.search` (shared with the export and the Retriever).
+"""
 
 from tfcro.evaluation.callback import RetrievalEvaluationCallback
 from tfcro.evaluation.evaluate import (
@@ -7,6 +10,7 @@ from tfcro.evaluation.evaluate import (
     embed_items,
     embed_users,
     evaluate,
+    scann_index_for,
     top_n,
 )
 from tfcro.evaluation.metrics import (
@@ -19,12 +23,6 @@ from tfcro.evaluation.metrics import (
     ranking_metrics,
 )
 from tfcro.evaluation.popularity import PopularityBaseline
-from tfcro.evaluation.topn import (
-    build_scann_searcher,
-    exact_top_n,
-    filter_excluded,
-    scann_top_n,
-)
 
 __all__ = [
     "DEFAULT_KS",
@@ -32,18 +30,15 @@ __all__ = [
     "METRICS",
     "PopularityBaseline",
     "RetrievalEvaluationCallback",
-    "build_scann_searcher",
     "catalog_indices",
     "check_ks",
     "embed_items",
     "embed_users",
     "evaluate",
-    "exact_top_n",
-    "filter_excluded",
     "hit_matrix",
     "metrics_from_hits",
     "parse_monitor",
     "ranking_metrics",
-    "scann_top_n",
+    "scann_index_for",
     "top_n",
 ]

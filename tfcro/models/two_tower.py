@@ -26,7 +26,7 @@ from tfcro.layers.towers import (
     build_user_tower,
     check_vocabulary,
 )
-from tfcro.validation import check_choice, check_float, check_int
+from tfcro.validation import check_choice, check_fields, check_float, check_int
 
 
 @dataclasses.dataclass
@@ -114,11 +114,7 @@ class TwoTowerConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TwoTowerConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"Unknown TwoTowerConfig keys {unknown}; allowed: {sorted(names)}")
-        data = dict(data)
+        data = check_fields(cls, data)
         for key in ("hidden_units", "user_features", "item_features"):
             if key in data:
                 data[key] = tuple(data[key])

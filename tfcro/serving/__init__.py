@@ -2,18 +2,26 @@
 
 - :func:`export_model` / :func:`export_from_run`: ``user_tower/<v>/`` and
   ``item_tower/<v>/`` SavedModels, ``items.parquet``, ``scann/<v>/``, ``export.json``.
-- :func:`build_scann_index` / :class:`ScannIndex` / :class:`ScannParams`.
+- :func:`build_scann_index` / :class:`ScannIndex` / :class:`ScannParams` (from
+  :mod:`tfcro.search`, the one search module).
 - :class:`Retriever`: top-N raw item ids for users, embedding them in-process
   or through TF Serving (:class:`RestUserEncoder`, :class:`GrpcUserEncoder`).
 
 See ``docs/serving.md``.
 """
 
+from tfcro.search import (
+    ScannIndex,
+    ScannParams,
+    build_scann_index,
+    exact_top_k,
+    recall_against_exact,
+    scann_available,
+)
 from tfcro.serving.export import (
     ExportResult,
     export_from_run,
     export_model,
-    load_trained_model,
     read_items,
     read_manifest,
 )
@@ -22,14 +30,6 @@ from tfcro.serving.retriever import (
     Retriever,
     SavedModelUserEncoder,
     pad_histories,
-)
-from tfcro.serving.scann_index import (
-    ScannIndex,
-    ScannParams,
-    build_scann_index,
-    exact_top_k,
-    recall_against_exact,
-    scann_available,
 )
 from tfcro.serving.signatures import save_tower, tower_input_specs
 from tfcro.serving.tf_serving import (
@@ -45,7 +45,6 @@ __all__ = [
     "ExportResult",
     "export_model",
     "export_from_run",
-    "load_trained_model",
     "read_items",
     "read_manifest",
     "Retriever",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import glob
 import hashlib
 import json
 import os
@@ -31,9 +30,15 @@ import tensorflow as tf
 
 from tfcro import runfolder
 from tfcro._compat import installed_version, keras
+from tfcro.search import (
+    DEFAULT_NUM_NEIGHBORS,
+    ScannParams,
+    build_scann_index,
+    scann_available,
+)
 from tfcro.serving import signatures as _signatures
-from tfcro.serving.scann_index import ScannParams, build_scann_index, scann_available
 from tfcro.serving.versioning import StagedExport, next_version
+from tfcro.validation import check_float, check_int
 from tfcro.version import __version__
 
 MANIFEST = "export.json"
@@ -181,7 +186,7 @@ def export_model(
     version: int | None = None,
     include_scann_model: bool = False,
     item_features: Mapping[str, Sequence[str]] | None = None,
-    num_neighbors: int = 100,
+    num_neighbors: int = DEFAULT_NUM_NEIGHBORS,
     recall_queries: np.ndarray | None = None,
     batch_size: int = 4096,
 ) -> ExportResult:
@@ -223,12 +228,8 @@ def export_model(
         raise ValueError("`item_ids` should not be empty. Received: 0 ids")
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("`item_ids` should be unique. Received: duplicated ids")
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"`scale` should be a positive float. Received: scale={scale!r}")
-    if version is not None and (not isinstance(version, (int, np.integer)) or version < 1):
-        raise ValueError(
-            f"`version` should be a positive integer or None. Received: version={version!r}"
-        )
+    scale = check_float("scale", scale, minimum=0.0, strict=True)
+    version = check_int("version", version, allow_none=True)
     params = ScannParams.coerce(scann_params)
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -343,117 +344,7 @@ def read_manifest(export_dir: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Rebuilding a trained model from a training run folder (layout: tfcro.runfolder).
-
-
-def find_weights(run_dir: str) -> str:
-    """``run_dir/best.weights.h5``, else the newest ``*.weights.h5`` (or TF checkpoint) in
-    ``run_dir/checkpoints/``.
-
-    Raises:
-      FileNotFoundError: naming the places looked at.
-    """
-    best = os.path.join(run_dir, runfolder.BEST_WEIGHTS_FILE)
-    if os.path.isfile(best):
-        return best
-    ckpt_dir = os.path.join(run_dir, runfolder.CHECKPOINT_DIR)
-    candidates = glob.glob(os.path.join(ckpt_dir, "*.weights.h5")) + glob.glob(
-        os.path.join(ckpt_dir, "*.h5")
-    )
-    if candidates:
-        return max(set(candidates), key=os.path.getmtime)
-    latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
-    if latest:
-        return latest
-    raise FileNotFoundError(
-        f"no weights in {run_dir!r}: expected {runfolder.BEST_WEIGHTS_FILE} or a checkpoint "
-        f"(*.weights.h5 or a TF checkpoint) under {runfolder.CHECKPOINT_DIR}/"
-    )
-
-
-def read_run_items(run_dir: str) -> list[str]:
-    """``run_dir/items.txt``: the catalog, one raw id per line."""
-    path = os.path.join(run_dir, runfolder.ITEMS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no {runfolder.ITEMS_FILE} (the catalog, one raw id per line) in {run_dir!r}")
-    return _read_lines(path)
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
-
-
-def load_trained_model(run_dir: str) -> tuple[Any, dict[str, Any]]:
-    """Rebuilds the trained ``TwoTowerModel`` of a run folder and loads its weights.
-
-    Expects in ``run_dir``:
-
-    - ``config.json`` with key ``"model"``: ``TwoTowerConfig.to_dict()``;
-    - ``items.txt``: the catalog, one raw id per line, in the model's order;
-    - ``users.txt`` (one id per line) when the config has ``use_user_id``;
-    - ``item_features.json`` (``{name: [N] values}`` aligned with ``items.txt``)
-      and ``user_features.json`` (``{name: {user_id: value}}``) when the
-      config has item / user features;
-    - the weights found by :func:`find_weights`: ``model.save_weights`` output
-      (``.h5``) or a ``tf.train.Checkpoint(model=model, ...)`` prefix.
-
-    Returns ``(model, run_config)``.
-    """
-    path = os.path.join(run_dir, runfolder.CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no {runfolder.CONFIG_FILE} in {run_dir!r}: not a training run folder")
-    run_config = runfolder.read_json(path)
-    if "model" not in run_config:
-        raise ValueError(
-            f"`{path}` should have a 'model' key (TwoTowerConfig.to_dict()). "
-            f"Received keys: {sorted(run_config)}"
-        )
-    try:
-        from tfcro.models import TwoTowerConfig, TwoTowerModel
-    except ImportError as err:
-        raise ImportError(
-            "export_from_run needs tfcro.models.TwoTowerModel and TwoTowerConfig "
-            f"to rebuild the trained model ({err})"
-        ) from err
-    config = TwoTowerConfig.from_dict(run_config["model"])
-    kwargs: dict[str, Any] = {}
-    if config.use_user_id:
-        kwargs["users"] = _read_lines(os.path.join(run_dir, runfolder.USERS_FILE))
-    if config.item_features:
-        kwargs["item_feature_values"] = runfolder.read_json(
-            os.path.join(run_dir, runfolder.ITEM_FEATURES_FILE))
-    if config.user_features:
-        kwargs["user_feature_values"] = runfolder.read_json(
-            os.path.join(run_dir, runfolder.USER_FEATURES_FILE))
-    model = TwoTowerModel(read_run_items(run_dir), config, **kwargs)
-    # A subclassed Keras model creates its variables on its first call.
-    dummy = {"history": tf.constant([[""]])}
-    if config.use_user_id:
-        dummy["user_id"] = tf.constant([""])
-    for name in config.user_features:
-        dummy[name] = tf.constant([""])
-    model(dummy)
-    model.item_tower(model.item_inputs(np.asarray(model.items[:1])))
-    weights = find_weights(run_dir)
-    if weights.endswith(".h5"):
-        model.load_weights(weights)
-    else:  # a tf.train.Checkpoint(model=model, optimizer=..., ...) of the training loop
-        tf.train.Checkpoint(model=model).restore(weights).expect_partial()
-    return model, run_config
-
-
-def _model_scale(model: Any, run_config: Mapping[str, Any]) -> float:
-    for source in (run_config.get("model", {}), run_config):
-        for key in ("scale", "temperature_scale"):
-            if key in source and source[key] is not None:
-                return float(source[key])
-        if "temperature" in source and source["temperature"]:
-            return 1.0 / float(source["temperature"])
-    value = getattr(model, "scale", None)
-    return float(value) if value is not None else 1.0
+# Exporting a training run folder (layout: tfcro.runfolder).
 
 
 def export_from_run(
@@ -461,16 +352,18 @@ def export_from_run(
     output_dir: str,
     **kwargs: Any,
 ) -> ExportResult:
-    """Exports a training run folder (see :func:`load_trained_model`) with :func:`export_model`.
+    """Exports the trained model of a run folder with :func:`export_model`.
 
-    The catalog comes from ``run_dir/items.txt`` and the scale from the model
-    config (``scale``, or ``1 / temperature``). Extra keyword arguments go to
-    :func:`export_model` (``scann_params``, ``include_scann_model``, ...).
+    The model is rebuilt by :func:`tfcro.training.load_model` (the catalog from
+    ``run_dir/items.txt``, the best weights); the scale comes from the model
+    config. Extra keyword arguments go to :func:`export_model`
+    (``scann_params``, ``include_scann_model``, ...).
     """
-    model, run_config = load_trained_model(run_dir)
-    kwargs.setdefault("scale", _model_scale(model, run_config))
+    from tfcro.training import load_model  # the training stack loads only when used
+
+    model, run_config = load_model(run_dir)
+    kwargs.setdefault("scale", float(run_config["model"]["scale"]))
     kwargs.setdefault("config", run_config["model"])
-    item_features = getattr(model, "_item_feature_values", None) or None
-    if item_features is not None:
-        kwargs.setdefault("item_features", item_features)
+    if model.config.item_features:  # the item tower's feature values, aligned with the catalog
+        kwargs.setdefault("item_features", dict(model._item_feature_values))
     return export_model(model.user_tower, model.item_tower, model.items, output_dir, **kwargs)

@@ -1,8 +1,9 @@
 """Candidate retrieval from an export folder: embed users, search the index, drop seen items.
 
 The :class:`Retriever` reads ``export.json``, the ScaNN index (``scann/<v>/``)
-or, for small catalogs or without ScaNN, ``items.parquet`` for an exact
-brute-force search; users are embedded by the ``user_tower`` SavedModel loaded
+or, for catalogs up to :data:`tfcro.search.BRUTE_FORCE_THRESHOLD` items or
+without ScaNN, ``items.parquet`` for an exact search (the rule of
+:mod:`tfcro.search`); users are embedded by the ``user_tower`` SavedModel loaded
 in-process (default) or by a TF Serving server (:mod:`tfcro.serving.tf_serving`).
 
 Example:
@@ -20,9 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from tfcro.search import (
+    BRUTE_FORCE_THRESHOLD,
+    ScannIndex,
+    exact_top_k,
+    scann_available,
+    scann_top_k,
+)
 from tfcro.serving import export as _export
-from tfcro.serving.scann_index import ScannIndex, exact_top_k, scann_available
 from tfcro.serving.signatures import EMBEDDING, HISTORY, PAD
+from tfcro.validation import check_int
 
 UserEncoder = Callable[[Mapping[str, Any]], np.ndarray]
 
@@ -100,8 +108,10 @@ class Retriever:
         such as :class:`~tfcro.serving.RestUserEncoder` or
         :class:`~tfcro.serving.GrpcUserEncoder`.
       use_scann: ``None`` (ScaNN when the export has an index, ScaNN imports and
-        the catalog is larger than ``brute_force_threshold``), True or False.
-      brute_force_threshold: catalogs up to this size are searched exactly.
+        the catalog is larger than ``brute_force_threshold``, else exact), True or False.
+      brute_force_threshold: catalogs up to this size are searched exactly; default
+        :data:`tfcro.search.BRUTE_FORCE_THRESHOLD`, the size up to which the
+        export's index is itself brute force (one rule, see :mod:`tfcro.search`).
     """
 
     def __init__(
@@ -110,8 +120,9 @@ class Retriever:
         *,
         encoder: UserEncoder | None = None,
         use_scann: bool | None = None,
-        brute_force_threshold: int = 20_000,
+        brute_force_threshold: int = BRUTE_FORCE_THRESHOLD,
     ):
+        brute_force_threshold = check_int("brute_force_threshold", brute_force_threshold)
         self.export_dir = export_dir
         self.manifest = _export.read_manifest(export_dir)
         self.scale = float(self.manifest["scale"])
@@ -196,11 +207,11 @@ class Retriever:
     ) -> RetrievalResult:
         """Top-``n`` items for user embeddings ``[B, D]``.
 
-        Exclusions: the exact search masks them; ScaNN over-fetches
-        ``n + len(exclude_i)`` candidates, filters, and fetches more if needed.
+        Exclusions: :func:`tfcro.search.exact_top_k` masks them;
+        :func:`tfcro.search.scann_top_k` over-fetches ``n + len(exclude_i)``
+        candidates, filters, and fetches more if needed.
         """
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` should be a positive integer. Received: n={n!r}")
+        n = check_int("n", n)
         queries = np.asarray(embeddings, np.float32)
         if queries.ndim != 2:
             raise ValueError(f"`embeddings` should be [B, D]. Received shape: {queries.shape}")
@@ -209,48 +220,16 @@ class Retriever:
             raise ValueError(
                 f"`exclude` should have one collection per user ({batch}). Received: {len(exclude)}"
             )
-        excluded_rows = [
-            {
-                self._row[str(i)]
-                for i in (exclude[b] if exclude is not None else ())
-                if str(i) in self._row
-            }
+        excluded_rows = [  # catalog rows; ids outside the catalog cannot be returned anyway
+            [self._row[str(i)] for i in exclude[b] if str(i) in self._row]
             for b in range(batch)
-        ]
-        out_ids = np.full((batch, n), PAD, dtype=object)
-        out_scores = np.full((batch, n), np.nan, dtype=np.float32)
+        ] if exclude is not None else None
         if self.index is None:
-            self._search_exact(queries, n, excluded_rows, out_ids, out_scores)
+            assert self.embeddings is not None
+            rows, scores = exact_top_k(queries, self.embeddings, n, exclude=excluded_rows)
         else:
-            self._search_scann(queries, n, excluded_rows, out_ids, out_scores)
-        return RetrievalResult(out_ids, out_scores)
-
-    def _fill(self, b, rows, scores, n, excluded, out_ids, out_scores) -> int:
-        kept = [(r, s) for r, s in zip(rows, scores, strict=False) if r not in excluded][:n]
-        for j, (r, s) in enumerate(kept):
-            out_ids[b, j] = self.ids[r]
-            out_scores[b, j] = self.scale * s
-        return len(kept)
-
-    def _search_exact(self, queries, n, excluded_rows, out_ids, out_scores) -> None:
-        assert self.embeddings is not None
-        k_max = min(n + max(len(e) for e in excluded_rows), self.catalog_size)
-        rows, scores = exact_top_k(queries, self.embeddings, k_max)
-        for b in range(len(queries)):
-            self._fill(b, rows[b], scores[b], n, excluded_rows[b], out_ids, out_scores)
-
-    def _search_scann(self, queries, n, excluded_rows, out_ids, out_scores) -> None:
-        assert self.index is not None
-        available = [self.catalog_size - len(e) for e in excluded_rows]
-        pending = list(range(len(queries)))
-        extra = {b: len(excluded_rows[b]) for b in pending}
-        while pending:
-            k = min(n + max(extra[b] for b in pending), self.catalog_size)
-            rows, scores = self.index.search(queries[pending], k)
-            still = []
-            for j, b in enumerate(pending):
-                got = self._fill(b, rows[j], scores[j], n, excluded_rows[b], out_ids, out_scores)
-                if got < min(n, available[b]) and k < self.catalog_size:
-                    extra[b] = max(2 * extra[b], n)
-                    still.append(b)
-            pending = still
+            rows, scores = scann_top_k(self.index, queries, n, exclude=excluded_rows)
+        out_ids = np.full((batch, n), PAD, dtype=object)
+        found = rows >= 0
+        out_ids[found] = self.ids[rows[found]]
+        return RetrievalResult(out_ids, (self.scale * scores).astype(np.float32))

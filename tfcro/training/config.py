@@ -12,7 +12,7 @@ from tfcro._compat import keras
 from tfcro.constants import PROTOCOLS
 from tfcro.evaluation.metrics import DEFAULT_KS, check_ks, parse_monitor
 from tfcro.models import TwoTowerConfig, TwoTowerModel
-from tfcro.validation import check_choice, check_float, check_int, invalid
+from tfcro.validation import check_choice, check_fields, check_float, check_int, invalid
 
 #: ``TrainingConfig.optimizer`` -> the Keras optimizer class.
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
@@ -86,11 +86,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainingConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"Unknown TrainingConfig keys {unknown}; allowed: {sorted(names)}")
-        values = dict(values)
+        values = check_fields(cls, values)
         if "ks" in values:
             values["ks"] = tuple(values["ks"])
         return cls(**values)
