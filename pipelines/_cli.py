@@ -58,8 +58,9 @@ def add_verbose_argument(parser: argparse.ArgumentParser, *, default: int | None
 
 
 def fit_verbosity(verbose: int | None, stream=None) -> int:
-    """The ``--verbose`` given, else 1 (progress bars) on a terminal and 2 (one line per
-    epoch) when stdout goes to a file or pipe, where progress bars are ``\\r``/``\\b`` noise."""
+    r"""The ``--verbose`` given, else 1 (progress bars) on a terminal and 2 (one line per
+    epoch) when stdout goes to a file or pipe, where progress bars are ``\r``/``\b`` noise.
+    """
     if verbose is not None:
         return verbose
     stream = sys.stdout if stream is None else stream

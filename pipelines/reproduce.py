@@ -1,9 +1,9 @@
-"""Reproduce the CROLoss paper's Tables 2-4 and Figures 4-5 on a dataset, over seeds.
+r"""Reproduce the CROLoss paper's Tables 2-4 and Figures 4-5 on a dataset, over seeds.
 
 Examples::
 
-    python -m pipelines.reproduce --experiment table2 --dataset-preset ml-100k \\
-        --data-dir ../shared/data/ml-100k --seeds 0,1,2 --epochs 2 \\
+    python -m pipelines.reproduce --experiment table2 --dataset-preset ml-100k \
+        --data-dir ../shared/data/ml-100k --seeds 0,1,2 --epochs 2 \
         --learning-rates 0.005,0.02 --tune-seeds 1 --output-dir runs/reproduce/ml-100k
     python -m pipelines.reproduce --experiment all --dataset-preset synthetic --epochs 1
 

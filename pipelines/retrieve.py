@@ -1,6 +1,6 @@
-"""Print the top-N items for user histories from an export folder.
+r"""Print the top-N items for user histories from an export folder.
 
-    python -m pipelines.retrieve --export-dir saved_models/ml100k-cro \\
+    python -m pipelines.retrieve --export-dir saved_models/ml100k-cro \
         --history "50,172,133" --history "1,2" -n 10 [--exclude-history]
 
 Users are embedded by the exported ``user_tower`` SavedModel in this process,

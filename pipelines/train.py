@@ -1,14 +1,14 @@
-"""Train a two-tower retrieval model with CROLoss or a baseline; evaluate; export.
+r"""Train a two-tower retrieval model with CROLoss or a baseline; evaluate; export.
 
 Examples::
 
     python -m pipelines.train                                   # synthetic data, CROLoss-lambda
-    python -m pipelines.train --dataset movielens --data-dir ../shared/data/ml-100k \\
-        --loss cro-lambda --weight-kernel sigmoid --kernel softplus --alpha 1.0 \\
+    python -m pipelines.train --dataset movielens --data-dir ../shared/data/ml-100k \
+        --loss cro-lambda --weight-kernel sigmoid --kernel softplus --alpha 1.0 \
         --run-dir runs/ml100k-cro
-    python -m pipelines.train --dataset pairs --data-dir ../shared/data/ml-1m \\
+    python -m pipelines.train --dataset pairs --data-dir ../shared/data/ml-1m \
         --protocol collaborative --use-user-id --loss softmax --run-dir runs/ml1m-softmax
-    python -m pipelines.train --dataset table --data-dir my_log.csv \\
+    python -m pipelines.train --dataset table --data-dir my_log.csv \
         --user-col user_id --item-col item_id --time-col ts --run-dir runs/mine
 
 Rerunning with the same ``--run-dir`` resumes from its last checkpoint (also

@@ -86,7 +86,8 @@ _TEMPORARY = re.compile(r"\.tmp-(\d+)(\.|$)")
 def temporary_path(path: str, suffix: str = "") -> str:
     """The temporary file that a write of ``path`` goes through before its rename.
 
-    ``suffix`` is kept at the end (Keras insists on ``.weights.h5``)."""
+    ``suffix`` is kept at the end (Keras insists on ``.weights.h5``).
+    """
     stem = path[: -len(suffix)] if suffix and path.endswith(suffix) else path
     return f"{stem}.tmp-{os.getpid()}{suffix}"
 
@@ -150,7 +151,8 @@ def read_json(path: str) -> Any:
 class RunFolderError(ValueError):
     """A run folder that cannot be used: a damaged checkpoint or state, or another run in it.
 
-    The message says what is wrong and what to do."""
+    The message says what is wrong and what to do.
+    """
 
 
 class RunFolderInUse(RunFolderError):
@@ -293,7 +295,8 @@ def _is_file_of(fd: int, path: str) -> bool:
 
 def _read_holder(fd: int, wait: float = 0.0) -> dict[str, Any]:
     """The holder's JSON in the lock file; waits up to ``wait`` s for a holder that is
-    about to write it (it locks first, then writes)."""
+    about to write it (it locks first, then writes).
+    """
     deadline = time.monotonic() + wait
     while True:
         try:

@@ -224,7 +224,8 @@ def _exclusions(
     exclude: Sequence[Any] | None, start: int, stop: int, num_items: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Excluded ``(row - start) * num_items + item`` keys of queries ``start:stop``, sorted and
-    unique (entries outside ``[0, num_items)`` dropped), and how many items each query keeps."""
+    unique (entries outside ``[0, num_items)`` dropped), and how many items each query keeps.
+    """
     if exclude is None:
         return np.zeros(0, np.int64), np.full(stop - start, num_items, np.int64)
     cols = [_rows(exclude[u]) for u in range(start, stop)]
@@ -327,7 +328,8 @@ def exact_top_k(
 
 def recall_against_exact(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean over queries of ``|approx_i & exact_i| / |exact_i|`` (recall@N of an ANN search);
-    ``-1`` (missing) entries count for nothing."""
+    ``-1`` (missing) entries count for nothing.
+    """
     hits = []
     for a, e in zip(approx, exact, strict=True):
         truth = set(np.asarray(e).tolist()) - {-1}

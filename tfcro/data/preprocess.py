@@ -90,6 +90,7 @@ def k_core(interactions: Interactions, k: int, item_k: int | None = None) -> Int
     filter repeats until nothing changes. Counts are over all rows (all splits).
 
     Args:
+        interactions: the interactions to filter.
         k: the minimum number of interactions per user (and per item).
         item_k: a different minimum for items (default ``k``).
 

@@ -515,7 +515,8 @@ def read_table(
 
     Args:
         path: ``*.parquet`` / ``*.pq`` read with pyarrow; otherwise a delimited file.
-        user_col, item_col: the id columns.
+        user_col: the user id column.
+        item_col: the item id column.
         time_col: optional timestamp column.
         sep: the separator; ``None`` picks it from the suffix (``.tsv`` tab, ``.csv``
             comma) or, otherwise, sniffs the header line (tab, comma, ``;``, ``|``).

@@ -37,8 +37,7 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
       verbose: 1 prints the metrics each evaluation.
       **evaluate_options: ``batch_size``, ``exclude_seen``, ``method`` ... of ``evaluate``.
 
-    Example::
-
+    Example:
         callback = RetrievalEvaluationCallback(data.valid, data.items, patience=3)
         model.fit(train_ds, epochs=50, callbacks=[callback, tf.keras.callbacks.CSVLogger(p)])
         callback.best, callback.best_epoch

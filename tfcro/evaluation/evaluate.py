@@ -114,7 +114,8 @@ def scann_index_for(item_embeddings: np.ndarray,
                     scann_params: ScannParams | Mapping[str, Any] | None = None) -> ScannIndex:
     """The ScaNN index ``evaluate(method="scann")`` searches: the one the export writes for a
     catalog of this size (same :class:`~tfcro.search.ScannParams`, same default
-    ``num_neighbors``), rows = catalog indices."""
+    ``num_neighbors``), rows = catalog indices.
+    """
     rows = np.arange(len(item_embeddings))
     return build_scann_index(item_embeddings, rows, DEFAULT_NUM_NEIGHBORS, scann_params,
                              evaluate=False)
@@ -122,7 +123,8 @@ def scann_index_for(item_embeddings: np.ndarray,
 
 def _index_positions(index: ScannIndex, item_ids: np.ndarray) -> np.ndarray | None:
     """The catalog position of each row of a prebuilt index over the catalog (in any order);
-    ``None`` when the rows are the catalog's order."""
+    ``None`` when the rows are the catalog's order.
+    """
     position = catalog_indices(index.ids, item_ids)
     if len(index) != len(item_ids) or len(np.unique(position[position >= 0])) != len(item_ids):
         raise invalid("scann_index", f"an index over exactly the evaluated catalog "

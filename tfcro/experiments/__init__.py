@@ -29,8 +29,7 @@ Modules:
 - :mod:`.tables`: Markdown and CSV tables; :mod:`.plots`: PNG plots
   (matplotlib, imported when called; the runner never needs it).
 
-Example::
-
+Example:
     from tfcro import experiments as ex
     base = ex.preset_config("ml-100k", data_dir="../shared/data/ml-100k", epochs=3)
     grids = [ex.make_grid("table2", learning_rates=(0.001, 0.005))]

@@ -59,7 +59,8 @@ def markdown_table(frame, grid: Grid, ks: Sequence[int]) -> str:
 
 def markdown_deltas(frame, ks: Sequence[int], reference: str = "softmax") -> str:
     """:func:`~tfcro.experiments.results.paired_deltas` as Markdown (percentage points,
-    mean ± std over seeds)."""
+    mean ± std over seeds).
+    """
     metrics = metric_names(ks)
     head = ["method", "seeds"] + [m.replace("recall@", "ΔR@").replace("ndcg@", "ΔNDCG@")
                                   for m in metrics]

@@ -20,7 +20,6 @@ class SoftmaxLoss(RetrievalLoss):
     CROLoss with the exponential kernel at ``alpha=1``.
 
     Example:
-
     >>> import tfcro, tensorflow as tf
     >>> loss = tfcro.SoftmaxLoss(scale=10.0)
     >>> round(float(loss(tf.constant([[1.0, 0.0]]), tf.constant([[0.5, 0.4]]))), 4)
@@ -39,7 +38,6 @@ class BPRLoss(RetrievalLoss):
     softplus kernel at ``alpha=0`` is ``log(M + 1)`` times this loss.
 
     Example:
-
     >>> import tfcro, tensorflow as tf
     >>> loss = tfcro.BPRLoss()
     >>> round(float(loss(tf.constant([[1.0, 0.0]]), tf.constant([[1.0, 0.0]]))), 4)
@@ -58,7 +56,6 @@ class TripletLoss(RetrievalLoss):
     the hinge kernel at ``alpha=0`` is ``log(M + 1)`` times this loss.
 
     Example:
-
     >>> import tfcro, tensorflow as tf
     >>> loss = tfcro.TripletLoss(margin=1.0)
     >>> round(float(loss(tf.constant([[1.0, 0.0]]), tf.constant([[0.8, 0.5]]))), 4)

@@ -72,7 +72,6 @@ class CROLoss(_RankWeightedLoss):
     (cosine scores with scale 10 are far inside that).
 
     Example:
-
     >>> import tfcro, tensorflow as tf
     >>> loss = tfcro.CROLoss(kernel="softplus", alpha=1.0)
     >>> y_true = tf.constant([[1.0, 0.0, 0.0]])
@@ -131,7 +130,6 @@ class LambdaCROLoss(_RankWeightedLoss):
     the exponential gradient kernel keep ``scale * |gap|`` below ~60.
 
     Example:
-
     >>> import tfcro, tensorflow as tf
     >>> loss = tfcro.LambdaCROLoss("sigmoid", "softplus", alpha=1.0)
     >>> y_true = tf.constant([[1.0, 0.0, 0.0]])

@@ -123,7 +123,8 @@ class TwoTowerConfig:
 
 def prepare_loss(loss: keras.losses.Loss, num_items: int) -> keras.losses.Loss:
     """A copy of ``loss`` with reduction ``"sum"`` and, when it has ``num_items=None``,
-    ``num_items`` set to the catalog size."""
+    ``num_items`` set to the catalog size.
+    """
     config = loss.get_config()
     if "num_items" in config and config["num_items"] is None:
         config["num_items"] = int(num_items)

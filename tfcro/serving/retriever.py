@@ -85,7 +85,8 @@ class SavedModelUserEncoder:
 @dataclasses.dataclass
 class RetrievalResult:
     """Top-N per user: ``ids`` ``[B, n]`` raw ids (``""`` where fewer than ``n`` remain) and
-    ``scores`` ``[B, n]`` float32 (``scale * cosine``; NaN for padding)."""
+    ``scores`` ``[B, n]`` float32 (``scale * cosine``; NaN for padding).
+    """
 
     ids: np.ndarray
     scores: np.ndarray

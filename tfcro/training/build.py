@@ -64,7 +64,8 @@ def train_features(data: data_lib.RetrievalData) -> dict[str, np.ndarray] | None
 
 def build_variables(model: TwoTowerModel, data: data_lib.RetrievalData) -> None:
     """Creates every variable of a compiled model and its optimizer (a subclassed model
-    builds on its first call), so that a checkpoint can be restored into them."""
+    builds on its first call), so that a checkpoint can be restored into them.
+    """
     sample = next(iter(data_lib.train_dataset(data.train, 2, shuffle=False,
                                               features=train_features(data))))
     model.compute_loss(sample, training=False)

@@ -95,7 +95,8 @@ class TrainingConfig:
 @dataclasses.dataclass
 class TrainingResult:
     """What :func:`~tfcro.training.train` returns: the run folder, test metrics and the
-    trained model (with the weights of the best validation)."""
+    trained model (with the weights of the best validation).
+    """
 
     output_dir: str
     metrics: dict[str, float]

@@ -47,7 +47,8 @@ class SigtermGuard:
     """While active, SIGTERM raises :class:`TrainingInterrupted`, but never inside
     :meth:`saving` (an epoch's files): there it is deferred to the end of the save.
 
-    Only installed in the main thread (Python delivers signals there)."""
+    Only installed in the main thread (Python delivers signals there).
+    """
 
     def __init__(self, output_dir: str, epochs_done: int = 0):
         self.output_dir = output_dir

@@ -39,7 +39,8 @@ logger = logging.getLogger("tfcro.training")
 def write_model_files(output_dir: str, model: TwoTowerModel,
                       data: data_lib.RetrievalData) -> None:
     """Writes ``items.txt`` and, as the model needs them, ``users.txt``,
-    ``item_features.json`` and ``user_features.json``: what :func:`load_model` reads."""
+    ``item_features.json`` and ``user_features.json``: what :func:`load_model` reads.
+    """
     write_atomic(os.path.join(output_dir, ITEMS_FILE), "\n".join(map(str, data.items)) + "\n")
     config = model.config
     if config.use_user_id:

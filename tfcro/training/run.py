@@ -195,7 +195,8 @@ def _run(config: TrainingConfig, output_dir: str, write_dir: str,
 
 class _RunCheckpoint(keras.callbacks.Callback):
     """After every epoch: best weights, then the checkpoint (model, optimizer, epoch and
-    run state together: the commit point), then the state/history mirrors."""
+    run state together: the commit point), then the state/history mirrors.
+    """
 
     def __init__(self, output_dir: str, manager: tf.train.CheckpointManager,
                  epoch_var: tf.Variable, state_var: tf.Variable,
