@@ -54,7 +54,9 @@ LOSSES: dict[str, tuple[str, dict]] = {
     "triplet": ("triplet", {"margin": ex.PAPER_MARGIN}),
     "cro (softplus, a=1)": ("cro", {"kernel": "softplus", "alpha": 1.0}),
     "cro-lambda (sigmoid/softplus, a=1)": (
-        "cro-lambda", {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0}),
+        "cro-lambda",
+        {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0},
+    ),
 }
 
 
@@ -84,14 +86,17 @@ def cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_losses",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_losses",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset-preset", default="synthetic", choices=["synthetic", "ml-100k"])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--num-negatives", type=int, default=None,
-                        help="default 10 x batch size (paper)")
+    parser.add_argument(
+        "--num-negatives", type=int, default=None, help="default 10 x batch size (paper)"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fit-steps", type=int, default=40)
@@ -100,18 +105,25 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"`{name}` should be >= 1. Received: {name}={getattr(args, name)}")
 
-    base = ex.preset_config(args.dataset_preset, data_dir=args.data_dir,
-                            batch_size=args.batch_size, num_negatives=args.num_negatives,
-                            epochs=1)
+    base = ex.preset_config(
+        args.dataset_preset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        num_negatives=args.num_negatives,
+        epochs=1,
+    )
     started = time.time()
     data = load_data(base)
     print(f"# bench_losses: {data}; load {time.time() - started:.1f} s")
-    print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}), TensorFlow {tf.__version__}, "
-          f"batch {base.batch_size}, negatives {base.model['num_negatives']}, "
-          f"catalog {len(data.items)}")
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu_model()}), TensorFlow {tf.__version__}, "
+        f"batch {base.batch_size}, negatives {base.model['num_negatives']}, "
+        f"catalog {len(data.items)}"
+    )
     features = data.example_features(data.train.user_id, data.train.target) or None
-    batches = data_lib.train_dataset(data.train, base.batch_size, seed=0, features=features,
-                                     drop_remainder=True)
+    batches = data_lib.train_dataset(
+        data.train, base.batch_size, seed=0, features=features, drop_remainder=True
+    )
     batch = next(iter(batches))
 
     models, steps_eager, steps_graph = {}, {}, {}
@@ -147,13 +159,17 @@ def main(argv: list[str] | None = None) -> int:
 
         def loss_step(fn=fn):
             with tf.GradientTape() as tape:
-                scores = scale * tf.matmul(tf.math.l2_normalize(user, -1),
-                                           tf.math.l2_normalize(cand, -1), transpose_b=True)
+                scores = scale * tf.matmul(
+                    tf.math.l2_normalize(user, -1), tf.math.l2_normalize(cand, -1), transpose_b=True
+                )
                 value = fn(y_true, scores) / b
             return tape.gradient(value, [user, cand])[0]
 
-        loss_steps[label] = {"eager": loss_step, "graph": tf.function(loss_step),
-                             "xla": tf.function(loss_step, jit_compile=True)}
+        loss_steps[label] = {
+            "eager": loss_step,
+            "graph": tf.function(loss_step),
+            "xla": tf.function(loss_step, jit_compile=True),
+        }
 
     timings: dict[str, dict[str, list[float]]] = {k: {} for k in LOSSES}
     errors: dict[tuple[str, str], str] = {}
@@ -184,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 n = max(1, args.steps // 4) if mode == "eager" else args.steps
                 timings[label].setdefault(f"loss {mode}", []).append(
-                    _time(loss_steps[label][mode], n))
+                    _time(loss_steps[label][mode], n)
+                )
 
     columns = ["model eager", "model graph", "loss eager", "loss graph", "loss xla"]
     median = {k: {c: statistics.median(v) for c, v in t.items()} for k, t in timings.items()}
@@ -205,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # throughput: model.fit over the tf.data pipeline (same number of steps per loss)
     print("\n## Training throughput, model.fit over the full tf.data pipeline\n")
-    print("| loss | examples/s | ratio to softmax | peak RSS growth (MiB) | "
-          "tracemalloc peak, loss step (MiB) |")
+    print(
+        "| loss | examples/s | ratio to softmax | peak RSS growth (MiB) | "
+        "tracemalloc peak, loss step (MiB) |"
+    )
     print("|---|---|---|---|---|")
     throughput = {}
     for label, model in models.items():
@@ -216,21 +235,27 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(batches.take(args.fit_steps), epochs=1, verbose=0)
         throughput[label] = args.fit_steps * base.batch_size / (time.perf_counter() - started)
     for label in LOSSES:
-        print(f"| {label} | {throughput[label]:.0f} | "
-              f"{throughput[label] / throughput['softmax']:.2f} | {rss[label]:.1f} | "
-              f"{py_peak[label]:.2f} |")
+        print(
+            f"| {label} | {throughput[label]:.0f} | "
+            f"{throughput[label] / throughput['softmax']:.2f} | {rss[label]:.1f} | "
+            f"{py_peak[label]:.2f} |"
+        )
 
     model = models["softmax"]
     evaluate(model, data.test, data.items, ks=base.ks)  # warm-up
     started = time.perf_counter()
     evaluate(model, data.test, data.items, ks=base.ks)
     seconds = time.perf_counter() - started
-    print(f"\n## Full-catalog evaluation\n\n{len(data.test)} test users x {len(data.items)} "
-          f"items, exact top-{max(base.ks)}: {seconds:.3f} s "
-          f"({len(data.test) / seconds:.0f} users/s); peak RSS of the process "
-          f"{_rss_mib():.0f} MiB")
-    print(f"\nscore matrix per step: {b} x {c} = {b * c:,} floats "
-          f"({4 * b * c / 2**20:.1f} MiB); settings: {dataclasses.asdict(base)['model']}")
+    print(
+        f"\n## Full-catalog evaluation\n\n{len(data.test)} test users x {len(data.items)} "
+        f"items, exact top-{max(base.ks)}: {seconds:.3f} s "
+        f"({len(data.test) / seconds:.0f} users/s); peak RSS of the process "
+        f"{_rss_mib():.0f} MiB"
+    )
+    print(
+        f"\nscore matrix per step: {b} x {c} = {b * c:,} floats "
+        f"({4 * b * c / 2**20:.1f} MiB); settings: {dataclasses.asdict(base)['model']}"
+    )
     return 0
 
 

@@ -17,8 +17,10 @@ import sys
 
 def _wants_tf_log(argv: list[str]) -> bool:
     """Whether the command line asks for ``--verbose 2`` (the jobs' "show everything")."""
-    return any(arg == "--verbose=2" or (arg == "--verbose" and argv[i + 1:i + 2] == ["2"])
-               for i, arg in enumerate(argv))
+    return any(
+        arg == "--verbose=2" or (arg == "--verbose" and argv[i + 1 : i + 2] == ["2"])
+        for i, arg in enumerate(argv)
+    )
 
 
 # While ``python -m pipelines.<job>`` imports this package, sys.argv[0] is "-m".

@@ -15,7 +15,8 @@ def _numbers(text: str, kind: type, what: str, example: str) -> list:
         return [kind(x) for x in _split(text)]
     except ValueError as err:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated {what}, e.g. {example}. Received: {text!r}") from err
+            f"expected comma-separated {what}, e.g. {example}. Received: {text!r}"
+        ) from err
 
 
 def int_list(text: str) -> list[int]:
@@ -34,12 +35,15 @@ def name_list(text: str) -> list[str]:
 
 
 #: ``--verbose`` help shared by every job: what 2 adds besides its own meaning.
-TF_LOG_HELP = ("2 also shows TensorFlow's C++ log (start-up lines, CUDA probing), "
-               "otherwise hidden unless TF_CPP_MIN_LOG_LEVEL is set")
+TF_LOG_HELP = (
+    "2 also shows TensorFlow's C++ log (start-up lines, CUDA probing), "
+    "otherwise hidden unless TF_CPP_MIN_LOG_LEVEL is set"
+)
 
 
-def add_verbose_argument(parser: argparse.ArgumentParser, *, default: int | None,
-                         keras: bool) -> None:
+def add_verbose_argument(
+    parser: argparse.ArgumentParser, *, default: int | None, keras: bool
+) -> None:
     """``--verbose {0,1,2}``; ``keras``: the value is Keras ``fit``'s verbosity.
 
     With ``default=None`` the value is left ``None`` when the flag is absent, for
@@ -52,8 +56,10 @@ def add_verbose_argument(parser: argparse.ArgumentParser, *, default: int | None
             when = "default: 1 when stdout is a terminal, 2 otherwise"
         else:
             when = f"default: {default}"
-        text = (f"Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch ({when}); "
-                f"{TF_LOG_HELP}")
+        text = (
+            f"Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch ({when}); "
+            f"{TF_LOG_HELP}"
+        )
     parser.add_argument("--verbose", type=int, default=default, choices=[0, 1, 2], help=text)
 
 

@@ -23,18 +23,25 @@ from tfcro.training import load_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
     parser.add_argument("--split", default="test", choices=["test", "valid"])
-    parser.add_argument("--search", "--method", dest="search", default="exact",
-                        choices=["exact", "scann"],
-                        help="exact matmul top-N or a ScaNN index (--method: the former "
-                             "spelling)")
-    parser.add_argument("--ks", type=int_list, default=None,
-                        help="cut-offs (default: the run's)")
-    parser.add_argument("--keep-seen", action="store_true",
-                        help="do not exclude the users' seen items")
+    parser.add_argument(
+        "--search",
+        "--method",
+        dest="search",
+        default="exact",
+        choices=["exact", "scann"],
+        help="exact matmul top-N or a ScaNN index (--method: the former spelling)",
+    )
+    parser.add_argument("--ks", type=int_list, default=None, help="cut-offs (default: the run's)")
+    parser.add_argument(
+        "--keep-seen", action="store_true", help="do not exclude the users' seen items"
+    )
     parser.add_argument("--output", default=None, help="write the metrics to this JSON file")
     add_verbose_argument(parser, default=1, keras=False)
     return parser
@@ -47,12 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, data, model = load_run(args.run_dir)
         ks = tuple(args.ks or config.ks)
         users = data.test if args.split == "test" else data.valid
-        metrics = evaluate(model, users, data.items, ks=ks, batch_size=config.eval_batch_size,
-                           exclude_seen=not args.keep_seen, method=args.search)
+        metrics = evaluate(
+            model,
+            users,
+            data.items,
+            ks=ks,
+            batch_size=config.eval_batch_size,
+            exclude_seen=not args.keep_seen,
+            method=args.search,
+        )
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    print(f"{os.path.abspath(args.run_dir)}: {args.split} users={len(users)} "
-          f"search={args.search}")
+    print(f"{os.path.abspath(args.run_dir)}: {args.split} users={len(users)} search={args.search}")
     print(format_metrics(metrics, ks))
     if args.output:
         write_json(args.output, metrics)

@@ -31,12 +31,17 @@ def _params(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.export",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.export", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
-    parser.add_argument("--export-dir", "--output-dir", dest="export_dir", required=True,
-                        help="export folder, saved_models/<run> (--output-dir: the former "
-                        "spelling)")
+    parser.add_argument(
+        "--export-dir",
+        "--output-dir",
+        dest="export_dir",
+        required=True,
+        help="export folder, saved_models/<run> (--output-dir: the former spelling)",
+    )
     parser.add_argument("--num-neighbors", type=int, default=100, help="the index's default N")
     parser.add_argument(
         "--scann-params",

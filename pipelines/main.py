@@ -22,8 +22,9 @@ from pipelines._cli import add_verbose_argument, fit_verbosity
 from tfcro.training import TrainingConfig, load_data, train
 
 
-def side_by_side(results: dict[str, dict[str, float]], ks: Sequence[int],
-                 metric: str = "recall") -> str:
+def side_by_side(
+    results: dict[str, dict[str, float]], ks: Sequence[int], metric: str = "recall"
+) -> str:
     names = list(results)
     header = f"{'N':>6} " + " ".join(f"{n:>14}" for n in names)
     if len(names) == 2:
@@ -45,12 +46,21 @@ def _python() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.main", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", default="runs/main",
-                        help="the folder of the two run folders, <output-dir>/<loss>/")
-    parser.add_argument("--export-dir", default="saved_models/main",
-                        help="the CROLoss model's SavedModel/ScaNN export")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.main",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--output-dir",
+        default="runs/main",
+        help="the folder of the two run folders, <output-dir>/<loss>/",
+    )
+    parser.add_argument(
+        "--export-dir",
+        default="saved_models/main",
+        help="the CROLoss model's SavedModel/ScaNN export",
+    )
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -67,14 +77,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = fit_verbosity(args.verbose)
 
     ks = (20, 50, 100, 200, 500)
-    common = dict(dataset="synthetic", protocol="sequential",
-                  dataset_options={"num_users": args.num_users, "num_items": args.num_items},
-                  max_history=20, seed=args.seed,
-                  epochs=args.epochs, batch_size=256, learning_rate=0.005, patience=2, ks=ks)
+    common = dict(
+        dataset="synthetic",
+        protocol="sequential",
+        dataset_options={"num_users": args.num_users, "num_items": args.num_items},
+        max_history=20,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=256,
+        learning_rate=0.005,
+        patience=2,
+        ks=ks,
+    )
     negatives = min(512, args.num_items // 2)
     runs = {
-        "cro-lambda": {"loss": "cro-lambda", "num_negatives": negatives, "loss_options": {
-            "weight_kernel": "sigmoid", "kernel": "softplus", "alpha": args.alpha}},
+        "cro-lambda": {
+            "loss": "cro-lambda",
+            "num_negatives": negatives,
+            "loss_options": {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": args.alpha},
+        },
         "softmax": {"loss": "softmax", "num_negatives": negatives, "loss_options": {}},
     }
     try:
@@ -86,26 +107,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"[tfcro] data: {data}")
     results = {}
     for name, config in configs.items():
-        print(f"\n[tfcro] training {name} ({config.epochs} epochs max, early stopping on "
-              f"validation {config.monitor})")
-        results[name] = train(config, os.path.join(args.output_dir, name), data=data,
-                              verbose=verbose).metrics
+        print(
+            f"\n[tfcro] training {name} ({config.epochs} epochs max, early stopping on "
+            f"validation {config.monitor})"
+        )
+        results[name] = train(
+            config, os.path.join(args.output_dir, name), data=data, verbose=verbose
+        ).metrics
 
-    print(f"\nRecall@N on {len(data.test)} held-out users, full catalog of {len(data.items)} "
-          f"items (per-user recall, as the paper):")
+    print(
+        f"\nRecall@N on {len(data.test)} held-out users, full catalog of {len(data.items)} "
+        f"items (per-user recall, as the paper):"
+    )
     print(side_by_side(results, ks))
     print("\nNDCG@N:")
     print(side_by_side(results, ks, metric="ndcg"))
-    print(f"\n[tfcro] done in {time.time() - started:.0f} s. Runs (config.json, history.csv, "
-          f"metrics.json, checkpoints): {os.path.abspath(args.output_dir)}/<loss>/")
+    print(
+        f"\n[tfcro] done in {time.time() - started:.0f} s. Runs (config.json, history.csv, "
+        f"metrics.json, checkpoints): {os.path.abspath(args.output_dir)}/<loss>/"
+    )
     if args.export:
         from tfcro.serving import export_from_run
 
         export_from_run(os.path.join(args.output_dir, "cro-lambda"), args.export_dir)
-        print(f"[tfcro] CROLoss model exported for serving: {os.path.abspath(args.export_dir)}"
-              f"\n        try: {_python()} -m pipelines.retrieve "
-              f"--export-dir {args.export_dir} "
-              f"--history {','.join(data.test.history[0][:3])} -n 10")
+        print(
+            f"[tfcro] CROLoss model exported for serving: {os.path.abspath(args.export_dir)}"
+            f"\n        try: {_python()} -m pipelines.retrieve "
+            f"--export-dir {args.export_dir} "
+            f"--history {','.join(data.test.history[0][:3])} -n 10"
+        )
     return 0
 
 

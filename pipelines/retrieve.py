@@ -26,8 +26,9 @@ def _history(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.retrieve",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.retrieve", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--export-dir", required=True, help="folder written by pipelines.export")
     parser.add_argument(
         "--history",

@@ -41,8 +41,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :class:`tfcro.training.TrainingConfig` as command-line flags."""
     d = parser.add_argument_group("data")
     d.add_argument("--dataset", default="synthetic", choices=list(data_lib.DATASETS))
-    d.add_argument("--data-dir", default=None,
-                   help="dataset folder (for --dataset table: the CSV/TSV/Parquet file)")
+    d.add_argument(
+        "--data-dir",
+        default=None,
+        help="dataset folder (for --dataset table: the CSV/TSV/Parquet file)",
+    )
     d.add_argument("--protocol", default="sequential", choices=["sequential", "collaborative"])
     d.add_argument("--max-history", type=int, default=20, help="history length L (paper: 20)")
     d.add_argument("--k-core", type=int, default=None, help="optional k-core filter")
@@ -56,50 +59,98 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
     m = parser.add_argument_group("loss and model")
     m.add_argument("--loss", default="cro-lambda", choices=list(losses_lib.LOSSES))
-    m.add_argument("--kernel", default="softplus",
-                   help=f"comparison kernel, one of {list(kernels_lib.GRADIENT_KERNELS)}")
-    m.add_argument("--weight-kernel", default="sigmoid",
-                   help="lambda method weight kernel: unit_step or sigmoid (or any kernel)")
+    m.add_argument(
+        "--kernel",
+        default="softplus",
+        help=f"comparison kernel, one of {list(kernels_lib.GRADIENT_KERNELS)}",
+    )
+    m.add_argument(
+        "--weight-kernel",
+        default="sigmoid",
+        help="lambda method weight kernel: unit_step or sigmoid (or any kernel)",
+    )
     m.add_argument("--alpha", type=float, default=1.0, help="weighting exponent (paper 0.6-1.6)")
     m.add_argument("--margin", type=float, default=None, help="hinge/triplet margin")
-    m.add_argument("--num-items-in-loss", dest="loss_num_items", type=int, default=None,
-                   help="N of the rank estimate (default: the catalog size)")
-    m.add_argument("--scale", type=float, default=10.0,
-                   help="score = scale * cosine (paper: 10; TFRS temperature = 1/scale)")
+    m.add_argument(
+        "--num-items-in-loss",
+        dest="loss_num_items",
+        type=int,
+        default=None,
+        help="N of the rank estimate (default: the catalog size)",
+    )
+    m.add_argument(
+        "--scale",
+        type=float,
+        default=10.0,
+        help="score = scale * cosine (paper: 10; TFRS temperature = 1/scale)",
+    )
     m.add_argument("--embedding-dim", type=int, default=32)
-    m.add_argument("--hidden-units", type=int_list, default=[],
-                   help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)")
-    m.add_argument("--use-user-id", action="store_true",
-                   help="add a user-id embedding (collaborative protocol, MF-style)")
-    m.add_argument("--item-features", type=name_list, default=[],
-                   help="categorical item features of the dataset for the item tower, "
-                        "e.g. genre,release_year (MovieLens items.tsv) or category (ComiRec)")
-    m.add_argument("--user-features", type=name_list, default=[],
-                   help="categorical user features for the user tower, e.g. "
-                        "gender,age,occupation (MovieLens users.tsv)")
-    m.add_argument("--num-negatives", type=int, default=None,
-                   help="uniform negatives per batch (default: 10 x batch size, the paper)")
+    m.add_argument(
+        "--hidden-units",
+        type=int_list,
+        default=[],
+        help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)",
+    )
+    m.add_argument(
+        "--use-user-id",
+        action="store_true",
+        help="add a user-id embedding (collaborative protocol, MF-style)",
+    )
+    m.add_argument(
+        "--item-features",
+        type=name_list,
+        default=[],
+        help="categorical item features of the dataset for the item tower, "
+        "e.g. genre,release_year (MovieLens items.tsv) or category (ComiRec)",
+    )
+    m.add_argument(
+        "--user-features",
+        type=name_list,
+        default=[],
+        help="categorical user features for the user tower, e.g. "
+        "gender,age,occupation (MovieLens users.tsv)",
+    )
+    m.add_argument(
+        "--num-negatives",
+        type=int,
+        default=None,
+        help="uniform negatives per batch (default: 10 x batch size, the paper)",
+    )
     m.add_argument("--no-in-batch-negatives", dest="in_batch_negatives", action="store_false")
-    m.add_argument("--logq", action="store_true",
-                   help="logQ correction of the in-batch (popularity-sampled) negatives")
-    m.add_argument("--cross-replica-negatives", action="store_true",
-                   help="with --distribute: the other replicas' positives are negatives too")
+    m.add_argument(
+        "--logq",
+        action="store_true",
+        help="logQ correction of the in-batch (popularity-sampled) negatives",
+    )
+    m.add_argument(
+        "--cross-replica-negatives",
+        action="store_true",
+        help="with --distribute: the other replicas' positives are negatives too",
+    )
 
     o = parser.add_argument_group("optimisation and evaluation")
     o.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sgd"])
     o.add_argument("--learning-rate", type=float, default=1e-3)
     o.add_argument("--epochs", type=int, default=10)
     o.add_argument("--batch-size", type=int, default=256)
-    o.add_argument("--patience", type=int, default=3,
-                   help="validation rounds without improvement before stopping (-1: never)")
+    o.add_argument(
+        "--patience",
+        type=int,
+        default=3,
+        help="validation rounds without improvement before stopping (-1: never)",
+    )
     o.add_argument("--monitor", default="recall@100", help="validation metric for selection")
     o.add_argument("--ks", type=int_list, default=[20, 50, 100, 200, 500])
     o.add_argument("--eval-batch-size", type=int, default=1024)
     o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--distribute", default="none", choices=list(distributed.DISTRIBUTE),
-                   help="tf.distribute strategy: none, mirrored (this machine's devices) or "
-                        "multi-worker (the cluster of TF_CONFIG); --batch-size is the global "
-                        "batch")
+    o.add_argument(
+        "--distribute",
+        default="none",
+        choices=list(distributed.DISTRIBUTE),
+        help="tf.distribute strategy: none, mirrored (this machine's devices) or "
+        "multi-worker (the cluster of TF_CONFIG); --batch-size is the global "
+        "batch",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -123,14 +174,22 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     if args.loss_num_items is not None:
         loss_options["num_items"] = args.loss_num_items
     # keep only the options this loss takes, validated by building it once
-    loss_options = {k: v for k, v in loss_options.items()
-                    if k in losses_lib.get(args.loss, **loss_options).get_config()}
+    loss_options = {
+        k: v
+        for k, v in loss_options.items()
+        if k in losses_lib.get(args.loss, **loss_options).get_config()
+    }
     num_negatives = 10 * args.batch_size if args.num_negatives is None else args.num_negatives
     model = {
-        "embedding_dim": args.embedding_dim, "hidden_units": list(args.hidden_units),
-        "use_user_id": args.use_user_id, "scale": args.scale,
-        "num_negatives": num_negatives, "in_batch_negatives": args.in_batch_negatives,
-        "logq_correction": args.logq, "loss": args.loss, "loss_options": loss_options,
+        "embedding_dim": args.embedding_dim,
+        "hidden_units": list(args.hidden_units),
+        "use_user_id": args.use_user_id,
+        "scale": args.scale,
+        "num_negatives": num_negatives,
+        "in_batch_negatives": args.in_batch_negatives,
+        "logq_correction": args.logq,
+        "loss": args.loss,
+        "loss_options": loss_options,
     }
     for side in ("item_features", "user_features"):
         if getattr(args, side, None):
@@ -138,12 +197,23 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     if getattr(args, "cross_replica_negatives", False):
         model["cross_replica_negatives"] = True
     return TrainingConfig(
-        dataset=args.dataset, data_dir=args.data_dir, dataset_options=dataset_options,
-        k_core=args.k_core, protocol=args.protocol, max_history=args.max_history,
-        seed=args.seed, model=model, optimizer=args.optimizer,
-        learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
-        monitor=args.monitor, patience=None if args.patience < 0 else args.patience,
-        ks=tuple(args.ks), eval_batch_size=args.eval_batch_size)
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        dataset_options=dataset_options,
+        k_core=args.k_core,
+        protocol=args.protocol,
+        max_history=args.max_history,
+        seed=args.seed,
+        model=model,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        monitor=args.monitor,
+        patience=None if args.patience < 0 else args.patience,
+        ks=tuple(args.ks),
+        eval_batch_size=args.eval_batch_size,
+    )
 
 
 def default_export_dir(run_dir: str) -> str:
@@ -153,21 +223,35 @@ def default_export_dir(run_dir: str) -> str:
 def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
     lines = [f"{'N':>6} {'recall':>8} {'pair_recall':>12} {'hitrate':>8} {'ndcg':>8}"]
     for k in ks:
-        lines.append(f"{k:>6} {metrics[f'recall@{k}']:>8.4f} {metrics[f'pair_recall@{k}']:>12.4f}"
-                     f" {metrics[f'hitrate@{k}']:>8.4f} {metrics[f'ndcg@{k}']:>8.4f}")
+        lines.append(
+            f"{k:>6} {metrics[f'recall@{k}']:>8.4f} {metrics[f'pair_recall@{k}']:>12.4f}"
+            f" {metrics[f'hitrate@{k}']:>8.4f} {metrics[f'ndcg@{k}']:>8.4f}"
+        )
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_training_arguments(parser)
-    parser.add_argument("--run-dir", "--output-dir", dest="run_dir", default="runs/train",
-                        help="the run folder (--output-dir: the former spelling)")
-    parser.add_argument("--export-dir", default=None,
-                        help="SavedModel/ScaNN export target (default saved_models/<run name>)")
-    parser.add_argument("--no-export", dest="export", action="store_false",
-                        help="skip the export at the end")
+    parser.add_argument(
+        "--run-dir",
+        "--output-dir",
+        dest="run_dir",
+        default="runs/train",
+        help="the run folder (--output-dir: the former spelling)",
+    )
+    parser.add_argument(
+        "--export-dir",
+        default=None,
+        help="SavedModel/ScaNN export target (default saved_models/<run name>)",
+    )
+    parser.add_argument(
+        "--no-export", dest="export", action="store_false", help="skip the export at the end"
+    )
     add_verbose_argument(parser, default=None, keras=True)
     return parser
 
@@ -180,8 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         strategy = distributed.make_strategy(args.distribute)
         if args.distribute != "none" and verbose:
-            print(f"[tfcro] --distribute {args.distribute}: "
-                  f"{strategy.num_replicas_in_sync} replica(s) in sync")
+            print(
+                f"[tfcro] --distribute {args.distribute}: "
+                f"{strategy.num_replicas_in_sync} replica(s) in sync"
+            )
         result = train(config, args.run_dir, verbose=verbose, strategy=strategy)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -190,11 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143  # 128 + SIGTERM, as a shell reports a terminated job
     if not distributed.is_chief(strategy):
         return 0  # the chief writes the run folder and the export
-    print(f"\nTest metrics ({len(result.data.test)} users, best epoch "
-          f"{None if result.best_epoch is None else result.best_epoch + 1}):")
+    print(
+        f"\nTest metrics ({len(result.data.test)} users, best epoch "
+        f"{None if result.best_epoch is None else result.best_epoch + 1}):"
+    )
     print(format_metrics(result.metrics, config.ks))
-    print(f"\nrun folder: {os.path.abspath(args.run_dir)} "
-          "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/)")
+    print(
+        f"\nrun folder: {os.path.abspath(args.run_dir)} "
+        "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/)"
+    )
     if args.export:
         from tfcro.serving import export_from_run
 

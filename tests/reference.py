@@ -61,9 +61,18 @@ def w(x: float, alpha: float, n: float) -> float:
     return c_alpha(alpha, n) * x ** (-alpha)
 
 
-def row_losses_and_grads(y_true, y_pred, *, method="cro", kernel="softplus",
-                         weight_kernel="sigmoid", alpha=1.0, scale=1.0, num_items=None,
-                         margin=1.0):
+def row_losses_and_grads(
+    y_true,
+    y_pred,
+    *,
+    method="cro",
+    kernel="softplus",
+    weight_kernel="sigmoid",
+    alpha=1.0,
+    scale=1.0,
+    num_items=None,
+    margin=1.0,
+):
     """Returns (losses [B], d sum(losses) / d y_pred [B, C]) by explicit loops.
 
     ``method``: "cro", "lambda", "softmax", "bpr" or "triplet".

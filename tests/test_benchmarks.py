@@ -13,7 +13,7 @@ def _table_rows(text, header):
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -21,8 +21,9 @@ def _table_rows(text, header):
 
 
 def test_bench_accidental_hits(capsys):
-    assert bench_accidental_hits.main(["--sizes", "16x64,32x96", "--steps", "1",
-                                       "--rounds", "1"]) == 0
+    assert (
+        bench_accidental_hits.main(["--sizes", "16x64,32x96", "--steps", "1", "--rounds", "1"]) == 0
+    )
     rows = _table_rows(capsys.readouterr().out, "| B x C |")
     assert [row[0] for row in rows] == ["16 x 64", "32 x 96"]
     for row in rows:
@@ -37,9 +38,24 @@ def test_bench_accidental_hits_rejects_bad_sizes(bad, capsys):
 
 
 def test_bench_retrieval(capsys):
-    bench_retrieval.main(["--num-items", "3000", "--dim", "8", "--clusters", "20", "--k", "10",
-                          "--num-queries", "20", "--single-queries", "3",
-                          "--tower-requests", "2"])
+    bench_retrieval.main(
+        [
+            "--num-items",
+            "3000",
+            "--dim",
+            "8",
+            "--clusters",
+            "20",
+            "--k",
+            "10",
+            "--num-queries",
+            "20",
+            "--single-queries",
+            "3",
+            "--tower-requests",
+            "2",
+        ]
+    )
     rows = _table_rows(capsys.readouterr().out, "| catalog |")
     assert len(rows) >= 2  # ScaNN and exact search at least
     for row in rows:
@@ -48,8 +64,23 @@ def test_bench_retrieval(capsys):
 
 @pytest.mark.slow
 def test_bench_losses(capsys):
-    assert bench_losses.main(["--batch-size", "32", "--num-negatives", "64", "--steps", "1",
-                              "--rounds", "1", "--fit-steps", "2"]) == 0
+    assert (
+        bench_losses.main(
+            [
+                "--batch-size",
+                "32",
+                "--num-negatives",
+                "64",
+                "--steps",
+                "1",
+                "--rounds",
+                "1",
+                "--fit-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for label in bench_losses.LOSSES:
         assert label in out

@@ -21,7 +21,8 @@ TF_CPP_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\]"
     r"|[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\))",
-    re.M)
+    re.M,
+)
 
 
 def _parser(job):
@@ -36,8 +37,14 @@ def _env(**extra):
 
 
 def _run(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, env=_env() if env is None else env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env() if env is None else env,
+        timeout=timeout,
+    )
 
 
 # ------------------------------------------------------------------ one name, old aliases
@@ -45,17 +52,25 @@ def _run(*args, env=None, timeout=600):
 # (job, canonical, former spelling, value, attribute, what else the job requires)
 ALIASES = [
     ("train", "--run-dir", "--output-dir", "runs/x", "run_dir", []),
-    ("export", "--export-dir", "--output-dir", "saved_models/x", "export_dir",
-     ["--run-dir", "runs/x"]),
+    (
+        "export",
+        "--export-dir",
+        "--output-dir",
+        "saved_models/x",
+        "export_dir",
+        ["--run-dir", "runs/x"],
+    ),
     ("evaluate", "--search", "--method", "scann", "search", ["--run-dir", "runs/x"]),
     ("reproduce", "--losses", "--methods", "softmax,cro", "losses", []),
 ]
 
 
-@pytest.mark.parametrize("job,canonical,alias,value,dest,required", ALIASES,
-                         ids=[f"{a[0]}{a[2]}" for a in ALIASES])
-def test_former_spelling_parses_like_the_canonical_flag(job, canonical, alias, value, dest,
-                                                        required):
+@pytest.mark.parametrize(
+    "job,canonical,alias,value,dest,required", ALIASES, ids=[f"{a[0]}{a[2]}" for a in ALIASES]
+)
+def test_former_spelling_parses_like_the_canonical_flag(
+    job, canonical, alias, value, dest, required
+):
     parser = _parser(job)
     new = parser.parse_args([*required, canonical, value])
     old = parser.parse_args([*required, alias, value])
@@ -63,11 +78,12 @@ def test_former_spelling_parses_like_the_canonical_flag(job, canonical, alias, v
     assert vars(old) == vars(new)
 
 
-@pytest.mark.parametrize("job,canonical,alias,value,dest,required", ALIASES,
-                         ids=[f"{a[0]}{a[2]}" for a in ALIASES])
+@pytest.mark.parametrize(
+    "job,canonical,alias,value,dest,required", ALIASES, ids=[f"{a[0]}{a[2]}" for a in ALIASES]
+)
 def test_help_shows_the_canonical_flag(job, canonical, alias, value, dest, required):
     text = _parser(job).format_help()
-    usage = text[:text.index("\n\n")]
+    usage = text[: text.index("\n\n")]
     assert canonical in usage and alias not in usage
     # the option list names the canonical spelling first, the former one after it
     entry = rf"^  {re.escape(canonical)} \S+, {re.escape(alias)} \S+"
@@ -96,11 +112,18 @@ def test_one_concept_one_spelling_across_the_jobs():
 def test_every_job_has_verbose():
     defaults = {job: _parser(job).get_default("verbose") for job in JOBS}
     # None: chosen at run time by fit_verbosity (progress bars on a terminal only)
-    assert defaults == {"train": None, "main": None, "reproduce": 0,
-                        "evaluate": 1, "export": 1, "retrieve": 1}
+    assert defaults == {
+        "train": None,
+        "main": None,
+        "reproduce": 0,
+        "evaluate": 1,
+        "export": 1,
+        "retrieve": 1,
+    }
 
 
 # ------------------------------------------------------------------ output for logs
+
 
 class _Stream(io.StringIO):
     def __init__(self, tty):
@@ -139,15 +162,31 @@ def test_cli_starts_quietly_unless_asked():
     assert loud.returncode == 0 and TF_CPP_LINE.search(loud.stderr), loud.stderr[-2000:]
     # and --verbose 2 brings the log back too
     verbose = _run("pipelines.evaluate", "--verbose", "2", "--help")
-    assert verbose.returncode == 0 and TF_CPP_LINE.search(verbose.stderr), \
-        verbose.stderr[-2000:]
+    assert verbose.returncode == 0 and TF_CPP_LINE.search(verbose.stderr), verbose.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_training_to_a_pipe_prints_one_line_per_epoch_and_no_tensorflow_log(tmp_path):
-    proc = _run("pipelines.train", "--num-users", "150", "--num-items", "80", "--epochs", "2",
-                "--batch-size", "64", "--num-negatives", "32", "--learning-rate", "0.01",
-                "--ks", "5,10,20", "--no-export", "--run-dir", str(tmp_path / "run"))
+    proc = _run(
+        "pipelines.train",
+        "--num-users",
+        "150",
+        "--num-items",
+        "80",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--num-negatives",
+        "32",
+        "--learning-rate",
+        "0.01",
+        "--ks",
+        "5,10,20",
+        "--no-export",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\r" not in proc.stdout and "\x08" not in proc.stdout  # no progress-bar refreshes
     epochs = re.findall(r"^\d+/\d+ - .*loss: ", proc.stdout, re.M)

@@ -12,8 +12,9 @@ from tfcro.data import eval_batches, load_dataset, sequential_split, train_datas
 
 @pytest.fixture(scope="module")
 def data():
-    interactions = load_dataset("synthetic", num_users=60, num_items=50, num_interests=5,
-                                seq_len=(4, 8))
+    interactions = load_dataset(
+        "synthetic", num_users=60, num_items=50, num_interests=5, seq_len=(4, 8)
+    )
     return sequential_split(interactions, max_history=5)
 
 

@@ -89,16 +89,16 @@ def test_sequential_invariants(synth):
     # training histories only contain the user's own earlier items, never the target
     frame = synth.frame
     time_of = dict(zip(zip(frame["user"], frame["item"], strict=True), frame["time"], strict=True))
-    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
-                                     strict=True):
+    for user, history, target in zip(
+        out.train.user_id, out.train.history, out.train.target, strict=True
+    ):
         items = [h for h in history if h != PAD]
         assert items and target not in items
         times = [time_of[(user, h)] for h in items]
         assert times == sorted(times) and times[-1] < time_of[(user, target)]
-        assert list(history[len(items):]) == [PAD] * (len(history) - len(items))  # right padding
+        assert list(history[len(items) :]) == [PAD] * (len(history) - len(items))  # right padding
     for split in (out.valid, out.test):
-        for user, history, targets in zip(split.user_id, split.history, split.targets,
-                                          strict=True):
+        for user, history, targets in zip(split.user_id, split.history, split.targets, strict=True):
             items = [h for h in history if h != PAD]
             assert items and len(targets) and not set(items) & set(targets)
             assert max(time_of[(user, h)] for h in items) < min(time_of[(user, t)] for t in targets)
@@ -143,8 +143,9 @@ def test_collaborative_hand_worked():
     assert [t.tolist() for t in out.test.targets] == [["w"], ["y"]]
     assert [sorted(s.tolist()) for s in out.test.seen] == [["x", "y", "z"], ["x"]]
     # each training sample: the other training items of the user, never the target
-    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
-                                     strict=True):
+    for user, history, target in zip(
+        out.train.user_id, out.train.history, out.train.target, strict=True
+    ):
         others = {i for u, i in train.frame.values if u == user and i != target}
         assert set(history) - {PAD} == others
     assert sorted(zip(out.train.user_id, out.train.target, strict=True)) == sorted(
@@ -160,14 +161,16 @@ def test_collaborative_holdout_and_sampling(synth):
     out = collaborative_split(train, test, max_history=4, valid_fraction=0.2, seed=5)
     train_items = train.frame.groupby("user")["item"].apply(set).to_dict()
     valid_targets = {u: set(t) for u, t in zip(out.valid.user_id, out.valid.targets, strict=True)}
-    for user, history, target in zip(out.train.user_id, out.train.history, out.train.target,
-                                     strict=True):
+    for user, history, target in zip(
+        out.train.user_id, out.train.history, out.train.target, strict=True
+    ):
         hist = [h for h in history if h != PAD]
         assert target not in hist and len(set(hist)) == len(hist) <= 4
         assert set(hist) <= train_items[user] - valid_targets.get(user, set())
         assert target not in valid_targets.get(user, set())  # held-out items are not trained
-    for user, targets, seen, history in zip(out.valid.user_id, out.valid.targets, out.valid.seen,
-                                            out.valid.history, strict=True):
+    for user, targets, seen, history in zip(
+        out.valid.user_id, out.valid.targets, out.valid.seen, out.valid.history, strict=True
+    ):
         assert set(targets) <= train_items[user]  # validation comes from TRAIN, not test
         assert set(seen) == train_items[user] - set(targets)
         assert not set(history) & set(targets)
@@ -181,8 +184,9 @@ def test_collaborative_holdout_and_sampling(synth):
 
 
 def test_collaborative_from_pre_split_interactions():
-    frame = pd.DataFrame({"user": ["a", "a", "a"], "item": ["x", "y", "z"],
-                          "split": ["train", "train", "test"]})
+    frame = pd.DataFrame(
+        {"user": ["a", "a", "a"], "item": ["x", "y", "z"], "split": ["train", "train", "test"]}
+    )
     out = collaborative_split(Interactions(frame), valid_fraction=0)
     assert out.test.targets[0].tolist() == ["z"] and len(out.train) == 2
     with pytest.raises(ValueError, match="not pre-split"):

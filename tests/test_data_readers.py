@@ -63,7 +63,12 @@ def test_lightgcn_keeps_file_order_without_time():
     data = readers.read_lightgcn(fixture("lightgcn.txt"))
     assert not data.has_time
     assert data.frame.values.tolist() == [
-        ["0", "1"], ["0", "2"], ["0", "3"], ["1", "2"], ["1", "4"], ["2", "5"],
+        ["0", "1"],
+        ["0", "2"],
+        ["0", "3"],
+        ["1", "2"],
+        ["1", "4"],
+        ["2", "5"],
     ]
 
 
@@ -121,8 +126,15 @@ def test_read_table_parquet_null(tmp_path):
         ("1\tNaN\t3\t4\n", 1, r"'item' must be a non-negative integer id.*'NaN'"),
         ("1\t2\t3\tnan\n", 1, r"'time' must be a number"),
     ],
-    ids=["non-numeric-time", "negative-id", "short-line", "long-line", "wrong-separator",
-         "nan-id", "nan-time"],
+    ids=[
+        "non-numeric-time",
+        "negative-id",
+        "short-line",
+        "long-line",
+        "wrong-separator",
+        "nan-id",
+        "nan-time",
+    ],
 )
 def test_movielens_malformed_names_file_and_line(tmp_path, text, line, pattern):
     path = write(tmp_path, "u.data", text)
@@ -144,15 +156,36 @@ def test_missing_and_empty_files(tmp_path):
         readers.read_pairs(blank)
 
 
-@pytest.mark.parametrize("reader, name, text, pattern", [
-    ("read_lightgcn", "train.txt", "0 1 2\n1 3 x7\n",
-     r"train\.txt, line 2: ids must be non-negative.*'x7'"),
-    ("read_comirec", "b.txt", "1,2,3\n1,2,3\n1,2,\n", r"b\.txt, line 3: field 'time' is missing"),
-    ("read_pairs", "train.tsv", "0\t1\t5\n",
-     r"line 1: expected 2 tab-separated fields, found 3"),
-    ("read_movielens", "ratings.csv", "userId,itemId,rating,timestamp\n1,2,3,4\n",
-     r"line 1: missing columns \['movieId'\]"),
-], ids=["lightgcn-bad-token", "comirec-bad-time", "pairs-field-count", "ratings-missing-column"])
+@pytest.mark.parametrize(
+    "reader, name, text, pattern",
+    [
+        (
+            "read_lightgcn",
+            "train.txt",
+            "0 1 2\n1 3 x7\n",
+            r"train\.txt, line 2: ids must be non-negative.*'x7'",
+        ),
+        (
+            "read_comirec",
+            "b.txt",
+            "1,2,3\n1,2,3\n1,2,\n",
+            r"b\.txt, line 3: field 'time' is missing",
+        ),
+        (
+            "read_pairs",
+            "train.tsv",
+            "0\t1\t5\n",
+            r"line 1: expected 2 tab-separated fields, found 3",
+        ),
+        (
+            "read_movielens",
+            "ratings.csv",
+            "userId,itemId,rating,timestamp\n1,2,3,4\n",
+            r"line 1: missing columns \['movieId'\]",
+        ),
+    ],
+    ids=["lightgcn-bad-token", "comirec-bad-time", "pairs-field-count", "ratings-missing-column"],
+)
 def test_bad_line_names_file_line_and_field(tmp_path, reader, name, text, pattern):
     path = write(tmp_path, name, text)
     with pytest.raises(DataFormatError, match=pattern):
@@ -185,8 +218,9 @@ def test_load_dataset_dispatch(tmp_path):
     assert len(load_dataset("lightgcn", tmp_path)) == 3
     pairs = load_dataset("pairs", _pair_dir(tmp_path))
     assert pairs.has_split
-    table = load_dataset("table", fixture("clicks.txt"), user_col="visitor",
-                         item_col="product", time_col="ts")
+    table = load_dataset(
+        "table", fixture("clicks.txt"), user_col="visitor", item_col="product", time_col="ts"
+    )
     assert table.frame["item"].tolist() == ["p2", "p1"]  # sorted by time
     assert load_dataset("synthetic", num_users=20, num_items=30).name == "synthetic"
 
@@ -203,8 +237,11 @@ def test_load_dataset_errors(tmp_path):
     with pytest.raises(ValueError, match=r"`name` should be one of \['synthetic', 'movielens'"):
         load_dataset("netflix", tmp_path)
     write(tmp_path, "readme.md", "hi")
-    with pytest.raises(ValueError, match=r"not a MovieLens dataset: expected one of u\.data, "
-                                         r"ratings\.dat, ratings\.csv; found readme\.md"):
+    with pytest.raises(
+        ValueError,
+        match=r"not a MovieLens dataset: expected one of u\.data, "
+        r"ratings\.dat, ratings\.csv; found readme\.md",
+    ):
         load_dataset("movielens", tmp_path)
     with pytest.raises(ValueError, match=r"not a pairs dataset: expected 'train\.tsv'"):
         load_dataset("pairs", tmp_path)
@@ -218,7 +255,10 @@ def test_load_comirec_directory(tmp_path):
     (tmp_path / "book_item_cate.txt").write_text("10,7\n11,8\n")
     data = load_dataset("comirec", tmp_path)
     assert data.frame.values.tolist() == [
-        ["1", "11", 1.0], ["2", "12", 1.0], ["2", "10", 2.0], ["1", "10", 3.0],
+        ["1", "11", 1.0],
+        ["2", "12", 1.0],
+        ["2", "10", 2.0],
+        ["1", "10", 3.0],
     ]
     assert data.item_features["category"].tolist() == ["7", "8"]
     with pytest.raises(ValueError, match="missing is not a directory; expected a ComiRec dataset"):

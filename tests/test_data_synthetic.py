@@ -69,12 +69,16 @@ def test_planted_interests_beat_popularity(data):
     "kwargs, pattern",
     [
         ({"num_users": 0}, r"`num_users` should be an integer >= 1. Received: num_users=0"),
-        ({"num_interests": 500, "num_items": 10},
-         r"`num_interests` should be <= `num_items` \(10\). Received: num_interests=500"),
+        (
+            {"num_interests": 500, "num_items": 10},
+            r"`num_interests` should be <= `num_items` \(10\). Received: num_interests=500",
+        ),
         ({"seq_len": (5, 2)}, r"`seq_len` should be .* Received: seq_len=\(5, 2\)"),
         ({"noise": 2}, r"`noise` should be a number in \[0, 1\]. Received: noise=2"),
-        ({"session_length": 0.5},
-         "`session_length` should be a float >= 1. Received: session_length=0.5"),
+        (
+            {"session_length": 0.5},
+            "`session_length` should be a float >= 1. Received: session_length=0.5",
+        ),
     ],
 )
 def test_bad_options(kwargs, pattern):

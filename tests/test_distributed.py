@@ -29,10 +29,32 @@ from tfcro.training import train
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ["--dataset", "synthetic", "--num-users", "150", "--num-items", "80", "--epochs", "2",
-        "--batch-size", "64", "--num-negatives", "32", "--learning-rate", "0.01",
-        "--ks", "10,20", "--monitor", "recall@20", "--patience", "-1", "--verbose", "2",
-        "--no-export", "--cross-replica-negatives"]
+ARGS = [
+    "--dataset",
+    "synthetic",
+    "--num-users",
+    "150",
+    "--num-items",
+    "80",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--num-negatives",
+    "32",
+    "--learning-rate",
+    "0.01",
+    "--ks",
+    "10,20",
+    "--monitor",
+    "recall@20",
+    "--patience",
+    "-1",
+    "--verbose",
+    "2",
+    "--no-export",
+    "--cross-replica-negatives",
+]
 LOSS_RTOL = 0.10
 RECALL_ATOL = 0.10
 
@@ -140,11 +162,24 @@ def test_two_workers_train_and_match_one_process(tmp_path, mirrored_check):
             tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             log = open(tmp_path / f"worker{index}.log", "w")
             logs.append(log)
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "pipelines.train", *ARGS, "--distribute", "multi-worker",
-                 "--output-dir", str(out)],
-                cwd=ROOT, env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp)),
-                stdout=log, stderr=subprocess.STDOUT))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pipelines.train",
+                        *ARGS,
+                        "--distribute",
+                        "multi-worker",
+                        "--output-dir",
+                        str(out),
+                    ],
+                    cwd=ROOT,
+                    env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         # meanwhile, the same run in one process (this one)
         single = train(_config(), str(tmp_path / "single"), verbose=0)
         deadline = time.time() + 400
@@ -173,8 +208,10 @@ def test_two_workers_train_and_match_one_process(tmp_path, mirrored_check):
     single_history = pd.read_csv(tmp_path / "single" / "history.csv")
     loss_2w, loss_1p = history["loss"].iloc[-1], single_history["loss"].iloc[-1]
     recall_2w, recall_1p = metrics["recall@20"], single.metrics["recall@20"]
-    print(f"final loss: 2 workers {loss_2w:.4f}, 1 process {loss_1p:.4f}; "
-          f"test recall@20: 2 workers {recall_2w:.4f}, 1 process {recall_1p:.4f}")
+    print(
+        f"final loss: 2 workers {loss_2w:.4f}, 1 process {loss_1p:.4f}; "
+        f"test recall@20: 2 workers {recall_2w:.4f}, 1 process {recall_1p:.4f}"
+    )
     assert loss_2w == pytest.approx(loss_1p, rel=LOSS_RTOL)
     assert abs(recall_2w - recall_1p) <= RECALL_ATOL
 
@@ -184,8 +221,14 @@ def mirrored_check(tmp_path_factory):
     """Starts the MirroredStrategy check in the background (it overlaps the two-worker test)."""
     log_path = tmp_path_factory.mktemp("mirrored") / "check.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-c", MIRRORED_CHECK], cwd=ROOT, env=_env(),
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MIRRORED_CHECK],
+        cwd=ROOT,
+        env=_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     yield proc, log_path
     if proc.poll() is None:
         proc.kill()
@@ -212,13 +255,23 @@ def test_mirrored_cli_trains_resumes_and_exports(tmp_path):
     export serves embeddings."""
     out, export = str(tmp_path / "run"), str(tmp_path / "export")
     args = [a for a in ARGS if a != "--no-export"] + [
-        "--distribute", "mirrored", "--output-dir", out, "--export-dir", export]
+        "--distribute",
+        "mirrored",
+        "--output-dir",
+        out,
+        "--export-dir",
+        export,
+    ]
 
     def run(epochs):  # the last --epochs wins
-        proc = subprocess.run([sys.executable, "-c", MIRRORED_CLI, *args, "--epochs", str(epochs)],
-                              cwd=ROOT,
-                              env=_env(TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", MIRRORED_CLI, *args, "--epochs", str(epochs)],
+            cwd=ROOT,
+            env=_env(TF_CPP_MIN_LOG_LEVEL="3"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc.stdout
 
@@ -235,6 +288,7 @@ def test_mirrored_cli_trains_resumes_and_exports(tmp_path):
     import numpy as np
 
     from tfcro._compat import tf
+
     versions = sorted(os.listdir(os.path.join(export, "user_tower")), key=int)
     assert len(versions) == 2  # one export per finished run
     served = tf.saved_model.load(os.path.join(export, "user_tower", versions[-1]))

@@ -119,8 +119,9 @@ def test_scann_top_n_close_to_exact():
     items, users = _clustered(rng, 3000, centers), _clustered(rng, 100, centers)
     exclude = [rng.choice(3000, size=rng.integers(0, 6), replace=False) for _ in range(100)]
     exact = ev.top_n(users, items, 50, exclude=exclude)
-    approx = ev.top_n(users, items, 50, exclude=exclude, method="scann",
-                      scann_params={"algorithm": "tree_ah"})
+    approx = ev.top_n(
+        users, items, 50, exclude=exclude, method="scann", scann_params={"algorithm": "tree_ah"}
+    )
     for u in range(100):
         assert not set(exclude[u]).intersection(approx[u])
         assert (approx[u] >= 0).all()
@@ -134,8 +135,9 @@ def test_scann_brute_force_equals_exact():
     users = rng.normal(size=(20, 8)).astype(np.float32)
     exclude = [rng.choice(500, size=3, replace=False) for _ in range(20)]
     exact = ev.top_n(users, items, 10, exclude=exclude)
-    np.testing.assert_array_equal(ev.top_n(users, items, 10, exclude=exclude, method="scann"),
-                                  exact)
+    np.testing.assert_array_equal(
+        ev.top_n(users, items, 10, exclude=exclude, method="scann"), exact
+    )
 
 
 class _FixedModel:
@@ -152,8 +154,12 @@ class _FixedModel:
 
 
 def _users(user_ids, targets, seen):
-    return {"user_id": np.asarray(user_ids), "history": np.full((len(user_ids), 2), ""),
-            "targets": targets, "seen": seen}
+    return {
+        "user_id": np.asarray(user_ids),
+        "history": np.full((len(user_ids), 2), ""),
+        "targets": targets,
+        "seen": seen,
+    }
 
 
 @pytest.mark.parametrize("method", ["exact", "scann"])
@@ -161,8 +167,11 @@ def test_evaluate_with_seen_exclusion(method):
     # Item i scores 10 - i for every user: the ranking is i0, i1, i2, ...
     items = np.array([f"i{k}" for k in range(10)])
     model = _FixedModel(np.ones((2, 1), np.float32), (10.0 - np.arange(10))[:, None])
-    users = _users(["0", "1"], [np.array(["i2"]), np.array(["i5", "i9", "unknown"])],
-                   [np.array(["i0", "i1"]), np.array([], str)])
+    users = _users(
+        ["0", "1"],
+        [np.array(["i2"]), np.array(["i5", "i9", "unknown"])],
+        [np.array(["i0", "i1"]), np.array([], str)],
+    )
     r = ev.evaluate(model, users, items, ks=[1, 3], method=method)
     # user 0: seen i0, i1 excluded -> top-1 = i2 = target -> recall@1 = 1
     # user 1: top-3 = i0, i1, i2 -> 0 hits of 3 targets ("unknown" still counts)
@@ -188,8 +197,9 @@ def test_popularity_baseline():
 class _ScheduledModel(tf.keras.Model):
     """Item scores jump to a scripted vector each epoch (one step per epoch)."""
 
-    SCHEDULE = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
-                         [0, 0, 1, 1]], np.float32)
+    SCHEDULE = np.array(
+        [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 1, 1]], np.float32
+    )
 
     def __init__(self):
         super().__init__()
@@ -212,8 +222,9 @@ def test_callback_logs_early_stops_and_restores_best():
     model = _ScheduledModel()
     model.compile(optimizer="sgd")
     users = _users(["0"], [np.array(["a"])], [np.array([], str)])
-    callback = ev.RetrievalEvaluationCallback(users, np.array(["a", "b", "c", "d"]), ks=[1],
-                                              monitor="val_ndcg@1", patience=2)
+    callback = ev.RetrievalEvaluationCallback(
+        users, np.array(["a", "b", "c", "d"]), ks=[1], monitor="val_ndcg@1", patience=2
+    )
     history = model.fit(np.zeros((1, 1)), epochs=5, verbose=0, callbacks=[callback])
     # epoch 1 ranks "a" first (ndcg@1 = 1), epochs 2 and 3 do not: stop after epoch 3.
     assert history.history["val_ndcg@1"] == [0.0, 1.0, 0.0, 0.0]

@@ -24,11 +24,27 @@ def test_package_reexports_every_public_name():
         value = getattr(ex, name)
         assert any(getattr(m, name, None) is value for m in modules), name
     # the names pipelines/reproduce.py, benchmarks and the docstring example use
-    for name in ("make_grid", "preset_config", "cell_config", "cell", "run_grids",
-                 "results_frame", "write_tables", "plot_grid", "markdown_table",
-                 "markdown_deltas", "paired_deltas", "chosen_settings", "EXPERIMENTS",
-                 "PRESETS", "ALPHAS", "TABLE2_METHODS", "TABLE3_KERNELS", "PAPER_MARGIN",
-                 "DEFAULT_LEARNING_RATES"):
+    for name in (
+        "make_grid",
+        "preset_config",
+        "cell_config",
+        "cell",
+        "run_grids",
+        "results_frame",
+        "write_tables",
+        "plot_grid",
+        "markdown_table",
+        "markdown_deltas",
+        "paired_deltas",
+        "chosen_settings",
+        "EXPERIMENTS",
+        "PRESETS",
+        "ALPHAS",
+        "TABLE2_METHODS",
+        "TABLE3_KERNELS",
+        "PAPER_MARGIN",
+        "DEFAULT_LEARNING_RATES",
+    ):
         assert name in ex.__all__, name
 
 
@@ -39,23 +55,38 @@ def test_docstring_examples_run(module):
 
 
 def test_runner_does_not_import_matplotlib():
-    code = ("import sys, tfcro\n"
-            "from tfcro.experiments import runner\n"
-            "from tfcro import experiments\n"
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
-            "print('OK')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    code = (
+        "import sys, tfcro\n"
+        "from tfcro.experiments import runner\n"
+        "from tfcro import experiments\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+        "print('OK')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- argument checks
 
 
-@pytest.mark.parametrize("name, values", [
-    ("alphas", [0.0]), ("alphas", [float("nan")]), ("alphas", [1.0, float("inf")]),
-    ("alphas", []), ("learning_rates", [0.0]), ("learning_rates", [float("inf")]),
-    ("learning_rates", [0.01, -0.01])])
+@pytest.mark.parametrize(
+    "name, values",
+    [
+        ("alphas", [0.0]),
+        ("alphas", [float("nan")]),
+        ("alphas", [1.0, float("inf")]),
+        ("alphas", []),
+        ("learning_rates", [0.0]),
+        ("learning_rates", [float("inf")]),
+        ("learning_rates", [0.01, -0.01]),
+    ],
+)
 def test_positive_float_lists_name_the_parameter(name, values):
     with pytest.raises(ValueError, match=f"`{name}` should be floats > 0. Received: {name}="):
         ex.make_grid("table3", **{name: values})
@@ -74,11 +105,17 @@ def test_choices_are_checked_with_the_shared_wording():
         ex.preset_config("ml-20m")
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"seeds": []}, "seeds"), ({"seeds": [0, 0]}, "seeds"),
-    ({"seeds": [0], "max_runs": -1}, "max_runs"), ({"seeds": [0], "max_runs": 1.5}, "max_runs"),
-    ({"seeds": [0, 1], "tune_seeds": 0}, "tune_seeds"),
-    ({"seeds": [0, 1], "tune_seeds": 3}, "tune_seeds")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [0, 0]}, "seeds"),
+        ({"seeds": [0], "max_runs": -1}, "max_runs"),
+        ({"seeds": [0], "max_runs": 1.5}, "max_runs"),
+        ({"seeds": [0, 1], "tune_seeds": 0}, "tune_seeds"),
+        ({"seeds": [0, 1], "tune_seeds": 3}, "tune_seeds"),
+    ],
+)
 def test_run_grids_bad_arguments(kwargs, name, tmp_path):
     with pytest.raises(ValueError, match=f"`{name}`"):
         ex.run_grids([], ex.preset_config("synthetic"), output_dir=str(tmp_path), **kwargs)
@@ -108,14 +145,23 @@ def test_finished_runs_are_read_back_never_trained(tmp_path):
     _finished(out, c, 0.01, 0, **{"val_recall@100": 0.3, "recall@10": 0.2})
     _finished(out, c, 0.01, 1, **{"val_recall@100": 0.5, "recall@10": 0.4})
     messages = []
-    res = ex.run_grids([grid], ex.preset_config("synthetic"), seeds=(0, 1), output_dir=out,
-                       tune_seeds=1, data_loader=_no_data, log=messages.append)
+    res = ex.run_grids(
+        [grid],
+        ex.preset_config("synthetic"),
+        seeds=(0, 1),
+        output_dir=out,
+        tune_seeds=1,
+        data_loader=_no_data,
+        log=messages.append,
+    )
     result = res["table2"]
     assert messages == []
     assert result.chosen_lr == {c: 0.01}
     assert result.tuning[c] == {0.001: pytest.approx(0.2), 0.01: pytest.approx(0.3)}
     assert [(r.learning_rate, r.seed, r.metrics["recall@10"]) for r in result.runs[c]] == [
-        (0.01, 0, 0.2), (0.01, 1, 0.4)]
+        (0.01, 0, 0.2),
+        (0.01, 1, 0.4),
+    ]
     assert not os.path.exists(ex.run_dir(out, c, 0.001, 1))
     frame = ex.results_frame(grid, result, ks=(10,))
     assert frame.iloc[0]["seeds"] == 2 and frame.iloc[0]["recall@10_mean"] == pytest.approx(0.3)
@@ -126,8 +172,15 @@ def test_max_runs_zero_trains_nothing_and_reports_missing_runs(tmp_path):
     grid = ex.make_grid("table4")
     done = grid.cells[0]
     _finished(out, done, 0.005, 0, **{"val_recall@100": 0.4, "recall@10": 0.3})
-    res = ex.run_grids([grid], ex.preset_config("synthetic"), seeds=(0,), output_dir=out,
-                       max_runs=0, data_loader=_no_data, log=lambda m: None)["table4"]
+    res = ex.run_grids(
+        [grid],
+        ex.preset_config("synthetic"),
+        seeds=(0,),
+        output_dir=out,
+        max_runs=0,
+        data_loader=_no_data,
+        log=lambda m: None,
+    )["table4"]
     assert res.chosen_lr[done] == 0.005 and res.runs[done][0].metrics["recall@10"] == 0.3
     for c in grid.cells[1:]:
         assert res.chosen_lr[c] is None and res.runs[c] == []

@@ -10,8 +10,7 @@ from tfcro._compat import keras, tf
 
 
 def test_masked_mean_values_and_empty_rows():
-    x = tf.constant([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]],
-                     [[5.0, 5.0], [7.0, 7.0], [8.0, 8.0]]])
+    x = tf.constant([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]], [[5.0, 5.0], [7.0, 7.0], [8.0, 8.0]]])
     mask = tf.constant([[True, True, False], [False, False, False]])
     out = layers.MaskedMeanPooling()(x, mask=mask).numpy()
     # row 0: mean of (1,2),(3,4) = (2,3); row 1: nothing -> zeros, not NaN
@@ -28,13 +27,15 @@ def test_pooling_registry():
 
 def test_categorical_embedding_indices():
     emb = layers.CategoricalEmbedding(["a", "b"], 4)
-    np.testing.assert_array_equal(emb.index(tf.constant(["", "zz", "a", "b"])).numpy(),
-                                  [0, 1, 2, 3])
+    np.testing.assert_array_equal(
+        emb.index(tf.constant(["", "zz", "a", "b"])).numpy(), [0, 1, 2, 3]
+    )
     assert emb(tf.constant([["a", ""]])).shape == (1, 2, 4)
 
 
-@pytest.mark.parametrize("vocab, message", [([], "non-empty"), (["a", ""], "padding"),
-                                            (["a", "a"], "unique")])
+@pytest.mark.parametrize(
+    "vocab, message", [([], "non-empty"), (["a", ""], "padding"), (["a", "a"], "unique")]
+)
 def test_bad_vocabulary(vocab, message):
     with pytest.raises(ValueError, match=message):
         layers.CategoricalEmbedding(vocab, 4)
@@ -55,8 +56,10 @@ def test_user_tower_round_trip_and_shapes():
     items = layers.CategoricalEmbedding(["a", "b", "c"], 8)
     users = layers.CategoricalEmbedding(["u"], 8)
     tower = layers.build_user_tower(items, 8, user_embedding=users, hidden_units=(16,))
-    inputs = {"history": tf.constant([["a", "b", ""], ["", "", ""], ["x", "", ""]]),
-              "user_id": tf.constant(["u", "v", ""])}
+    inputs = {
+        "history": tf.constant([["a", "b", ""], ["", "", ""], ["x", "", ""]]),
+        "user_id": tf.constant(["u", "v", ""]),
+    }
     out = tower(inputs).numpy()
     assert out.shape == (3, 8)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)

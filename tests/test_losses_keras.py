@@ -45,12 +45,14 @@ def test_config_round_trip_gives_same_values(loss):
     config = loss.get_config()
     restored = type(loss).from_config(config)
     assert restored.get_config() == config
-    np.testing.assert_allclose(restored(labels, scores).numpy(), loss(labels, scores).numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        restored(labels, scores).numpy(), loss(labels, scores).numpy(), rtol=1e-6
+    )
     generic = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
     assert type(generic) is type(loss)
-    np.testing.assert_allclose(generic(labels, scores).numpy(), loss(labels, scores).numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        generic(labels, scores).numpy(), loss(labels, scores).numpy(), rtol=1e-6
+    )
 
 
 @tf.keras.utils.register_keras_serializable(package="tfcro_tests")
@@ -69,25 +71,30 @@ class ShiftedCube(tfcro.kernels.Kernel):
         return {"shift": self.shift}
 
 
-@pytest.mark.parametrize("make_loss", [
-    lambda: tfcro.CROLoss(kernel=tfcro.kernels.Hinge(2.0), alpha=0.8),
-    lambda: tfcro.LambdaCROLoss(weight_kernel=tfcro.kernels.Hinge(0.5),
-                                kernel=tfcro.kernels.Hinge(3.0), alpha=1.2),
-    lambda: tfcro.CROLoss(kernel=ShiftedCube(0.25), alpha=1.0),
-    lambda: tfcro.CROLoss(kernel=cubic_kernel, alpha=0.6),
-], ids=["hinge-2", "lambda-two-hinges", "custom-subclass", "callable"])
+@pytest.mark.parametrize(
+    "make_loss",
+    [
+        lambda: tfcro.CROLoss(kernel=tfcro.kernels.Hinge(2.0), alpha=0.8),
+        lambda: tfcro.LambdaCROLoss(
+            weight_kernel=tfcro.kernels.Hinge(0.5), kernel=tfcro.kernels.Hinge(3.0), alpha=1.2
+        ),
+        lambda: tfcro.CROLoss(kernel=ShiftedCube(0.25), alpha=1.0),
+        lambda: tfcro.CROLoss(kernel=cubic_kernel, alpha=0.6),
+    ],
+    ids=["hinge-2", "lambda-two-hinges", "custom-subclass", "callable"],
+)
 def test_kernel_objects_round_trip_with_their_parameters(make_loss):
     # Hinge(2.0) used to come back as a margin-1 hinge (another loss value).
     labels, scores = _data(seed=3)
     loss = make_loss()
     restored = type(loss).from_config(loss.get_config())
     assert restored.kernel == loss.kernel
-    np.testing.assert_allclose(restored(labels, scores).numpy(), loss(labels, scores).numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        restored(labels, scores).numpy(), loss(labels, scores).numpy(), rtol=1e-6
+    )
     default_margin = type(loss)(kernel="hinge", alpha=loss.alpha)
     if isinstance(loss.kernel, tfcro.kernels.Hinge):
-        assert not np.isclose(default_margin(labels, scores).numpy(),
-                              loss(labels, scores).numpy())
+        assert not np.isclose(default_margin(labels, scores).numpy(), loss(labels, scores).numpy())
 
 
 def test_hinge_margin_shortcut_and_object_agree():
@@ -112,9 +119,11 @@ def _unregistered_function(x):
     return tf.nn.relu(x)
 
 
-@pytest.mark.parametrize("kernel", [_local_kernel(), _unregistered_function,
-                                    lambda x: tf.nn.relu(x)],
-                         ids=["subclass", "function", "lambda"])
+@pytest.mark.parametrize(
+    "kernel",
+    [_local_kernel(), _unregistered_function, lambda x: tf.nn.relu(x)],
+    ids=["subclass", "function", "lambda"],
+)
 def test_unserialisable_kernel_is_refused_at_construction(kernel):
     with pytest.raises(ValueError, match="register_keras_serializable") as info:
         tfcro.CROLoss(kernel=kernel)
@@ -149,15 +158,18 @@ def test_saved_and_reloaded_model_gives_same_loss(tmp_path, fmt):
     reloaded = tf.keras.models.load_model(path)
     assert isinstance(reloaded.loss, tfcro.LambdaCROLoss)
     assert reloaded.loss.get_config() == loss.get_config()
-    np.testing.assert_allclose(reloaded.evaluate(x, y, verbose=0),
-                               model.evaluate(x, y, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5
+    )
 
 
 def test_functional_model_trains_with_cro_loss():
     x, y = _planted()
     model = _ranking_model(12)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tfcro.CROLoss(kernel="softplus", alpha=1.0, scale=2.0))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(0.01),
+        loss=tfcro.CROLoss(kernel="softplus", alpha=1.0, scale=2.0),
+    )
     history = model.fit(x, y, epochs=8, batch_size=32, verbose=0).history["loss"]
     assert history[-1] < 0.7 * history[0], history
 
@@ -165,8 +177,11 @@ def test_functional_model_trains_with_cro_loss():
 def test_xla_compiled_fit():
     x, y = _planted(seed=1)
     model = _ranking_model(12)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), jit_compile=True,
-                  loss=tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=2.0, num_items=100))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(0.01),
+        jit_compile=True,
+        loss=tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=2.0, num_items=100),
+    )
     history = model.fit(x, y, epochs=5, batch_size=32, verbose=0).history["loss"]
     assert np.isfinite(history).all() and history[-1] < history[0]
 
@@ -176,14 +191,12 @@ class _TinyRetrieval(tfrs.Model):
         super().__init__()
         self.users = tf.keras.layers.Embedding(num_users, 8)
         self.items = tf.keras.layers.Embedding(num_items, 8)
-        self.task = tfrs.tasks.Retrieval(loss=loss, temperature=0.1,
-                                         remove_accidental_hits=True)
+        self.task = tfrs.tasks.Retrieval(loss=loss, temperature=0.1, remove_accidental_hits=True)
 
     def compute_loss(self, features, training=False):
         query = tf.math.l2_normalize(self.users(features["user"]), -1)
         cand = tf.math.l2_normalize(self.items(features["item"]), -1)
-        return self.task(query, cand, candidate_ids=features["item"],
-                         compute_metrics=False)
+        return self.task(query, cand, candidate_ids=features["item"], compute_metrics=False)
 
 
 def test_tfrs_retrieval_trains_with_lambda_cro_loss():
@@ -201,8 +214,10 @@ def test_tfrs_retrieval_trains_with_lambda_cro_loss():
     # each user's 3 liked items should rank 1-3 of 48 (mean 2; random is ~24)
     scores = model.users(np.arange(64)) @ tf.transpose(model.items(np.arange(48)))
     liked = (np.arange(64)[:, None] * 7 + np.arange(3)) % 48
-    ranks = 1 + np.sum(scores.numpy()[:, None, :] > np.take_along_axis(
-        scores.numpy(), liked, 1)[:, :, None], axis=2)
+    ranks = 1 + np.sum(
+        scores.numpy()[:, None, :] > np.take_along_axis(scores.numpy(), liked, 1)[:, :, None],
+        axis=2,
+    )
     assert ranks.mean() < 3.0, ranks.mean()
 
 
@@ -247,8 +262,10 @@ def test_unknown_kernel_message_lists_valid_names():
         tfcro.LambdaCROLoss(weight_kernel="tanh")
 
 
-@pytest.mark.parametrize("y_true_shape,y_pred_shape", [((4, 5), (4, 6)), ((4,), (4, 5)),
-                                                       ((4, 5), (4, 5, 1)), ((3, 5), (4, 5))])
+@pytest.mark.parametrize(
+    "y_true_shape,y_pred_shape",
+    [((4, 5), (4, 6)), ((4,), (4, 5)), ((4, 5), (4, 5, 1)), ((3, 5), (4, 5))],
+)
 def test_shape_mismatch_raises_value_error(y_true_shape, y_pred_shape):
     with pytest.raises(ValueError, match="y_true.*y_pred|y_pred"):
         tfcro.CROLoss()(np.zeros(y_true_shape, np.float32), np.zeros(y_pred_shape, np.float32))
@@ -256,8 +273,15 @@ def test_shape_mismatch_raises_value_error(y_true_shape, y_pred_shape):
 
 def test_loss_factory_builds_every_name():
     for name, cls in losses_lib.LOSSES.items():
-        loss = losses_lib.get(name, kernel="softplus", alpha=1.2, scale=10.0, margin=2.0,
-                              weight_kernel="sigmoid", num_items=None)
+        loss = losses_lib.get(
+            name,
+            kernel="softplus",
+            alpha=1.2,
+            scale=10.0,
+            margin=2.0,
+            weight_kernel="sigmoid",
+            num_items=None,
+        )
         assert isinstance(loss, cls) and loss.scale == 10.0
 
 
@@ -268,8 +292,13 @@ def _run(code, **env_overrides):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("TF_USE_LEGACY_KERAS", None)
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_import_sets_legacy_keras_and_fails_clearly_on_keras3():

@@ -31,8 +31,11 @@ def test_exponential_alpha_one_is_softmax_cross_entropy(scale):
     want = cce(labels, scale * scores).numpy()
     np.testing.assert_allclose(cro(labels, scores).numpy(), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
-        tfcro.SoftmaxLoss(scale=scale, reduction="none")(labels, scores).numpy(), want,
-        rtol=1e-5, atol=1e-6)
+        tfcro.SoftmaxLoss(scale=scale, reduction="none")(labels, scores).numpy(),
+        want,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_softplus_alpha_zero_is_log_m_plus_one_times_bpr():
@@ -40,8 +43,9 @@ def test_softplus_alpha_zero_is_log_m_plus_one_times_bpr():
     m = labels.shape[1] - 1
     cro = tfcro.CROLoss(kernel="softplus", alpha=0.0, scale=3.0, reduction="none")
     bpr = tfcro.BPRLoss(scale=3.0, reduction="none")
-    np.testing.assert_allclose(cro(labels, scores).numpy(),
-                               np.log(m + 1) * bpr(labels, scores).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        cro(labels, scores).numpy(), np.log(m + 1) * bpr(labels, scores).numpy(), rtol=1e-5
+    )
 
 
 def test_hinge_alpha_zero_is_log_m_plus_one_times_triplet():
@@ -49,8 +53,9 @@ def test_hinge_alpha_zero_is_log_m_plus_one_times_triplet():
     m = labels.shape[1] - 1
     cro = tfcro.CROLoss(kernel="hinge", alpha=0.0, scale=10.0, margin=5.0, reduction="none")
     triplet = tfcro.TripletLoss(scale=10.0, margin=5.0, reduction="none")
-    np.testing.assert_allclose(cro(labels, scores).numpy(),
-                               np.log(m + 1) * triplet(labels, scores).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        cro(labels, scores).numpy(), np.log(m + 1) * triplet(labels, scores).numpy(), rtol=1e-5
+    )
 
 
 def test_hand_worked_example():
@@ -118,8 +123,7 @@ def _finite_loss_and_grad(loss_obj, labels, scores, dtype=tf.float32):
 EXTREME_ALPHAS = [0.0, 0.6, 1.0, 1.4, 3.0]
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16],
-                         ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("alpha", EXTREME_ALPHAS)
 @pytest.mark.parametrize("kernel", ["sigmoid", "softplus", "hinge"])
 def test_extreme_scores_stay_finite(kernel, alpha, dtype):
@@ -132,10 +136,8 @@ def test_extreme_scores_stay_finite(kernel, alpha, dtype):
     for num_items in [None] if dtype == tf.float16 else [None, 10**7]:
         for loss in [
             tfcro.CROLoss(kernel=kernel, alpha=alpha, scale=10.0, num_items=num_items),
-            tfcro.LambdaCROLoss("sigmoid", kernel, alpha=alpha, scale=10.0,
-                                num_items=num_items),
-            tfcro.LambdaCROLoss("unit_step", kernel, alpha=alpha, scale=10.0,
-                                num_items=num_items),
+            tfcro.LambdaCROLoss("sigmoid", kernel, alpha=alpha, scale=10.0, num_items=num_items),
+            tfcro.LambdaCROLoss("unit_step", kernel, alpha=alpha, scale=10.0, num_items=num_items),
         ]:
             assert _finite_loss_and_grad(loss, labels, scores, dtype), loss.get_config()
 
@@ -151,30 +153,36 @@ def test_exponential_kernel_extremes(alpha):
         scores = rng.uniform(-3.0, 3.0, size=(6, 40)).astype(np.float32)
         losses = [tfcro.CROLoss(kernel="exponential", alpha=alpha, scale=10.0)]
     scores_60 = rng.uniform(-3.0, 3.0, size=(6, 40)).astype(np.float32)
-    lam = tfcro.LambdaCROLoss("sigmoid", "exponential", alpha=alpha, scale=10.0,
-                              num_items=10**6)
+    lam = tfcro.LambdaCROLoss("sigmoid", "exponential", alpha=alpha, scale=10.0, num_items=10**6)
     for loss in losses:
         assert _finite_loss_and_grad(loss, labels, scores)
     assert _finite_loss_and_grad(lam, labels, scores_60)
-    assert _finite_loss_and_grad(tfcro.SoftmaxLoss(scale=10.0), labels,
-                                 rng.choice([-1e4, 1e4], size=(6, 40)).astype(np.float32))
+    assert _finite_loss_and_grad(
+        tfcro.SoftmaxLoss(scale=10.0),
+        labels,
+        rng.choice([-1e4, 1e4], size=(6, 40)).astype(np.float32),
+    )
 
 
 def test_degenerate_rows_are_finite_and_zero():
     # no negatives at all, all candidates absent, no positives
     labels = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]], np.float32)
     scores = np.array([[0.3, 0.2], [0.5, -np.inf], [0.1, 0.2]], np.float32)
-    for loss in [tfcro.CROLoss(alpha=0.6, reduction="none"),
-                 tfcro.LambdaCROLoss(alpha=1.4, reduction="none"),
-                 tfcro.BPRLoss(reduction="none"), tfcro.TripletLoss(reduction="none"),
-                 tfcro.SoftmaxLoss(reduction="none")]:
+    for loss in [
+        tfcro.CROLoss(alpha=0.6, reduction="none"),
+        tfcro.LambdaCROLoss(alpha=1.4, reduction="none"),
+        tfcro.BPRLoss(reduction="none"),
+        tfcro.TripletLoss(reduction="none"),
+        tfcro.SoftmaxLoss(reduction="none"),
+    ]:
         y_pred = tf.Variable(scores)
         with tf.GradientTape() as tape:
             value = loss(labels, y_pred)
         grad = tape.gradient(value, y_pred).numpy()
         assert np.isfinite(grad).all()
-        expected_rows = [0.0, 0.0, 0.0] if not isinstance(loss, tfcro.LambdaCROLoss) else \
-            [1.0, 1.0, 0.0]  # lambda surrogate: w(1) * r_hat_2 = c_alpha * 1 at N = M = 0
+        expected_rows = (
+            [0.0, 0.0, 0.0] if not isinstance(loss, tfcro.LambdaCROLoss) else [1.0, 1.0, 0.0]
+        )  # lambda surrogate: w(1) * r_hat_2 = c_alpha * 1 at N = M = 0
         np.testing.assert_allclose(value.numpy(), expected_rows, atol=1e-7)
 
 
@@ -204,8 +212,9 @@ def test_dynamic_shapes_in_tf_function():
     fn = tf.function(loss.call, input_signature=[tf.TensorSpec([None, None], tf.float32)] * 2)
     for batch, cols in [(3, 5), (7, 11)]:
         labels, scores = _one_hot_batch(seed=batch, batch=batch, cols=cols)
-        np.testing.assert_allclose(fn(labels, scores).numpy(),
-                                   loss(labels, scores).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(
+            fn(labels, scores).numpy(), loss(labels, scores).numpy(), rtol=1e-5
+        )
 
 
 _DISTRIBUTE_SCRIPT = textwrap.dedent("""
@@ -247,8 +256,13 @@ _DISTRIBUTE_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_sum_and_none():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", _DISTRIBUTE_SCRIPT], capture_output=True,
-                          text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DISTRIBUTE_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
 
@@ -256,5 +270,6 @@ def test_kernels_log_value_matches_value():
     x = tf.constant(np.linspace(-30, 30, 61), tf.float32)
     for name in ["sigmoid", "softplus", "exponential", "hinge", "unit_step"]:
         kernel = kernels.get(name, margin=2.0)
-        np.testing.assert_allclose(np.exp(kernel.log_value(x).numpy()),
-                                   kernel.value(x).numpy(), rtol=1e-5, atol=1e-30)
+        np.testing.assert_allclose(
+            np.exp(kernel.log_value(x).numpy()), kernel.value(x).numpy(), rtol=1e-5, atol=1e-30
+        )

@@ -36,10 +36,26 @@ def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
 @pytest.mark.parametrize("kernel", grid.KERNELS)
 def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
     labels, scores = grid.batch(layout)
-    loss = tfcro.CROLoss(kernel=kernel, alpha=alpha, scale=grid.SCALE, num_items=num_items,
-                         margin=grid.MARGIN, reduction="none")
-    _check(loss, labels, scores, dtype, method="cro", kernel=kernel, alpha=alpha,
-           scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN)
+    loss = tfcro.CROLoss(
+        kernel=kernel,
+        alpha=alpha,
+        scale=grid.SCALE,
+        num_items=num_items,
+        margin=grid.MARGIN,
+        reduction="none",
+    )
+    _check(
+        loss,
+        labels,
+        scores,
+        dtype,
+        method="cro",
+        kernel=kernel,
+        alpha=alpha,
+        scale=grid.SCALE,
+        num_items=num_items,
+        margin=grid.MARGIN,
+    )
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float16], ids=["f32", "f16"])
@@ -48,14 +64,30 @@ def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
 @pytest.mark.parametrize("alpha", grid.ALPHAS)
 @pytest.mark.parametrize("kernel", grid.KERNELS)
 @pytest.mark.parametrize("weight_kernel", ["unit_step", "sigmoid"])
-def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_items, layout,
-                                           dtype):
+def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_items, layout, dtype):
     labels, scores = grid.batch(layout, seed=1)
-    loss = tfcro.LambdaCROLoss(weight_kernel=weight_kernel, kernel=kernel, alpha=alpha,
-                               scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN,
-                               reduction="none")
-    _check(loss, labels, scores, dtype, method="lambda", weight_kernel=weight_kernel,
-           kernel=kernel, alpha=alpha, scale=grid.SCALE, num_items=num_items, margin=grid.MARGIN)
+    loss = tfcro.LambdaCROLoss(
+        weight_kernel=weight_kernel,
+        kernel=kernel,
+        alpha=alpha,
+        scale=grid.SCALE,
+        num_items=num_items,
+        margin=grid.MARGIN,
+        reduction="none",
+    )
+    _check(
+        loss,
+        labels,
+        scores,
+        dtype,
+        method="lambda",
+        weight_kernel=weight_kernel,
+        kernel=kernel,
+        alpha=alpha,
+        scale=grid.SCALE,
+        num_items=num_items,
+        margin=grid.MARGIN,
+    )
 
 
 @pytest.mark.parametrize("layout", grid.LAYOUTS)
@@ -70,8 +102,9 @@ def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_ite
 )
 def test_baselines_match_reference(loss_obj, method, layout):
     labels, scores = grid.batch(layout, seed=2)
-    _check(loss_obj, labels, scores, tf.float32, method=method, scale=grid.SCALE,
-           margin=grid.MARGIN)
+    _check(
+        loss_obj, labels, scores, tf.float32, method=method, scale=grid.SCALE, margin=grid.MARGIN
+    )
 
 
 def test_absent_candidates_are_neither_negatives_nor_counted():
@@ -81,11 +114,13 @@ def test_absent_candidates_are_neither_negatives_nor_counted():
     masked[0, 5] = np.finfo(np.float32).min / 100.0
     masked[1, 0] = -np.inf
     masked[2, 5] = -1e31  # a masked positive is not a positive: row 2 has none left
-    loss = tfcro.CROLoss(kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50,
-                         reduction="none")
+    loss = tfcro.CROLoss(
+        kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50, reduction="none"
+    )
     got_loss, got_grad = grid.tf_losses_and_grads(loss, labels, masked, tf.float32)
     want_loss, want_grad = reference.row_losses_and_grads(
-        labels, masked, method="cro", kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50)
+        labels, masked, method="cro", kernel="sigmoid", alpha=1.4, scale=grid.SCALE, num_items=50
+    )
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got_grad, want_grad, rtol=1e-3, atol=1e-6)
     assert got_loss[2] == 0.0

@@ -17,7 +17,7 @@ def _read(path):
 
 def _quickstart_commands():
     readme = _read("README.md")
-    section = readme[readme.index("## Quickstart"):]
+    section = readme[readme.index("## Quickstart") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
 
@@ -25,8 +25,11 @@ def _quickstart_commands():
 def test_quickstart_is_two_commands_and_ci_runs_the_test_one():
     commands = _quickstart_commands()
     assert commands == ["./run main", "./run test"]
-    ci = [line.strip() for line in _read(".ci/run").splitlines()
-          if line.strip() and not line.startswith("#")]
+    ci = [
+        line.strip()
+        for line in _read(".ci/run").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert ci[-1] == commands[1]
 
 
@@ -53,9 +56,14 @@ MODULES = sorted({m for m in re.findall(r"python -m (pipelines\.\w+)", _read("RE
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_pipeline_in_the_readme_has_help(module):
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
 
@@ -77,8 +85,14 @@ def _documented_commands(text):
     return commands
 
 
-DOCUMENTED = ["README.md", *(os.path.join("docs", f) for f in sorted(os.listdir(
-    os.path.join(ROOT, "docs"))) if f.endswith(".md"))]
+DOCUMENTED = [
+    "README.md",
+    *(
+        os.path.join("docs", f)
+        for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
+        if f.endswith(".md")
+    ),
+]
 
 
 @pytest.mark.parametrize("path", DOCUMENTED)
@@ -92,8 +106,11 @@ def test_documented_pipeline_flags_exist_and_use_the_canonical_spelling(path):
     documents = [(path, _read(path))]
     if path == "README.md":  # and the examples in the jobs' own docstrings
         folder = os.path.join(ROOT, "pipelines")
-        documents += [(f"pipelines/{f}", _read(os.path.join("pipelines", f)))
-                      for f in sorted(os.listdir(folder)) if f.endswith(".py")]
+        documents += [
+            (f"pipelines/{f}", _read(os.path.join("pipelines", f)))
+            for f in sorted(os.listdir(folder))
+            if f.endswith(".py")
+        ]
     assert pipelines  # imported first: the package of the jobs
     for where, text in documents:
         for module, flags in _documented_commands(text):

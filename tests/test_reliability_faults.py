@@ -28,10 +28,31 @@ from tfcro.training.faults import SigtermGuard
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ~900 steps per epoch (2-3 s on 2 cores at ~2.5 ms a step): the kill, KILL_AFTER
 # seconds after an epoch was saved, lands well inside the next one, not in its save
-ARGS = ["--dataset", "synthetic", "--num-users", "2000", "--num-items", "120", "--epochs", "3",
-        "--batch-size", "32", "--num-negatives", "32", "--learning-rate", "0.01",
-        "--ks", "10,20", "--monitor", "recall@20", "--patience", "-1", "--verbose", "2",
-        "--no-export"]
+ARGS = [
+    "--dataset",
+    "synthetic",
+    "--num-users",
+    "2000",
+    "--num-items",
+    "120",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--num-negatives",
+    "32",
+    "--learning-rate",
+    "0.01",
+    "--ks",
+    "10,20",
+    "--monitor",
+    "recall@20",
+    "--patience",
+    "-1",
+    "--verbose",
+    "2",
+    "--no-export",
+]
 EPOCHS = 3
 KILL_AFTER = 0.2
 RECALL_TOLERANCE = 0.1  # absolute, on test Recall@20 (200 test users)
@@ -57,8 +78,14 @@ def _epochs_done(out):
 
 def _start(out, name):
     log = open(os.path.join(os.path.dirname(out), f"{name}.log"), "w")
-    job = subprocess.Popen([sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
-                           cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
+        cwd=ROOT,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return job, log
 
 
@@ -115,8 +142,14 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     for leftover in ("best.tmp-999999.weights.h5", "state.json.tmp-999999"):
         with open(os.path.join(out, leftover), "w", encoding="utf-8") as handle:
             handle.write("half-writ")
-    rerun = subprocess.run([sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
-                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming {out} after epoch 2" in rerun.stdout
     assert not [n for n in os.listdir(out) if ".tmp" in n]  # no half-written file left
@@ -129,8 +162,9 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     uninterrupted_log.close()
     expected = json.load(open(tmp_path / "uninterrupted" / "metrics.json"))
     assert abs(metrics["recall@20"] - expected["recall@20"]) <= RECALL_TOLERANCE
-    print(f"recall@20 resumed {metrics['recall@20']:.4f} vs uninterrupted "
-          f"{expected['recall@20']:.4f}")
+    print(
+        f"recall@20 resumed {metrics['recall@20']:.4f} vs uninterrupted {expected['recall@20']:.4f}"
+    )
 
 
 def test_sigterm_is_deferred_while_an_epoch_is_saved():
@@ -148,8 +182,24 @@ def test_sigterm_is_deferred_while_an_epoch_is_saved():
 
 # ----------------------------------------------------------------------------- damaged folders
 
-TINY = ["--dataset", "synthetic", "--num-users", "150", "--num-items", "80", "--epochs", "1",
-        "--batch-size", "64", "--num-negatives", "32", "--ks", "10", "--monitor", "recall@10"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--num-users",
+    "150",
+    "--num-items",
+    "80",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--num-negatives",
+    "32",
+    "--ks",
+    "10",
+    "--monitor",
+    "recall@10",
+]
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +239,7 @@ def test_missing_checkpoint_index_is_detected(one_epoch, tmp_path):
         _resume(out)
 
 
-@pytest.mark.parametrize("garbage", ["{\"epochs_done\": 1, \"hist", "[1, 2]", ""])
+@pytest.mark.parametrize("garbage", ['{"epochs_done": 1, "hist', "[1, 2]", ""])
 def test_garbage_state_json_is_detected(one_epoch, tmp_path, garbage):
     out = _copy(one_epoch, tmp_path)
     (out / "state.json").write_text(garbage)

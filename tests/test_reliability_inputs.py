@@ -28,9 +28,27 @@ from tfcro.training import TrainingConfig, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
-TINY = ["--dataset", "synthetic", "--num-users", "150", "--num-items", "80", "--epochs", "1",
-        "--batch-size", "64", "--num-negatives", "32", "--ks", "10", "--monitor", "recall@10",
-        "--verbose", "0", "--no-export"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--num-users",
+    "150",
+    "--num-items",
+    "80",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--num-negatives",
+    "32",
+    "--ks",
+    "10",
+    "--monitor",
+    "recall@10",
+    "--verbose",
+    "0",
+    "--no-export",
+]
 
 
 # ----------------------------------------------------------------------------- options
@@ -48,8 +66,12 @@ BAD_OPTIONS = [
     (lambda: TwoTowerConfig(pooling="max2"), "pooling"),
     (lambda: TwoTowerConfig(loss="nope"), "loss"),
     (lambda: TwoTowerConfig(in_batch_negatives=False, num_negatives=0), "num_negatives"),
-    (lambda: TwoTowerConfig(cross_replica_negatives=True, in_batch_negatives=False,
-                            num_negatives=8), "in_batch_negatives"),
+    (
+        lambda: TwoTowerConfig(
+            cross_replica_negatives=True, in_batch_negatives=False, num_negatives=8
+        ),
+        "in_batch_negatives",
+    ),
     (lambda: TwoTowerConfig.from_dict({"embedding_dimension": 8}), "embedding_dimension"),
     (lambda: TrainingConfig(epochs=0), "epochs"),
     (lambda: TrainingConfig(batch_size=-1), "batch_size"),
@@ -99,29 +121,33 @@ def not_a_dataset(tmp_path):
     return str(folder)
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--alpha", "-1"], "alpha"),
-    (["--alpha", "abc"], "--alpha: invalid float value"),
-    (["--kernel", "nope"], "kernel"),
-    (["--weight-kernel", "nope"], "weight_kernel"),
-    (["--epochs", "0"], "epochs"),
-    (["--batch-size", "0"], "batch_size"),
-    (["--learning-rate", "-0.1"], "learning_rate"),
-    (["--ks", "10,x"], "comma-separated integers"),
-    (["--monitor", "recall"], "monitor"),
-    (["--embedding-dim", "0"], "embedding_dim"),
-    (["--dataset", "imagenet"], "invalid choice"),
-    (["--dataset", "table"], "data_dir"),  # a table needs --data-dir
-    (["--dataset", "movielens", "--data-dir", "/nonexistent/ml-100k"], "not a directory"),
-    (["--dataset", "pairs", "--data-dir", "{not_a_dataset}"], "not a pairs dataset"),
-    (["--dataset", "movielens", "--data-dir", "{not_a_dataset}"], "beach.jpg"),
-    (["--dataset", "lightgcn", "--data-dir", "{not_a_dataset}"], "train.txt"),
-    (["--dataset", "table", "--data-dir", "{not_a_dataset}"], "directory, not a file"),
-    (["--distribute", "multi-worker"], "TF_CONFIG"),
-    (["--distribute", "spark"], "invalid choice"),
-])
-def test_cli_bad_arguments_exit_2_with_a_clean_message(extra, expected, tmp_path, capsys,
-                                                       monkeypatch, not_a_dataset):
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--alpha", "-1"], "alpha"),
+        (["--alpha", "abc"], "--alpha: invalid float value"),
+        (["--kernel", "nope"], "kernel"),
+        (["--weight-kernel", "nope"], "weight_kernel"),
+        (["--epochs", "0"], "epochs"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--learning-rate", "-0.1"], "learning_rate"),
+        (["--ks", "10,x"], "comma-separated integers"),
+        (["--monitor", "recall"], "monitor"),
+        (["--embedding-dim", "0"], "embedding_dim"),
+        (["--dataset", "imagenet"], "invalid choice"),
+        (["--dataset", "table"], "data_dir"),  # a table needs --data-dir
+        (["--dataset", "movielens", "--data-dir", "/nonexistent/ml-100k"], "not a directory"),
+        (["--dataset", "pairs", "--data-dir", "{not_a_dataset}"], "not a pairs dataset"),
+        (["--dataset", "movielens", "--data-dir", "{not_a_dataset}"], "beach.jpg"),
+        (["--dataset", "lightgcn", "--data-dir", "{not_a_dataset}"], "train.txt"),
+        (["--dataset", "table", "--data-dir", "{not_a_dataset}"], "directory, not a file"),
+        (["--distribute", "multi-worker"], "TF_CONFIG"),
+        (["--distribute", "spark"], "invalid choice"),
+    ],
+)
+def test_cli_bad_arguments_exit_2_with_a_clean_message(
+    extra, expected, tmp_path, capsys, monkeypatch, not_a_dataset
+):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     out = tmp_path / "run"
     extra = [a.replace("{not_a_dataset}", not_a_dataset) for a in extra]
@@ -134,13 +160,28 @@ def test_cli_bad_arguments_exit_2_with_a_clean_message(extra, expected, tmp_path
 
 def test_cli_table_without_the_columns(tmp_path, capsys):
     table = _write(tmp_path / "log.csv", "visitor,product\n1,2\n3,4\n")
-    code, err = _cli_error(TINY + ["--dataset", "table", "--data-dir", table,
-                                   "--output-dir", str(tmp_path / "run")], capsys)
+    code, err = _cli_error(
+        TINY + ["--dataset", "table", "--data-dir", table, "--output-dir", str(tmp_path / "run")],
+        capsys,
+    )
     assert code == 2
     assert "log.csv" in err and "'user'" in err and "visitor" in err
-    code, err = _cli_error(TINY + ["--dataset", "table", "--data-dir", table,
-                                   "--user-col", "visitor", "--item-col", "item_id",
-                                   "--output-dir", str(tmp_path / "run")], capsys)
+    code, err = _cli_error(
+        TINY
+        + [
+            "--dataset",
+            "table",
+            "--data-dir",
+            table,
+            "--user-col",
+            "visitor",
+            "--item-col",
+            "item_id",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 2 and "item_id" in err
     assert not (tmp_path / "run").exists()
 
@@ -151,8 +192,12 @@ def test_cli_subprocess_bad_input_exit_code_and_no_traceback(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.train", *TINY, "--output-dir", str(out), *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error:" in proc.stderr and expected in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -162,21 +207,32 @@ def test_cli_subprocess_bad_input_exit_code_and_no_traceback(tmp_path):
 # ----------------------------------------------------------------------------- data files
 
 
-@pytest.mark.parametrize("name, files, match", [
-    ("movielens", {}, "is not a MovieLens dataset"),
-    ("movielens", {"u.data": ""}, r"u\.data: file is empty"),
-    ("movielens", {"u.data": "\n\n"}, r"u\.data: file has no data"),
-    ("movielens", {"u.data": '{"user": 1, "item": 2}\n'}, r"u\.data, line 1"),  # wrong format
-    ("movielens", {"u.data": "1\t10\t5\t100\nalice\t11\t3\t90\n"}, r"u\.data, line 2: .*'user'"),
-    ("movielens", {"u.data": "1\t10\t5\t100\n2\t-11\t3\t90\n"}, r"u\.data, line 2: .*'item'"),
-    ("movielens", {"u.data": "1\t10\t5\t100\n2\t11\tNaN\t90\n"}, r"u\.data, line 2: .*'rating'"),
-    ("movielens", {"u.data": "1\t10\t5\t100\n2\t11\t3\tnan\n"}, r"u\.data, line 2: .*'time'"),
-    ("movielens", {"u.data": "1\t10\t5\n"}, r"u\.data, line 1: field .time. is missing"),
-    ("movielens", {"ratings.csv": "userId,rating\n1,5\n"}, r"ratings\.csv, line 1: .*movieId"),
-    ("pairs", {"train.tsv": "0\t1\n0\tx\n", "test.tsv": "0\t2\n"}, r"train\.tsv, line 2"),
-    ("lightgcn", {"train.txt": "0 1 2\n1 2 -3\n"}, r"train\.txt, line 2"),
-    ("comirec", {"book.txt": "1,10,5\n2,11,yesterday\n"}, r"book\.txt, line 2"),
-])
+@pytest.mark.parametrize(
+    "name, files, match",
+    [
+        ("movielens", {}, "is not a MovieLens dataset"),
+        ("movielens", {"u.data": ""}, r"u\.data: file is empty"),
+        ("movielens", {"u.data": "\n\n"}, r"u\.data: file has no data"),
+        ("movielens", {"u.data": '{"user": 1, "item": 2}\n'}, r"u\.data, line 1"),  # wrong format
+        (
+            "movielens",
+            {"u.data": "1\t10\t5\t100\nalice\t11\t3\t90\n"},
+            r"u\.data, line 2: .*'user'",
+        ),
+        ("movielens", {"u.data": "1\t10\t5\t100\n2\t-11\t3\t90\n"}, r"u\.data, line 2: .*'item'"),
+        (
+            "movielens",
+            {"u.data": "1\t10\t5\t100\n2\t11\tNaN\t90\n"},
+            r"u\.data, line 2: .*'rating'",
+        ),
+        ("movielens", {"u.data": "1\t10\t5\t100\n2\t11\t3\tnan\n"}, r"u\.data, line 2: .*'time'"),
+        ("movielens", {"u.data": "1\t10\t5\n"}, r"u\.data, line 1: field .time. is missing"),
+        ("movielens", {"ratings.csv": "userId,rating\n1,5\n"}, r"ratings\.csv, line 1: .*movieId"),
+        ("pairs", {"train.tsv": "0\t1\n0\tx\n", "test.tsv": "0\t2\n"}, r"train\.tsv, line 2"),
+        ("lightgcn", {"train.txt": "0 1 2\n1 2 -3\n"}, r"train\.txt, line 2"),
+        ("comirec", {"book.txt": "1,10,5\n2,11,yesterday\n"}, r"book\.txt, line 2"),
+    ],
+)
 def test_bad_data_files_name_the_file_and_line(tmp_path, name, files, match):
     for file, text in files.items():
         _write(tmp_path / file, text)
@@ -184,11 +240,14 @@ def test_bad_data_files_name_the_file_and_line(tmp_path, name, files, match):
         data_lib.load_dataset(name, str(tmp_path))
 
 
-@pytest.mark.parametrize("text, match", [
-    ("user,item,time\n1,2,2020-01-01\n3,,2020-01-02\n", r"line 3: field 'item'"),
-    ("user,item,time\n1,2,10\n3,4,NaN\n", r"line 3: field 'time' must be a finite number"),
-    ("user,item\n", r"no data rows"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("user,item,time\n1,2,2020-01-01\n3,,2020-01-02\n", r"line 3: field 'item'"),
+        ("user,item,time\n1,2,10\n3,4,NaN\n", r"line 3: field 'time' must be a finite number"),
+        ("user,item\n", r"no data rows"),
+    ],
+)
 def test_bad_tables(tmp_path, text, match):
     path = _write(tmp_path / "log.csv", text)
     with pytest.raises(DataFormatError, match=match) as info:
@@ -224,8 +283,14 @@ def test_no_unpickling_in_the_package():
                 if not name.endswith(".py"):
                     continue
                 text = open(os.path.join(base, name), encoding="utf-8").read()
-                for word in ("import pickle", "cPickle", "joblib", "marshal.load", "read_pickle",
-                             "dill"):
+                for word in (
+                    "import pickle",
+                    "cPickle",
+                    "joblib",
+                    "marshal.load",
+                    "read_pickle",
+                    "dill",
+                ):
                     if word in text:
                         offenders.append(f"{name}: {word}")
                 for line in text.splitlines():
@@ -256,17 +321,25 @@ def test_pickled_files_are_rejected_not_unpickled(tmp_path, monkeypatch):
 
 
 def _tiny_config(**overrides):
-    values = dict(dataset="synthetic", dataset_options={"num_users": 150, "num_items": 80},
-                  epochs=1, batch_size=64, patience=None, ks=(10,), monitor="recall@10",
-                  model={"num_negatives": 32})
+    values = dict(
+        dataset="synthetic",
+        dataset_options={"num_users": 150, "num_items": 80},
+        epochs=1,
+        batch_size=64,
+        patience=None,
+        ks=(10,),
+        monitor="recall@10",
+        model={"num_negatives": 32},
+    )
     values.update(overrides)
     return TrainingConfig(**values)
 
 
 def test_bad_data_leaves_no_run_folder_and_a_corrected_rerun_works(tmp_path):
     table = tmp_path / "log.csv"
-    table.write_text("user,item\n" + "".join(f"u{i % 40},i{(i * 7) % 30}\n" for i in range(600))
-                     + "u1,\n")
+    table.write_text(
+        "user,item\n" + "".join(f"u{i % 40},i{(i * 7) % 30}\n" for i in range(600)) + "u1,\n"
+    )
     out = tmp_path / "run"
     bad = _tiny_config(dataset="table", data_dir=str(table), dataset_options={})
     with pytest.raises(DataFormatError, match="line 602"):
@@ -295,8 +368,11 @@ def test_unknown_ids_and_empty_histories_train_and_embed_through_oov():
     model = TwoTowerModel(items, TwoTowerConfig(embedding_dim=8, num_negatives=4, seed=0))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     history = np.array([["i1", "i2", ""], ["ghost", "", ""], ["", "", ""], ["i3", "zzz", ""]])
-    batch = {"history": history, "user_id": np.array(["a", "b", "c", "d"]),
-             "item_id": np.array(["i4", "i5", "unknown-item", "i6"])}
+    batch = {
+        "history": history,
+        "user_id": np.array(["a", "b", "c", "d"]),
+        "item_id": np.array(["i4", "i5", "unknown-item", "i6"]),
+    }
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(4).repeat(3)
     logs = model.fit(dataset, epochs=1, verbose=0).history
     assert np.isfinite(logs["loss"]).all()
@@ -309,8 +385,9 @@ def test_unknown_ids_and_empty_histories_train_and_embed_through_oov():
 
 
 def test_training_data_with_unknown_history_ids_and_empty_histories(tmp_path):
-    data = data_lib.sequential_split(data_lib.synthetic.generate(num_users=150, num_items=80),
-                                     max_history=5, seed=0)
+    data = data_lib.sequential_split(
+        data_lib.synthetic.generate(num_users=150, num_items=80), max_history=5, seed=0
+    )
     history = data.train.history.copy()
     history[::3, 0] = "not-in-catalog"
     history[1::3, :] = data_lib.PAD

@@ -18,8 +18,10 @@ from tfcro import runfolder
 
 def test_temporary_path_keeps_the_suffix_keras_requires():
     pid = os.getpid()
-    assert runfolder.temporary_path("/r/best.weights.h5", ".weights.h5") == \
-        f"/r/best.tmp-{pid}.weights.h5"
+    assert (
+        runfolder.temporary_path("/r/best.weights.h5", ".weights.h5")
+        == f"/r/best.tmp-{pid}.weights.h5"
+    )
     assert runfolder.temporary_path("/r/state.json") == f"/r/state.json.tmp-{pid}"
 
 
@@ -31,15 +33,23 @@ def test_write_json_leaves_no_temporary_file(tmp_path):
 
 def test_remove_stale_temporaries_removes_only_dead_writers_files(tmp_path):
     own = os.path.basename(runfolder.temporary_path(str(tmp_path / "metrics.json")))
-    names = ["best.tmp-12.weights.h5", "state.json.tmp-345", own, "state.json",
-             "best.weights.h5", "notes.tmp-draft", "tmp-1"]
+    names = [
+        "best.tmp-12.weights.h5",
+        "state.json.tmp-345",
+        own,
+        "state.json",
+        "best.weights.h5",
+        "notes.tmp-draft",
+        "tmp-1",
+    ]
     for name in names:
         (tmp_path / name).write_text("x")
     (tmp_path / "checkpoints.tmp-7").mkdir()  # a folder: not ours to delete
     removed = runfolder.remove_stale_temporaries(str(tmp_path))
     assert removed == ["best.tmp-12.weights.h5", "state.json.tmp-345"]
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [own, "state.json", "best.weights.h5", "notes.tmp-draft", "tmp-1", "checkpoints.tmp-7"])
+        [own, "state.json", "best.weights.h5", "notes.tmp-draft", "tmp-1", "checkpoints.tmp-7"]
+    )
     assert runfolder.remove_stale_temporaries(str(tmp_path / "missing")) == []
 
 
@@ -63,8 +73,12 @@ HOLDER = textwrap.dedent("""
 def holding_lock(folder):
     """Runs a real second process that holds the lock of ``folder`` (releasing it when its
     stdin closes); yields it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, runfolder.__file__, str(folder)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, runfolder.__file__, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         yield proc

@@ -35,8 +35,10 @@ def test_bad_num_negatives(value):
 
 
 def test_in_batch_mask_and_frequencies_and_mixture():
-    assert sampling.in_batch_score_mask(2, 1).numpy().tolist() == [[True, False, True],
-                                                                    [False, True, True]]
+    assert sampling.in_batch_score_mask(2, 1).numpy().tolist() == [
+        [True, False, True],
+        [False, True, True],
+    ]
     freq = sampling.item_frequencies(["a", "c", "c", "zz"], ["a", "b", "c"])
     np.testing.assert_allclose(freq, [1 / 3, 0, 2 / 3])
     # B = 4 in-batch draws from f, K = 6 uniform over N = 3: q = (4 f + 6/3) / 10
@@ -44,8 +46,9 @@ def test_in_batch_mask_and_frequencies_and_mixture():
     np.testing.assert_allclose(q, (4 * freq + 2) / 10, rtol=1e-6)
     q = sampling.mixture_probability(tf.constant(freq), 4, 6, 3, in_batch=False).numpy()
     np.testing.assert_allclose(q, 1 / 3, rtol=1e-6)
-    np.testing.assert_allclose(sampling.mixture_probability(tf.constant(freq), 4, 0, 3), freq,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sampling.mixture_probability(tf.constant(freq), 4, 0, 3), freq, rtol=1e-6
+    )
 
 
 class _SpyLoss(losses.SoftmaxLoss):
@@ -59,15 +62,18 @@ class _SpyLoss(losses.SoftmaxLoss):
 
 
 def _batch():
-    return {"history": tf.constant([["i1", ""], ["i0", "i2"], ["", ""]]),
-            "item_id": tf.constant(["i0", "i1", "i0"])}
+    return {
+        "history": tf.constant([["i1", ""], ["i0", "i2"], ["", ""]]),
+        "item_id": tf.constant(["i0", "i1", "i0"]),
+    }
 
 
 @pytest.mark.parametrize("in_batch", [True, False])
 def test_model_removes_accidental_hits_and_masks_in_batch(in_batch):
     items = np.array(["i0", "i1", "i2"])
-    model = TwoTowerModel(items, num_negatives=30, seed=5, in_batch_negatives=in_batch,
-                          loss=_SpyLoss())
+    model = TwoTowerModel(
+        items, num_negatives=30, seed=5, in_batch_negatives=in_batch, loss=_SpyLoss()
+    )
     _SpyLoss.seen.clear()
     loss = model.compute_loss(_batch())
     assert np.isfinite(float(loss))
@@ -90,8 +96,10 @@ def test_out_of_vocabulary_positives_are_one_candidate():
     items = np.array(["i0", "i1", "i2"])
     model = TwoTowerModel(items, num_negatives=0, loss=_SpyLoss())
     _SpyLoss.seen.clear()
-    batch = {"history": tf.constant([["i1"], ["i0"], ["i2"]]),
-             "item_id": tf.constant(["new-a", "i1", "new-b"])}
+    batch = {
+        "history": tf.constant([["i1"], ["i0"], ["i2"]]),
+        "item_id": tf.constant(["new-a", "i1", "new-b"]),
+    }
     assert np.isfinite(float(model.compute_loss(batch)))
     present = _SpyLoss.seen[-1] > -1e30
     np.testing.assert_array_equal(present, [[1, 1, 0], [1, 1, 1], [0, 1, 1]])
@@ -101,8 +109,9 @@ def test_model_logq_correction_shifts_scores():
     items = np.array(["i0", "i1", "i2"])
     freq = np.array([0.5, 0.25, 0.25])
     plain = TwoTowerModel(items, num_negatives=4, seed=1, loss=_SpyLoss())
-    corrected = TwoTowerModel(items, num_negatives=4, seed=1, loss=_SpyLoss(),
-                              logq_correction=True, item_frequencies=freq)
+    corrected = TwoTowerModel(
+        items, num_negatives=4, seed=1, loss=_SpyLoss(), logq_correction=True, item_frequencies=freq
+    )
     corrected.set_weights(plain.get_weights())
     _SpyLoss.seen.clear()
     plain.compute_loss(_batch())

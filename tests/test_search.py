@@ -163,8 +163,9 @@ def test_scann_filter_keeps_order_and_fetches_more_for_short_rows():
 def test_evaluation_searches_the_index_the_export_writes(tmp_path, monkeypatch):
     num_items = BRUTE_FORCE_THRESHOLD + 200  # a tree index
     user_tower, item_tower, items = make_towers(num_items=num_items, dim=8, seed=2)
-    result = export_model(user_tower, item_tower, items, str(tmp_path / "export"), config={},
-                          scale=1.0)
+    result = export_model(
+        user_tower, item_tower, items, str(tmp_path / "export"), config={}, scale=1.0
+    )
     exported = result.manifest["scann"]["params"]
     assert exported["algorithm"] == "tree_ah"
     assert exported == ScannParams().resolve(num_items, result.manifest["num_neighbors"])
@@ -180,11 +181,15 @@ def test_evaluation_searches_the_index_the_export_writes(tmp_path, monkeypatch):
     model = types.SimpleNamespace(user_tower=user_tower, item_tower=item_tower)
     rng = np.random.default_rng(0)
     seen = [rng.choice(num_items, 3, replace=False) for _ in range(30)]
-    users = {"user_id": np.arange(30).astype(str), "history": items[np.stack(seen)].astype(str),
-             "seen": [items[s] for s in seen]}
+    users = {
+        "user_id": np.arange(30).astype(str),
+        "history": items[np.stack(seen)].astype(str),
+        "seen": [items[s] for s in seen],
+    }
     # Targets: each user's exact top-10 without the seen items (exact recall@10 = 1).
-    top, _ = exact_top_k(ev.embed_users(model, users), ev.embed_items(model, items), 10,
-                         exclude=seen)
+    top, _ = exact_top_k(
+        ev.embed_users(model, users), ev.embed_items(model, items), 10, exclude=seen
+    )
     users["targets"] = [items[t] for t in top]
     metrics = ev.evaluate(model, users, items, ks=[10], method="scann")
     assert len(built) == 1 and built[0].params == exported

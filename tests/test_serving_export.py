@@ -209,8 +209,12 @@ def test_next_export_gets_the_next_version_and_failures_leave_nothing(
 
     # What a SIGKILLed export leaves: its staging folder. The next export removes it if
     # its process is gone, and keeps those of live processes and of other hosts.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     host = versioning._host()
     abandoned = f".staging-{host}-{int(dead.stdout)}-0123456789ab"
     running = f".staging-{host}-{os.getppid()}-0123456789ab"
@@ -219,7 +223,8 @@ def test_next_export_gets_the_next_version_and_failures_leave_nothing(
         os.makedirs(os.path.join(out, name, "user_tower"))
     second = export_model(user_tower, item_tower, items, out, **kwargs)
     assert sorted(n for n in os.listdir(out) if n.startswith(".staging")) == sorted(
-        [running, elsewhere])
+        [running, elsewhere]
+    )
     assert second.version == 2
     assert list_versions(os.path.join(out, "user_tower")) == [1, 2]
     assert json.load(open(os.path.join(out, "export.json")))["version"] == 2

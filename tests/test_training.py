@@ -37,9 +37,16 @@ TINY = {"num_users": 150, "num_items": 80}
 
 
 def _config(**overrides):
-    values = dict(dataset="synthetic", dataset_options=dict(TINY), epochs=2, batch_size=64,
-                  learning_rate=0.01, patience=None, ks=(5, 10, 20),
-                  model={"num_negatives": 32, "loss": "cro-lambda"})
+    values = dict(
+        dataset="synthetic",
+        dataset_options=dict(TINY),
+        epochs=2,
+        batch_size=64,
+        learning_rate=0.01,
+        patience=None,
+        ks=(5, 10, 20),
+        model={"num_negatives": 32, "loss": "cro-lambda"},
+    )
     values.update(overrides)
     return TrainingConfig(**values)
 
@@ -51,8 +58,15 @@ def _files(run_dir):
 def test_train_writes_the_run_folder(tmp_path):
     config = _config()
     result = train(config, str(tmp_path), verbose=0)
-    for name in ("config.json", "history.csv", "metrics.json", "state.json", "items.txt",
-                 "best.weights.h5", "checkpoints"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "state.json",
+        "items.txt",
+        "best.weights.h5",
+        "checkpoints",
+    ):
         assert name in _files(tmp_path), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for k in (5, 10, 20):
@@ -105,9 +119,16 @@ def _embeddings(model, users):
 
 def test_load_model_from_the_run_files_equals_the_model_from_the_data(tmp_path):
     """Every input the files must carry: user ids, item and user features, logQ frequencies."""
-    config = _config(epochs=1, model={"num_negatives": 32, "use_user_id": True,
-                                      "item_features": ["category"],
-                                      "user_features": ["group"], "logq_correction": True})
+    config = _config(
+        epochs=1,
+        model={
+            "num_negatives": 32,
+            "use_user_id": True,
+            "item_features": ["category"],
+            "user_features": ["group"],
+            "logq_correction": True,
+        },
+    )
     data = load_data(config)
     users = sorted(set(data.train.user_id))
     groups = {user: f"g{k % 3}" for k, user in enumerate(users[::2])}  # others: no value
@@ -128,16 +149,20 @@ def test_load_model_from_the_run_files_equals_the_model_from_the_data(tmp_path):
         for got, want in zip(_embeddings(model, data.test), expected, strict=True):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     # the user features really reach the tower: a user's group changes the embedding
-    user = {"history": tf.constant(data.test.history[:1]),
-            "user_id": tf.constant(data.test.user_id[:1])}
-    g0, g1 = (from_files.user_tower({**user, "group": tf.constant([g])}).numpy()
-              for g in ("g0", "g1"))
+    user = {
+        "history": tf.constant(data.test.history[:1]),
+        "user_id": tf.constant(data.test.user_id[:1]),
+    }
+    g0, g1 = (
+        from_files.user_tower({**user, "group": tf.constant([g])}).numpy() for g in ("g0", "g1")
+    )
     assert not np.allclose(g0, g1)
 
     config_back, data_back, model_back = load_run(str(tmp_path), data=data)
     assert config_back == config
-    assert evaluate(model_back, data.test, data.items, ks=config.ks) == \
-        pytest.approx(result.metrics)
+    assert evaluate(model_back, data.test, data.items, ks=config.ks) == pytest.approx(
+        result.metrics
+    )
     other = dataclasses.replace(data, items=data.items[::-1])
     with pytest.raises(ValueError, match="catalog"):
         load_run(str(tmp_path), data=other)
@@ -183,8 +208,12 @@ def test_a_run_folder_in_use_is_refused_before_the_data_loads(tmp_path, capsys, 
 
 def test_trained_model_beats_popularity_on_planted_structure(tmp_path):
     options = {"num_users": 400, "num_items": 200, "num_interests": 10, "noise": 0.05}
-    config = _config(dataset_options=options, epochs=4, ks=(10, 20),
-                     model={"num_negatives": 64, "loss": "cro-lambda"})
+    config = _config(
+        dataset_options=options,
+        epochs=4,
+        ks=(10, 20),
+        model={"num_negatives": 64, "loss": "cro-lambda"},
+    )
     result = train(config, str(tmp_path), verbose=0)
     popularity = PopularityBaseline(result.data.train.target, result.data.items)
     baseline = evaluate(popularity, result.data.test, result.data.items, ks=(10, 20))
@@ -194,8 +223,11 @@ def test_trained_model_beats_popularity_on_planted_structure(tmp_path):
 
 @pytest.mark.parametrize("loss", ["softmax", "bpr", "triplet", "cro"])
 def test_every_loss_trains(tmp_path, loss):
-    result = train(_config(epochs=1, model={"num_negatives": 16, "loss": loss,
-                                            "loss_options": {}}), str(tmp_path), verbose=0)
+    result = train(
+        _config(epochs=1, model={"num_negatives": 16, "loss": loss, "loss_options": {}}),
+        str(tmp_path),
+        verbose=0,
+    )
     assert np.isfinite(list(result.metrics.values())).all()
 
 
@@ -204,19 +236,43 @@ def test_every_loss_trains(tmp_path, loss):
 
 def _run(*args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
-TINY_FLAGS = ["--epochs", "2", "--batch-size", "64", "--num-negatives", "32",
-              "--learning-rate", "0.01", "--ks", "5,10,20", "--verbose", "0", "--no-export"]
+TINY_FLAGS = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--num-negatives",
+    "32",
+    "--learning-rate",
+    "0.01",
+    "--ks",
+    "5,10,20",
+    "--verbose",
+    "0",
+    "--no-export",
+]
 
 
 def _write_movielens(folder):
     interactions = data_lib.synthetic.generate(**TINY, seed=1).frame
-    frame = pd.DataFrame({"user": interactions["user"].str[1:].astype(int) + 1,
-                          "item": interactions["item"].str[1:].astype(int) + 1,
-                          "rating": 4, "time": interactions["time"].astype(int)})
+    frame = pd.DataFrame(
+        {
+            "user": interactions["user"].str[1:].astype(int) + 1,
+            "item": interactions["item"].str[1:].astype(int) + 1,
+            "rating": 4,
+            "time": interactions["time"].astype(int),
+        }
+    )
     frame.to_csv(folder / "u.data", sep="\t", header=False, index=False)
     return frame
 
@@ -226,14 +282,23 @@ def test_cli_train_then_evaluate_on_movielens_format(tmp_path):
     data_dir.mkdir()
     _write_movielens(data_dir)
     run_dir = tmp_path / "run"
-    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
-                "--run-dir", str(run_dir), *TINY_FLAGS)
+    proc = _run(
+        "pipelines.train",
+        "--dataset",
+        "movielens",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        *TINY_FLAGS,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "recall" in proc.stdout and "run folder" in proc.stdout
     config = json.loads((run_dir / "config.json").read_text())["training"]
     assert config["dataset"] == "movielens" and config["model"]["loss"] == "cro-lambda"
-    proc = _run("pipelines.evaluate", "--run-dir", str(run_dir), "--output",
-                str(tmp_path / "eval.json"))
+    proc = _run(
+        "pipelines.evaluate", "--run-dir", str(run_dir), "--output", str(tmp_path / "eval.json")
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     again = json.loads((tmp_path / "eval.json").read_text())
@@ -246,18 +311,41 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
     frame = _write_movielens(data_dir)
     items, users = sorted(frame["item"].unique()), sorted(frame["user"].unique())
     genres = ["Action", "Comedy", "Drama"]
-    pd.DataFrame({"item_id": items, "title": [f"t{i}" for i in items],
-                  "release_year": [1990 + i % 5 for i in items],
-                  "genres": [f"{genres[i % 3]} Other" for i in items]}) \
-        .to_csv(data_dir / "items.tsv", sep="\t", index=False)
-    pd.DataFrame({"user_id": users, "age": [18 + u % 40 for u in users],
-                  "gender": ["MF"[u % 2] for u in users], "occupation": "other",
-                  "zip_code": "0"}).to_csv(data_dir / "users.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "item_id": items,
+            "title": [f"t{i}" for i in items],
+            "release_year": [1990 + i % 5 for i in items],
+            "genres": [f"{genres[i % 3]} Other" for i in items],
+        }
+    ).to_csv(data_dir / "items.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "user_id": users,
+            "age": [18 + u % 40 for u in users],
+            "gender": ["MF"[u % 2] for u in users],
+            "occupation": "other",
+            "zip_code": "0",
+        }
+    ).to_csv(data_dir / "users.tsv", sep="\t", index=False)
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     flags = [f for f in TINY_FLAGS if f != "--no-export"]
-    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
-                "--item-features", "genre", "--user-features", "gender,age",
-                "--run-dir", str(run_dir), "--export-dir", str(export_dir), *flags)
+    proc = _run(
+        "pipelines.train",
+        "--dataset",
+        "movielens",
+        "--data-dir",
+        str(data_dir),
+        "--item-features",
+        "genre",
+        "--user-features",
+        "gender,age",
+        "--run-dir",
+        str(run_dir),
+        "--export-dir",
+        str(export_dir),
+        *flags,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = json.loads((run_dir / "config.json").read_text())["model"]
     assert model["item_features"] == ["genre"] and model["user_features"] == ["gender", "age"]
@@ -266,8 +354,18 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
     assert {"history", "gender", "age"} <= set(inputs)
 
     # a feature the dataset does not have: a clean error naming what it has, nothing written
-    proc = _run("pipelines.train", "--dataset", "movielens", "--data-dir", str(data_dir),
-                "--item-features", "color", "--run-dir", str(tmp_path / "bad"), *TINY_FLAGS)
+    proc = _run(
+        "pipelines.train",
+        "--dataset",
+        "movielens",
+        "--data-dir",
+        str(data_dir),
+        "--item-features",
+        "color",
+        "--run-dir",
+        str(tmp_path / "bad"),
+        *TINY_FLAGS,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "item_features=['color']" in proc.stderr and "'genre'" in proc.stderr
     assert not (tmp_path / "bad").exists()
@@ -280,12 +378,25 @@ def test_cli_collaborative_protocol_on_pairs_format(tmp_path):
     data_dir = tmp_path / "pairs"
     data_dir.mkdir()
     for name, part in (("train.tsv", frame[~is_test]), ("test.tsv", frame[is_test])):
-        part[["user", "item"]].rename(columns={"user": "user_procid", "item": "item_procid"}) \
-            .to_csv(data_dir / name, sep="\t", index=False)
+        part[["user", "item"]].rename(
+            columns={"user": "user_procid", "item": "item_procid"}
+        ).to_csv(data_dir / name, sep="\t", index=False)
     run_dir = tmp_path / "run"
-    proc = _run("pipelines.train", "--dataset", "pairs", "--data-dir", str(data_dir),
-                "--protocol", "collaborative", "--use-user-id", "--loss", "softmax",
-                "--run-dir", str(run_dir), *TINY_FLAGS)
+    proc = _run(
+        "pipelines.train",
+        "--dataset",
+        "pairs",
+        "--data-dir",
+        str(data_dir),
+        "--protocol",
+        "collaborative",
+        "--use-user-id",
+        "--loss",
+        "softmax",
+        "--run-dir",
+        str(run_dir),
+        *TINY_FLAGS,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_users"] > 0 and 0 <= metrics["recall@20"] <= 1
@@ -299,8 +410,20 @@ def test_cli_rejects_bad_options_cleanly(tmp_path):
 
 
 def test_main_job_runs_on_tiny_settings(tmp_path):
-    proc = _run("pipelines.main", "--epochs", "1", "--num-users", "150", "--num-items", "80",
-                "--output-dir", str(tmp_path / "main"), "--no-export", "--verbose", "0")
+    proc = _run(
+        "pipelines.main",
+        "--epochs",
+        "1",
+        "--num-users",
+        "150",
+        "--num-items",
+        "80",
+        "--output-dir",
+        str(tmp_path / "main"),
+        "--no-export",
+        "--verbose",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cro-lambda" in proc.stdout and "softmax" in proc.stdout
     assert proc.stdout.count("\n   100 ") >= 1  # the Recall@100 row of the table

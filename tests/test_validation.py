@@ -35,7 +35,8 @@ def test_check_int_minimum_none_and_hint():
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "1.0", b"1", True, None, [1]])
 def test_check_float_rejects_non_finite_and_non_numbers(value):
     assert "`alpha` should be a finite float. Received: alpha=" in _message(
-        lambda: v.check_float("alpha", value))
+        lambda: v.check_float("alpha", value)
+    )
 
 
 def test_check_float_bounds():
@@ -56,11 +57,13 @@ def test_check_fraction_ends():
 def test_check_choice_and_subset():
     assert v.check_choice("protocol", "sequential", ("sequential", "collaborative")) == "sequential"
     assert _message(lambda: v.check_choice("protocol", "random", ("a", "b"))) == (
-        "`protocol` should be one of ['a', 'b']. Received: protocol='random'")
+        "`protocol` should be one of ['a', 'b']. Received: protocol='random'"
+    )
     assert v.check_subset("methods", ["a"], ("a", "b")) == ("a",)
     for bad in ([], ["c"], ["a", "c"]):
         assert "a non-empty subset of ['a', 'b']" in _message(
-            lambda bad=bad: v.check_subset("methods", bad, ("a", "b")))
+            lambda bad=bad: v.check_subset("methods", bad, ("a", "b"))
+        )
 
 
 def test_check_fields_names_unknown_keys_and_allowed_ones():
@@ -73,4 +76,5 @@ def test_check_fields_names_unknown_keys_and_allowed_ones():
 
     assert v.check_fields(Config, {"a": 3}) == {"a": 3}
     assert _message(lambda: v.check_fields(Config, {"a": 3, "c": 4, "z": 0})) == (
-        "Unknown Config keys ['c', 'z']; allowed: ['a', 'b']")
+        "Unknown Config keys ['c', 'z']; allowed: ['a', 'b']"
+    )

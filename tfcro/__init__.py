@@ -31,8 +31,13 @@ del _module
 
 # Heavier parts (TFRS, pandas, ScaNN) load on first use: `tfcro.models`, `tfcro.TwoTowerModel`, ...
 _SUBMODULES = ("data", "evaluation", "layers", "models", "sampling", "serving", "training")
-_LAZY = {"TwoTowerModel": "models", "TwoTowerConfig": "models", "evaluate": "evaluation",
-         "Retriever": "serving", "export_model": "serving"}
+_LAZY = {
+    "TwoTowerModel": "models",
+    "TwoTowerConfig": "models",
+    "evaluate": "evaluation",
+    "Retriever": "serving",
+    "export_model": "serving",
+}
 
 
 def __getattr__(name):

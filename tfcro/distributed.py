@@ -41,20 +41,24 @@ def make_strategy(name: str | tf.distribute.Strategy | None) -> tf.distribute.St
     if name == "multi-worker":
         config = os.environ.get("TF_CONFIG")
         if not config:
-            raise ValueError("`distribute`='multi-worker' needs the TF_CONFIG environment "
-                             "variable (cluster and task), see docs/distributed.md. "
-                             "Received: TF_CONFIG unset")
+            raise ValueError(
+                "`distribute`='multi-worker' needs the TF_CONFIG environment "
+                "variable (cluster and task), see docs/distributed.md. "
+                "Received: TF_CONFIG unset"
+            )
         try:
             parsed = json.loads(config)
             parsed["cluster"], parsed["task"]["type"], parsed["task"]["index"]  # noqa: B018
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError("TF_CONFIG should be JSON like {\"cluster\": {\"worker\": "
-                             "[\"host1:port\", \"host2:port\"]}, \"task\": {\"type\": "
-                             f"\"worker\", \"index\": 0}}}}. Received: TF_CONFIG={config!r}"
-                             ) from err
+            raise ValueError(
+                'TF_CONFIG should be JSON like {"cluster": {"worker": '
+                '["host1:port", "host2:port"]}, "task": {"type": '
+                f'"worker", "index": 0}}}}. Received: TF_CONFIG={config!r}'
+            ) from err
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"`distribute` should be one of {list(DISTRIBUTE)}. "
-                     f"Received: distribute={name!r}")
+    raise ValueError(
+        f"`distribute` should be one of {list(DISTRIBUTE)}. Received: distribute={name!r}"
+    )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -88,7 +92,7 @@ def gather_other_replicas(values: Any) -> Any:
     size = tf.shape(flat[0])[:1]
     sizes = context.all_gather(size, axis=0)  # [R]
     gathered = [context.all_gather(v, axis=0) for v in flat]  # one dtype per collective
-    start = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     positions = tf.range(tf.reduce_sum(sizes))
     keep = tf.logical_or(positions < start, positions >= start + size[0])
     return tf.nest.pack_sequence_as(values, [tf.boolean_mask(g, keep) for g in gathered])

@@ -141,8 +141,10 @@ def read_json(path: str) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the run folder is damaged: "
-                         f"delete {os.path.dirname(path) or '.'!r} and rerun") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); the run folder is damaged: "
+            f"delete {os.path.dirname(path) or '.'!r} and rerun"
+        ) from err
 
 
 # ----------------------------------------------------------------------------- errors
@@ -170,15 +172,18 @@ class RunFolderInUse(RunFolderError):
         super().__init__(
             f"the run folder {folder!r} is in use by another training process "
             f"({describe_holder(self.holder)}; lock file {LOCK_FILE}). Wait for it to finish or "
-            "stop it, or use another --output-dir.")
+            "stop it, or use another --output-dir."
+        )
 
 
 def describe_holder(holder: Mapping[str, Any]) -> str:
     """``"pid 123 on host h, since 2024-05-01T10:00:00+00:00"`` (what a lock file tells)."""
     if not holder:
         return "pid, host and start time unknown"
-    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, "
-            f"since {holder.get('since', '?')}")
+    return (
+        f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, "
+        f"since {holder.get('since', '?')}"
+    )
 
 
 # ----------------------------------------------------------------------------- lock
@@ -226,8 +231,9 @@ class RunFolderLock:
         if self._fd is not None:
             raise RuntimeError(f"{self.path!r} is already locked by this object")
         # a folder that only holds a killed run's lock file was not written to either
-        self._created_folder = not os.path.isdir(self.folder) or \
-            os.listdir(self.folder) == [LOCK_FILE]
+        self._created_folder = not os.path.isdir(self.folder) or os.listdir(self.folder) == [
+            LOCK_FILE
+        ]
         for _ in range(100):  # retried only while another process removes the file or folder
             os.makedirs(self.folder, exist_ok=True)
             try:
@@ -244,9 +250,12 @@ class RunFolderLock:
                 os.close(fd)
                 if err.errno not in _NO_LOCKING:
                     raise
-                logger.warning("cannot lock %s (%s): the filesystem does not support flock; "
-                               "nothing stops a second run from using the folder meanwhile",
-                               self.path, err)
+                logger.warning(
+                    "cannot lock %s (%s): the filesystem does not support flock; "
+                    "nothing stops a second run from using the folder meanwhile",
+                    self.path,
+                    err,
+                )
                 self._unlocked_file = True
                 return self
             if not _is_file_of(fd, self.path):  # its holder deleted it as we opened it
@@ -255,14 +264,18 @@ class RunFolderLock:
             previous = _read_holder(fd)
             if previous:
                 self.stale_holder = previous
-                logger.warning("%s: taking over the lock left by a process that is gone (%s)",
-                               self.folder, describe_holder(previous))
+                logger.warning(
+                    "%s: taking over the lock left by a process that is gone (%s)",
+                    self.folder,
+                    describe_holder(previous),
+                )
             _write_holder(fd)
             self._fd = fd
             self.locked = True
             return self
-        raise RunFolderError(f"could not lock {self.path!r}: it keeps being removed by another "
-                             "process")
+        raise RunFolderError(
+            f"could not lock {self.path!r}: it keeps being removed by another process"
+        )
 
     def release(self) -> None:
         """Deletes the lock file and drops the lock (no-op when not held)."""
@@ -311,8 +324,11 @@ def _read_holder(fd: int, wait: float = 0.0) -> dict[str, Any]:
 
 
 def _write_holder(fd: int) -> None:
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     data = (json.dumps(holder, sort_keys=True) + "\n").encode("utf-8")
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)

@@ -33,8 +33,9 @@ def check_num_negatives(value: object) -> int:
     return check_int("num_negatives", value, 0, hint="the items sampled per batch")
 
 
-def uniform_negatives(num_items: int, num_negatives: int,
-                      seed: tf.Tensor | Sequence[int] | None = None) -> tf.Tensor:
+def uniform_negatives(
+    num_items: int, num_negatives: int, seed: tf.Tensor | Sequence[int] | None = None
+) -> tf.Tensor:
     """``[num_negatives]`` int64 catalog indices drawn uniformly with replacement.
 
     ``seed``: None draws from TensorFlow's stateful generator; a shape ``[2]``
@@ -49,8 +50,9 @@ def uniform_negatives(num_items: int, num_negatives: int,
     if seed is None:
         return tf.random.uniform([num_negatives], 0, num_items, dtype=tf.int64)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    return tf.random.stateless_uniform([num_negatives], seed=seed, minval=0,
-                                       maxval=num_items, dtype=tf.int64)
+    return tf.random.stateless_uniform(
+        [num_negatives], seed=seed, minval=0, maxval=num_items, dtype=tf.int64
+    )
 
 
 def in_batch_score_mask(batch_size: tf.Tensor | int, num_negatives: int) -> tf.Tensor:
@@ -66,8 +68,11 @@ def in_batch_score_mask(batch_size: tf.Tensor | int, num_negatives: int) -> tf.T
     return tf.concat([own, sampled], axis=1)
 
 
-def item_frequencies(train_items: Sequence[str] | np.ndarray, items: Sequence[str] | np.ndarray,
-                     smoothing: float = 0.0) -> np.ndarray:
+def item_frequencies(
+    train_items: Sequence[str] | np.ndarray,
+    items: Sequence[str] | np.ndarray,
+    smoothing: float = 0.0,
+) -> np.ndarray:
     """``f_j``: the frequency of catalog item ``j`` among the training targets (sums to 1).
 
     ``f_j = (count_j + smoothing) / (n + smoothing * N)``; ids outside the catalog
@@ -87,8 +92,13 @@ def item_frequencies(train_items: Sequence[str] | np.ndarray, items: Sequence[st
     return counts / total if total > 0 else np.full(len(items), 1.0 / len(items))
 
 
-def mixture_probability(frequencies: tf.Tensor, batch_size: tf.Tensor | int, num_negatives: int,
-                        num_items: int, in_batch: bool = True) -> tf.Tensor:
+def mixture_probability(
+    frequencies: tf.Tensor,
+    batch_size: tf.Tensor | int,
+    num_negatives: int,
+    num_items: int,
+    in_batch: bool = True,
+) -> tf.Tensor:
     """Per-draw probability of each candidate under the batch's mixture proposal.
 
     ``q_j = (B_in f_j + K / N) / (B_in + K)`` with ``B_in = B`` when in-batch

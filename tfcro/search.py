@@ -154,8 +154,12 @@ class ScannParams:
             allowed = sorted(f.name for f in dataclasses.fields(cls))
             unknown = sorted(set(params) - set(allowed))
             if unknown:
-                raise invalid("scann_params", f"a dict with keys among {allowed}", dict(params),
-                              f"unknown keys: {unknown}")
+                raise invalid(
+                    "scann_params",
+                    f"a dict with keys among {allowed}",
+                    dict(params),
+                    f"unknown keys: {unknown}",
+                )
             return cls(**params)
         raise invalid("scann_params", "a ScannParams, a dict or None", params)
 
@@ -210,8 +214,11 @@ def _queries(queries: Any, dim: int | None = None) -> np.ndarray:
 
 def _check_exclude(exclude: Sequence[Any] | None, num_queries: int) -> None:
     if exclude is not None and len(exclude) != num_queries:
-        raise invalid("exclude", f"None or one collection of item rows per query "
-                      f"({num_queries})", f"<{len(exclude)} collections>")
+        raise invalid(
+            "exclude",
+            f"None or one collection of item rows per query ({num_queries})",
+            f"<{len(exclude)} collections>",
+        )
 
 
 def _rows(collection: Any) -> np.ndarray:
@@ -497,12 +504,14 @@ def build_scann_index(
     """
     embeddings = np.ascontiguousarray(np.asarray(embeddings, np.float32))
     if embeddings.ndim != 2 or embeddings.shape[0] == 0:
-        raise invalid("embeddings", "a non-empty [N, D] array",
-                      f"<array of shape {embeddings.shape}>")
+        raise invalid(
+            "embeddings", "a non-empty [N, D] array", f"<array of shape {embeddings.shape}>"
+        )
     ids = np.asarray([str(i) for i in ids], dtype=object)
     if len(ids) != embeddings.shape[0]:
-        raise invalid("ids", f"one id per embedding row ({embeddings.shape[0]})",
-                      f"<{len(ids)} ids>")
+        raise invalid(
+            "ids", f"one id per embedding row ({embeddings.shape[0]})", f"<{len(ids)} ids>"
+        )
     if len(set(ids.tolist())) != len(ids):
         raise invalid("ids", "unique", "<duplicated item ids>")
     num_neighbors = min(check_int("num_neighbors", num_neighbors), embeddings.shape[0])

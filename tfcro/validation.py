@@ -34,8 +34,9 @@ def is_integer(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer)
 
 
-def check_int(name: str, value: Any, minimum: int = 1, *, allow_none: bool = False,
-              hint: str = "") -> int | None:
+def check_int(
+    name: str, value: Any, minimum: int = 1, *, allow_none: bool = False, hint: str = ""
+) -> int | None:
     """``int(value)`` when it is an integer >= ``minimum`` (or None when allowed)."""
     if value is None and allow_none:
         return None
@@ -45,8 +46,15 @@ def check_int(name: str, value: Any, minimum: int = 1, *, allow_none: bool = Fal
     return int(value)
 
 
-def check_float(name: str, value: Any, *, minimum: float | None = None,
-                strict: bool = False, allow_none: bool = False, hint: str = "") -> float | None:
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    strict: bool = False,
+    allow_none: bool = False,
+    hint: str = "",
+) -> float | None:
     """``float(value)`` when it is a finite number (``> minimum`` when ``strict``, else ``>=``)."""
     if value is None and allow_none:
         return None
@@ -67,15 +75,19 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
     return number
 
 
-def check_fraction(name: str, value: Any, *, low_open: bool = False,
-                   high_open: bool = False) -> float:
+def check_fraction(
+    name: str, value: Any, *, low_open: bool = False, high_open: bool = False
+) -> float:
     """``float(value)`` inside ``[0, 1]`` (ends open as asked)."""
     try:
         x = float(value)
     except (TypeError, ValueError):
         x = math.nan
-    ok = not isinstance(value, bool | str | bytes) and (x > 0 if low_open else x >= 0) and (
-        x < 1 if high_open else x <= 1)
+    ok = (
+        not isinstance(value, bool | str | bytes)
+        and (x > 0 if low_open else x >= 0)
+        and (x < 1 if high_open else x <= 1)
+    )
     if not ok:
         interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
         raise invalid(name, f"a number in {interval}", value)

@@ -38,13 +38,13 @@ __all__ = ["DATASETS", "load_dataset"]
 
 def _not_a_dataset(kind: str, data_dir: str, expected: str) -> ValueError:
     if not os.path.isdir(data_dir):
-        return ValueError(f"{data_dir} is not a directory; expected a {kind} dataset directory "
-                          f"containing {expected}.")
+        return ValueError(
+            f"{data_dir} is not a directory; expected a {kind} dataset directory "
+            f"containing {expected}."
+        )
     found = sorted(os.listdir(data_dir))
     shown = ", ".join(found[:20]) + (" ..." if len(found) > 20 else "") or "nothing"
-    return ValueError(
-        f"{data_dir} is not a {kind} dataset: expected {expected}; found {shown}."
-    )
+    return ValueError(f"{data_dir} is not a {kind} dataset: expected {expected}; found {shown}.")
 
 
 def _first(data_dir: str, names: tuple[str, ...]) -> str | None:
@@ -68,19 +68,25 @@ def _movielens(data_dir: str, min_rating: float | None = None, features: bool = 
 
 
 def _comirec(data_dir: str):
-    expected = "ComiRec files '<name>_train.txt', '<name>_valid.txt', '<name>_test.txt' " \
-               "or one '<name>.txt' of 'user,item,time' rows (+ '<name>_item_cate.txt')"
+    expected = (
+        "ComiRec files '<name>_train.txt', '<name>_valid.txt', '<name>_test.txt' "
+        "or one '<name>.txt' of 'user,item,time' rows (+ '<name>_item_cate.txt')"
+    )
     if not os.path.isdir(data_dir):
         raise _not_a_dataset("ComiRec", data_dir, expected)
     cate = sorted(glob.glob(os.path.join(data_dir, "*item_cate*")))
     split = [
-        p for suffix in ("train", "valid", "test")
+        p
+        for suffix in ("train", "valid", "test")
         for p in sorted(glob.glob(os.path.join(data_dir, f"*_{suffix}.txt")))
     ]
     if not split:
         split = [
-            p for p in sorted(glob.glob(os.path.join(data_dir, "*.txt"))
-                              + glob.glob(os.path.join(data_dir, "*.csv")))
+            p
+            for p in sorted(
+                glob.glob(os.path.join(data_dir, "*.txt"))
+                + glob.glob(os.path.join(data_dir, "*.csv"))
+            )
             if p not in cate
         ]
         if len(split) != 1:
@@ -95,7 +101,8 @@ def _lightgcn(data_dir: str):
     single = train or test or _first(data_dir, ("data.txt",))
     if single is None:
         raise _not_a_dataset(
-            "LightGCN", data_dir,
+            "LightGCN",
+            data_dir,
             "'train.txt' and 'test.txt', or one of them alone, of 'user item item ...' lines",
         )
     return readers.read_lightgcn(single)
@@ -108,8 +115,14 @@ def _pairs(data_dir: str):
     return readers.read_pairs(train, test)
 
 
-def _table(data_dir: str, user_col: str = "user", item_col: str = "item",
-           time_col: str | None = None, sep: str | None = None, path: str | None = None):
+def _table(
+    data_dir: str,
+    user_col: str = "user",
+    item_col: str = "item",
+    time_col: str | None = None,
+    sep: str | None = None,
+    path: str | None = None,
+):
     file = os.path.join(data_dir, path) if path else data_dir
     return readers.read_table(file, user_col, item_col, time_col=time_col, sep=sep)
 
@@ -168,9 +181,7 @@ def load_dataset(
         >>> data = load_dataset("movielens", "ml-100k", min_rating=4)  # doctest: +SKIP
     """
     if name not in DATASETS:
-        raise ValueError(
-            f"`name` should be one of {list(DATASETS)}. Received: `name`={name!r}"
-        )
+        raise ValueError(f"`name` should be one of {list(DATASETS)}. Received: `name`={name!r}")
     unknown = sorted(set(options) - set(_LOADER_OPTIONS[name]))
     if unknown:
         raise ValueError(

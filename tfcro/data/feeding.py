@@ -83,7 +83,11 @@ class _Columns:
 
 
 def _batches(
-    columns: dict[str, np.ndarray], n: int, batch_size: int, shuffle: bool, seed: int,
+    columns: dict[str, np.ndarray],
+    n: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
     drop_remainder: bool,
 ) -> tf.data.Dataset:
     table = _Columns(columns)
@@ -138,7 +142,5 @@ def eval_batches(
     seen items are looked up by position (``users.targets[j]``, ``users.seen[j]``).
     """
     batch_size = check_int("batch_size", batch_size)
-    columns = _columns(
-        {"history": users.history, "user_id": users.user_id}, features, len(users)
-    )
+    columns = _columns({"history": users.history, "user_id": users.user_id}, features, len(users))
     return _batches(columns, len(users), batch_size, False, 0, False)

@@ -76,7 +76,10 @@ def deduplicate(interactions: Interactions) -> Interactions:
     dropped = int(duplicated.sum())
     logger.info(
         "deduplicate %s: dropped %d duplicate (%s) rows of %d",
-        interactions.name or "interactions", dropped, ", ".join(keys), len(duplicated),
+        interactions.name or "interactions",
+        dropped,
+        ", ".join(keys),
+        len(duplicated),
     )
     if not dropped:
         return interactions
@@ -115,14 +118,17 @@ def k_core(interactions: Interactions, k: int, item_k: int | None = None) -> Int
     frame = frame.reset_index(drop=True)
     logger.info(
         "k_core %s (k=%d, item_k=%d): kept %d of %d rows after %d rounds",
-        interactions.name or "interactions", k, item_k, len(frame), before, rounds,
+        interactions.name or "interactions",
+        k,
+        item_k,
+        len(frame),
+        before,
+        rounds,
     )
     return interactions.replace(frame)
 
 
-def clean(
-    interactions: Interactions, dedupe: bool = True, k: int | None = None
-) -> Interactions:
+def clean(interactions: Interactions, dedupe: bool = True, k: int | None = None) -> Interactions:
     """Sorts by time, drops duplicates and applies the optional k-core, in that order.
 
     Args:

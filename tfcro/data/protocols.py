@@ -47,11 +47,16 @@ def _check_split(split: Sequence[float]) -> tuple[float, float, float]:
         parts = tuple(float(x) for x in split)
     except (TypeError, ValueError):
         parts = ()
-    if len(parts) != 3 or any(not np.isfinite(p) or p < 0 for p in parts) or not np.isclose(
-        sum(parts), 1.0
+    if (
+        len(parts) != 3
+        or any(not np.isfinite(p) or p < 0 for p in parts)
+        or not np.isclose(sum(parts), 1.0)
     ):
-        raise invalid("split", "three non-negative (train, valid, test) fractions summing to 1, "
-                      "e.g. (0.8, 0.1, 0.1)", split)
+        raise invalid(
+            "split",
+            "three non-negative (train, valid, test) fractions summing to 1, e.g. (0.8, 0.1, 0.1)",
+            split,
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -89,14 +94,28 @@ def _split_by_counts(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]
     return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
-def _retrieval_data(protocol: str, interactions: Interactions, items: np.ndarray,
-                    train: TrainExamples, valid: EvalUsers, test: EvalUsers,
-                    max_history: int) -> RetrievalData:
+def _retrieval_data(
+    protocol: str,
+    interactions: Interactions,
+    items: np.ndarray,
+    train: TrainExamples,
+    valid: EvalUsers,
+    test: EvalUsers,
+    max_history: int,
+) -> RetrievalData:
     """The protocol's result with the interactions' side features aligned to ``items``."""
     item_features, user_features = _features(interactions, items)
-    data = RetrievalData(items=items, train=train, valid=valid, test=test,
-                         item_features=item_features, user_features=user_features,
-                         protocol=protocol, max_history=max_history, name=interactions.name)
+    data = RetrievalData(
+        items=items,
+        train=train,
+        valid=valid,
+        test=test,
+        item_features=item_features,
+        user_features=user_features,
+        protocol=protocol,
+        max_history=max_history,
+        name=interactions.name,
+    )
     logger.info("%s", data)
     return data
 
@@ -167,8 +186,9 @@ def sequential_split(
     max_history = check_int("max_history", max_history, 1)
     min_history = check_int("min_history", min_history, 1)
     fractions = _check_split(split)
-    history_fraction = check_fraction("history_fraction", history_fraction, low_open=True,
-                                      high_open=True)
+    history_fraction = check_fraction(
+        "history_fraction", history_fraction, low_open=True, high_open=True
+    )
     seed = check_int("seed", seed, 0)
 
     frame = clean(interactions).frame
@@ -203,7 +223,8 @@ def sequential_split(
         if too_short.any():
             logger.info(
                 "sequential_split: dropped %d %s users with fewer than 2 behaviours",
-                int(too_short.sum()), label,
+                int(too_short.sum()),
+                label,
             )
         chosen = chosen[~too_short]
         if not len(chosen):
@@ -223,8 +244,15 @@ def sequential_split(
             seen=[np.empty(0, dtype=object) for _ in range(len(chosen))],
         )
 
-    return _retrieval_data("sequential", interactions, items, train, evaluation(1, "valid"),
-                           evaluation(2, "test"), max_history)
+    return _retrieval_data(
+        "sequential",
+        interactions,
+        items,
+        train,
+        evaluation(1, "valid"),
+        evaluation(2, "test"),
+        max_history,
+    )
 
 
 # --------------------------------------------------------------------------- collaborative
@@ -292,8 +320,9 @@ def collaborative_split(
     user_code, item_code = user_codes[:n_train], item_codes[:n_train]
     rows = _Grouped(user_code, len(users), key=rng.random(len(user_code)))
     item_sorted = item_code[rows.order]
-    held = np.minimum(np.round(valid_fraction * rows.counts).astype(np.int64),
-                      np.maximum(rows.counts - 1, 0))
+    held = np.minimum(
+        np.round(valid_fraction * rows.counts).astype(np.int64), np.maximum(rows.counts - 1, 0)
+    )
     is_held = rows.position < held[rows.user]
     kept = rows.counts - held  # per user: the fit items, positions held..count-1
 
@@ -321,12 +350,16 @@ def collaborative_split(
     fit_items = _split_by_counts(items[item_sorted[fit]], kept)
     held_items = _split_by_counts(items[item_sorted[np.flatnonzero(is_held)]], held)
     valid_users = np.flatnonzero(held > 0)
-    valid_split = EvalUsers(
-        user_id=users[valid_users],
-        history=first_items(valid_users, held[valid_users], kept[valid_users]),
-        targets=[held_items[u] for u in valid_users],
-        seen=[fit_items[u] for u in valid_users],
-    ) if len(valid_users) else EvalUsers.empty(max_history)
+    valid_split = (
+        EvalUsers(
+            user_id=users[valid_users],
+            history=first_items(valid_users, held[valid_users], kept[valid_users]),
+            targets=[held_items[u] for u in valid_users],
+            seen=[fit_items[u] for u in valid_users],
+        )
+        if len(valid_users)
+        else EvalUsers.empty(max_history)
+    )
 
     # Test: targets minus the user's training items.
     test_user, test_item = user_codes[n_train:], item_codes[n_train:]
@@ -343,13 +376,19 @@ def collaborative_split(
     test_targets = _split_by_counts(items[test_item[test_rows.order]], test_counts)
     all_train = _split_by_counts(items[item_sorted], rows.counts)
     test_users = np.flatnonzero(test_counts > 0)
-    test_split = EvalUsers(
-        user_id=users[test_users],
-        history=first_items(test_users, np.zeros(len(test_users), np.int64),
-                            rows.counts[test_users]),
-        targets=[test_targets[u] for u in test_users],
-        seen=[all_train[u] for u in test_users],
-    ) if len(test_users) else EvalUsers.empty(max_history)
+    test_split = (
+        EvalUsers(
+            user_id=users[test_users],
+            history=first_items(
+                test_users, np.zeros(len(test_users), np.int64), rows.counts[test_users]
+            ),
+            targets=[test_targets[u] for u in test_users],
+            seen=[all_train[u] for u in test_users],
+        )
+        if len(test_users)
+        else EvalUsers.empty(max_history)
+    )
 
-    return _retrieval_data("collaborative", train_interactions, items, train, valid_split,
-                           test_split, max_history)
+    return _retrieval_data(
+        "collaborative", train_interactions, items, train, valid_split, test_split, max_history
+    )

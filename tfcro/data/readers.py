@@ -116,8 +116,10 @@ def _read_text_table(
         raise DataFormatError(path, f"file has no data. Expected {expected}.") from None
     except UnicodeDecodeError as err:  # a binary file (e.g. a pickle) is not text
         raise DataFormatError(
-            path, f"not UTF-8 text (a binary file?): {err.reason} at byte {err.start}. "
-            f"Expected {expected}.") from None
+            path,
+            f"not UTF-8 text (a binary file?): {err.reason} at byte {err.start}. "
+            f"Expected {expected}.",
+        ) from None
     except pd.errors.ParserError as err:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if found:
@@ -245,16 +247,21 @@ def read_movielens(path: PathLike, min_rating: float | None = None) -> Interacti
             text = handle.read().replace("::", "\t")
         sep = "\t"
     frame, lines = _read_text_table(
-        path, sep=sep, names=None if header else ["user", "item", "rating", "time"],
-        header=header, expected=expected, text=text,
+        path,
+        sep=sep,
+        names=None if header else ["user", "item", "rating", "time"],
+        header=header,
+        expected=expected,
+        text=text,
     )
     if header:
         wanted = ["userId", "movieId", "rating", "timestamp"]
         missing = [c for c in wanted if c not in frame.columns]
         if missing:
             raise DataFormatError(
-                path, f"missing columns {missing}; found {list(frame.columns)}. "
-                f"Expected {expected}.", 1,
+                path,
+                f"missing columns {missing}; found {list(frame.columns)}. Expected {expected}.",
+                1,
             )
         frame = frame[wanted].set_axis(["user", "item", "rating", "time"], axis=1)
     _require_fields(path, frame, lines, ["user", "item", "rating", "time"], expected)
@@ -265,8 +272,9 @@ def read_movielens(path: PathLike, min_rating: float | None = None) -> Interacti
     out = _frame(user, item, time)
     if min_rating is not None:
         keep = (rating >= float(min_rating)).to_numpy()
-        logger.info("%s: min_rating=%s keeps %d of %d ratings", path, min_rating, keep.sum(),
-                    len(keep))
+        logger.info(
+            "%s: min_rating=%s keeps %d of %d ratings", path, min_rating, keep.sum(), len(keep)
+        )
         out = out.loc[keep].reset_index(drop=True)
     name = os.path.basename(os.path.dirname(os.path.abspath(path)))
     return Interactions(out, name=name)
@@ -280,8 +288,9 @@ def _age_bucket(age: pd.Series) -> pd.Series:
 
 def _read_id_table(path: str, key: str, expected: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A MovieLens side-feature TSV with header: ``(raw frame, frame with the '<key>' ids)``."""
-    frame, lines = _read_text_table(_check_file(path, expected), sep="\t", names=None,
-                                    header=True, expected=expected)
+    frame, lines = _read_text_table(
+        _check_file(path, expected), sep="\t", names=None, header=True, expected=expected
+    )
     _require_columns(path, frame, [f"{key}_id"], expected)
     ids = _numeric_ids(path, frame[f"{key}_id"], lines, f"{key}_id")
     return frame, pd.DataFrame({key: ids})
@@ -304,8 +313,9 @@ def read_movielens_features(
     items_path, users_path = (os.path.join(data_dir, f) for f in ("items.tsv", "users.tsv"))
     items = users = None
     if os.path.isfile(items_path):
-        frame, items = _read_id_table(items_path, "item",
-                                      "a TSV with header 'item_id title release_year genres'")
+        frame, items = _read_id_table(
+            items_path, "item", "a TSV with header 'item_id title release_year genres'"
+        )
         if "genres" in frame:
             items["genre"] = frame["genres"].str.split().str[0].fillna("").astype(str)
         if "release_year" in frame:
@@ -315,8 +325,9 @@ def read_movielens_features(
             )
         items = items.drop_duplicates("item").reset_index(drop=True)
     if os.path.isfile(users_path):
-        frame, users = _read_id_table(users_path, "user",
-                                      "a TSV with header 'user_id age gender occupation zip_code'")
+        frame, users = _read_id_table(
+            users_path, "user", "a TSV with header 'user_id age gender occupation zip_code'"
+        )
         for column in ("gender", "occupation"):
             if column in frame:
                 users[column] = frame[column].str.strip().astype(str)
@@ -453,8 +464,7 @@ def read_lightgcn(path: PathLike, test_path: PathLike | None = None) -> Interact
 
 def _with_split(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     """Train and test rows in one frame with a ``split`` column (``"train"``/``"test"``)."""
-    frame = pd.concat([train.assign(split="train"), test.assign(split="test")],
-                      ignore_index=True)
+    frame = pd.concat([train.assign(split="train"), test.assign(split="test")], ignore_index=True)
     frame["split"] = frame["split"].astype(str)
     return frame
 
@@ -466,7 +476,8 @@ def _read_pairs_file(path: PathLike) -> pd.DataFrame:
     frame, lines = _read_text_table(path, sep="\t", names=None, header=header, expected=expected)
     if frame.shape[1] != 2:
         raise DataFormatError(
-            path, f"expected 2 tab-separated fields, found {frame.shape[1]}. Expected {expected}.",
+            path,
+            f"expected 2 tab-separated fields, found {frame.shape[1]}. Expected {expected}.",
             int(lines[0]) - (1 if header else 0),
         )
     frame = frame.set_axis(["user", "item"], axis=1)
@@ -561,8 +572,9 @@ def read_table(
         values = frame[time_col]
         if pd.api.types.is_numeric_dtype(values):
             time = values.astype("float64")
-            _fail_at(path, lines, ~np.isfinite(time.to_numpy()), f"{time_col!r} must be finite",
-                     values)
+            _fail_at(
+                path, lines, ~np.isfinite(time.to_numpy()), f"{time_col!r} must be finite", values
+            )
         else:
             time = _times(path, values.astype(str), lines, time_col)
     name = os.path.splitext(os.path.basename(path))[0]

@@ -45,8 +45,9 @@ __all__ = ["generate"]
 def _seq_range(seq_len) -> tuple[int, int]:
     low, high = (seq_len, seq_len) if isinstance(seq_len, int | np.integer) else tuple(seq_len)
     if isinstance(low, bool) or not (1 <= int(low) <= int(high)):
-        raise invalid("seq_len", "an integer >= 1 or a (low, high) pair with 1 <= low <= high",
-                      seq_len)
+        raise invalid(
+            "seq_len", "an integer >= 1 or a (low, high) pair with 1 <= low <= high", seq_len
+        )
     return int(low), int(high)
 
 

@@ -43,10 +43,19 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
         callback.best, callback.best_epoch
     """
 
-    def __init__(self, users: Any, items: Any, ks: Iterable[int] = (100,),
-                 monitor: str = "recall@100", patience: int | None = None,
-                 min_delta: float = 0.0, restore_best_weights: bool = True,
-                 frequency: int = 1, verbose: int = 0, **evaluate_options: Any):
+    def __init__(
+        self,
+        users: Any,
+        items: Any,
+        ks: Iterable[int] = (100,),
+        monitor: str = "recall@100",
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+        frequency: int = 1,
+        verbose: int = 0,
+        **evaluate_options: Any,
+    ):
         super().__init__()
         self.users = users
         self.items = items
@@ -75,14 +84,15 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.frequency:
             return
-        results = evaluate(self.model, self.users, self.items, ks=self.ks,
-                           **self.evaluate_options)
+        results = evaluate(self.model, self.users, self.items, ks=self.ks, **self.evaluate_options)
         self.history.append(results)
         if logs is not None:
             logs.update({f"val_{key}": value for key, value in results.items()})
         if self.verbose:
-            print(f"\nepoch {epoch + 1}: "
-                  + ", ".join(f"val_{k}={v:.4f}" for k, v in sorted(results.items())))
+            print(
+                f"\nepoch {epoch + 1}: "
+                + ", ".join(f"val_{k}={v:.4f}" for k, v in sorted(results.items()))
+            )
         current = results[self.monitor]
         if current > self.best + self.min_delta or self.best_epoch is None:
             self.best, self.best_epoch, self.wait = current, epoch, 0
@@ -97,6 +107,8 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
-                print(f"restoring the weights of epoch {self.best_epoch + 1} "
-                      f"({self.monitor}={self.best:.4f})")
+                print(
+                    f"restoring the weights of epoch {self.best_epoch + 1} "
+                    f"({self.monitor}={self.best:.4f})"
+                )
             self.model.set_weights(self.best_weights)

@@ -46,16 +46,16 @@ def catalog_indices(ids: Any, items: np.ndarray) -> np.ndarray:
 def _ragged_indices(lists: Sequence[Any], items: np.ndarray) -> list[np.ndarray]:
     """Each id array of ``lists`` as catalog indices (ids outside the catalog: -1)."""
     lengths = [len(np.asarray(x).reshape(-1)) for x in lists]
-    flat = np.concatenate([np.asarray(x).astype(str).reshape(-1) for x in lists]
-                          + [np.zeros(0, str)])
+    flat = np.concatenate(
+        [np.asarray(x).astype(str).reshape(-1) for x in lists] + [np.zeros(0, str)]
+    )
     return np.split(catalog_indices(flat, items), np.cumsum(lengths)[:-1])
 
 
 def user_features(users: Any) -> dict[str, np.ndarray]:
     """``{"history", "user_id"}`` arrays of an ``EvalUsers`` (or a dict, returned as is)."""
     if isinstance(users, Mapping):
-        return {k: np.asarray(v) for k, v in users.items()
-                if k not in ("targets", "seen")}
+        return {k: np.asarray(v) for k, v in users.items() if k not in ("targets", "seen")}
     return {"history": np.asarray(users.history), "user_id": np.asarray(users.user_id)}
 
 
@@ -68,8 +68,9 @@ def embed_users(model: Any, users: Any, batch_size: int = 1024) -> np.ndarray:
     names = getattr(tower, "input_names", None) or list(features)
     out = []
     for i in range(0, len(features["history"]), batch_size):
-        chunk = {k: tf.constant(np.asarray(features[k][i:i + batch_size]).astype(str))
-                 for k in names}
+        chunk = {
+            k: tf.constant(np.asarray(features[k][i : i + batch_size]).astype(str)) for k in names
+        }
         out.append(np.asarray(tower(chunk, training=False)))
     return np.concatenate(out).astype(np.float32)
 
@@ -82,16 +83,25 @@ def embed_items(model: Any, items: Any, batch_size: int = 4096) -> np.ndarray:
     n = len(features["item_id"])
     out = []
     for i in range(0, n, batch_size):
-        chunk = {k: tf.constant(np.asarray(v[i:i + batch_size]).astype(str))
-                 for k, v in features.items()}
+        chunk = {
+            k: tf.constant(np.asarray(v[i : i + batch_size]).astype(str))
+            for k, v in features.items()
+        }
         out.append(np.asarray(model.item_tower(chunk, training=False)))
     return np.concatenate(out).astype(np.float32)
 
 
-def top_n(user_embeddings: np.ndarray, item_embeddings: np.ndarray, n: int,
-          exclude: Sequence[np.ndarray] | None = None, method: str = "exact",
-          batch_size: int = 1024, *, scann_index: ScannIndex | None = None,
-          scann_params: ScannParams | Mapping[str, Any] | None = None) -> np.ndarray:
+def top_n(
+    user_embeddings: np.ndarray,
+    item_embeddings: np.ndarray,
+    n: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    method: str = "exact",
+    batch_size: int = 1024,
+    *,
+    scann_index: ScannIndex | None = None,
+    scann_params: ScannParams | Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """``[U, n]`` catalog indices by ``method``; -1 where none is left.
 
     ``"exact"``: :func:`tfcro.search.exact_top_k` (``batch_size`` users scored at
@@ -103,22 +113,25 @@ def top_n(user_embeddings: np.ndarray, item_embeddings: np.ndarray, n: int,
     """
     check_choice("method", method, METHODS)
     if method == "exact":
-        return exact_top_k(user_embeddings, item_embeddings, n, exclude=exclude,
-                           chunk_size=batch_size)[0]
+        return exact_top_k(
+            user_embeddings, item_embeddings, n, exclude=exclude, chunk_size=batch_size
+        )[0]
     if scann_index is None:
         scann_index = scann_index_for(item_embeddings, scann_params)
     return scann_top_k(scann_index, user_embeddings, n, exclude=exclude)[0]
 
 
-def scann_index_for(item_embeddings: np.ndarray,
-                    scann_params: ScannParams | Mapping[str, Any] | None = None) -> ScannIndex:
+def scann_index_for(
+    item_embeddings: np.ndarray, scann_params: ScannParams | Mapping[str, Any] | None = None
+) -> ScannIndex:
     """The ScaNN index ``evaluate(method="scann")`` searches: the one the export writes for a
     catalog of this size (same :class:`~tfcro.search.ScannParams`, same default
     ``num_neighbors``), rows = catalog indices.
     """
     rows = np.arange(len(item_embeddings))
-    return build_scann_index(item_embeddings, rows, DEFAULT_NUM_NEIGHBORS, scann_params,
-                             evaluate=False)
+    return build_scann_index(
+        item_embeddings, rows, DEFAULT_NUM_NEIGHBORS, scann_params, evaluate=False
+    )
 
 
 def _index_positions(index: ScannIndex, item_ids: np.ndarray) -> np.ndarray | None:
@@ -127,15 +140,26 @@ def _index_positions(index: ScannIndex, item_ids: np.ndarray) -> np.ndarray | No
     """
     position = catalog_indices(index.ids, item_ids)
     if len(index) != len(item_ids) or len(np.unique(position[position >= 0])) != len(item_ids):
-        raise invalid("scann_index", f"an index over exactly the evaluated catalog "
-                      f"({len(item_ids)} items)", f"<ScannIndex of {len(index)} items>")
+        raise invalid(
+            "scann_index",
+            f"an index over exactly the evaluated catalog ({len(item_ids)} items)",
+            f"<ScannIndex of {len(index)} items>",
+        )
     return None if (position == np.arange(len(item_ids))).all() else position
 
 
-def evaluate(model: Any, users: Any, items: Any, ks: Iterable[int] = DEFAULT_KS,
-             batch_size: int = 1024, exclude_seen: bool = True, method: str = "exact", *,
-             scann_index: ScannIndex | None = None,
-             scann_params: ScannParams | Mapping[str, Any] | None = None) -> dict[str, float]:
+def evaluate(
+    model: Any,
+    users: Any,
+    items: Any,
+    ks: Iterable[int] = DEFAULT_KS,
+    batch_size: int = 1024,
+    exclude_seen: bool = True,
+    method: str = "exact",
+    *,
+    scann_index: ScannIndex | None = None,
+    scann_params: ScannParams | Mapping[str, Any] | None = None,
+) -> dict[str, float]:
     """Recall@N (per user), pair Recall@N, HitRate@N and NDCG@N over the full catalog.
 
     Args:
@@ -174,8 +198,16 @@ def evaluate(model: Any, users: Any, items: Any, ks: Iterable[int] = DEFAULT_KS,
             row = np.empty_like(position)
             row[position] = np.arange(len(position))
             exclude = [row[e[e >= 0]] for e in exclude]
-    top = top_n(user_vectors, item_vectors, max(ks), exclude, method, batch_size,
-                scann_index=scann_index, scann_params=scann_params)
+    top = top_n(
+        user_vectors,
+        item_vectors,
+        max(ks),
+        exclude,
+        method,
+        batch_size,
+        scann_index=scann_index,
+        scann_params=scann_params,
+    )
     if position is not None:  # index rows -> catalog positions
         top = np.where(top >= 0, position[np.maximum(top, 0)], -1)
     # Targets as catalog indices; ids outside the catalog stay distinct misses (-2 - k).

@@ -27,8 +27,9 @@ def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
         values = list(ks)
     except TypeError:
         values = [ks]
-    if not values or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1
-                         for k in values):
+    if not values or any(
+        isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1 for k in values
+    ):
         raise ValueError(f"`ks` should be a non-empty list of integers >= 1. Received: ks={ks!r}")
     return tuple(sorted({int(k) for k in values}))
 
@@ -43,8 +44,10 @@ def parse_monitor(monitor: str) -> tuple[str, int]:
     """
     metric, _, cut = str(monitor).removeprefix("val_").partition("@")
     if metric not in METRICS or not cut.isdigit() or int(cut) < 1:
-        raise ValueError(f"`monitor` should look like 'recall@100' (metric one of {list(METRICS)}, "
-                         f"cut-off >= 1). Received: monitor={monitor!r}")
+        raise ValueError(
+            f"`monitor` should look like 'recall@100' (metric one of {list(METRICS)}, "
+            f"cut-off >= 1). Received: monitor={monitor!r}"
+        )
     return metric, int(cut)
 
 
@@ -56,8 +59,10 @@ def hit_matrix(top: np.ndarray, targets: Sequence[np.ndarray]) -> tuple[np.ndarr
     """
     top = np.asarray(top)
     if top.ndim != 2 or top.shape[0] != len(targets):
-        raise ValueError(f"`top` should be [num_users, K] with num_users == len(targets). "
-                         f"Received: top.shape={top.shape}, len(targets)={len(targets)}")
+        raise ValueError(
+            f"`top` should be [num_users, K] with num_users == len(targets). "
+            f"Received: top.shape={top.shape}, len(targets)={len(targets)}"
+        )
     unique_targets = [np.unique(np.asarray(t)) for t in targets]
     num_targets = np.array([len(t) for t in unique_targets], dtype=np.int64)
     flat_targets = np.concatenate(unique_targets) if unique_targets else np.zeros(0)
@@ -70,8 +75,8 @@ def hit_matrix(top: np.ndarray, targets: Sequence[np.ndarray]) -> tuple[np.ndarr
         joined = np.concatenate([top.reshape(-1).astype(str), flat_targets.astype(str)])
     vocab, codes = np.unique(joined, return_inverse=True)
     codes = codes.reshape(-1)
-    top_codes = codes[:top.size].reshape(top.shape)
-    target_codes = codes[top.size:]
+    top_codes = codes[: top.size].reshape(top.shape)
+    target_codes = codes[top.size :]
     width = len(vocab)
     users = np.repeat(np.arange(len(targets)), num_targets)
     target_keys = users * width + target_codes
@@ -88,8 +93,9 @@ def _missing(top: np.ndarray) -> np.ndarray:
     return top.astype(str) == ""
 
 
-def metrics_from_hits(hits: np.ndarray, num_targets: np.ndarray,
-                      ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
+def metrics_from_hits(
+    hits: np.ndarray, num_targets: np.ndarray, ks: Iterable[int] = DEFAULT_KS
+) -> dict[str, float]:
     """``recall@N``, ``pair_recall@N``, ``hitrate@N``, ``ndcg@N`` for each ``N`` in ``ks``.
 
     ``hits [U, K]`` bool, ranked best first; ``N > K`` uses all ``K`` columns.
@@ -123,8 +129,9 @@ def metrics_from_hits(hits: np.ndarray, num_targets: np.ndarray,
     return result
 
 
-def ranking_metrics(top: np.ndarray, targets: Sequence[np.ndarray],
-                    ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
+def ranking_metrics(
+    top: np.ndarray, targets: Sequence[np.ndarray], ks: Iterable[int] = DEFAULT_KS
+) -> dict[str, float]:
     """All metrics of this module from top-N id lists and target sets.
 
     >>> r = ranking_metrics(np.array([[1, 9, 2]]), [np.array([1, 2])], ks=[1, 3])

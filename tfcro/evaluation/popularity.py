@@ -22,8 +22,7 @@ class PopularityBaseline:
     [1, 0]
     """
 
-    def __init__(self, train_items: Sequence[str] | np.ndarray,
-                 items: Sequence[str] | np.ndarray):
+    def __init__(self, train_items: Sequence[str] | np.ndarray, items: Sequence[str] | np.ndarray):
         self.items = np.asarray(items).astype(str)
         index = catalog_indices(train_items, self.items)
         self.counts = np.bincount(index[index >= 0], minlength=len(self.items)).astype(np.float32)

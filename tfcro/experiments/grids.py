@@ -28,8 +28,13 @@ GRADIENT_KERNELS = ("hinge", "exponential", "softplus")
 PAPER_MARGIN = 5.0
 DEFAULT_LEARNING_RATES = (0.001, 0.005)
 #: Display names of Table 2's rows in tables and plots (other rows show as they are).
-LABELS = {"softmax": "softmax cross-entropy", "triplet": "triplet", "bpr": "BPR",
-          "cro": "CROLoss", "cro-lambda": "CROLoss-lambda"}
+LABELS = {
+    "softmax": "softmax cross-entropy",
+    "triplet": "triplet",
+    "bpr": "BPR",
+    "cro": "CROLoss",
+    "cro-lambda": "CROLoss-lambda",
+}
 
 
 def _option_text(name: str, value: Any) -> str:
@@ -75,13 +80,28 @@ class Cell:
         return ", ".join(_option_text(k, v) for k, v in self.options) or "-"
 
 
-def cell(row: str, loss: str, *, x: float | None = None,
-         learning_rates: Iterable[float] = (), **options: Any) -> Cell:
+def cell(
+    row: str,
+    loss: str,
+    *,
+    x: float | None = None,
+    learning_rates: Iterable[float] = (),
+    **options: Any,
+) -> Cell:
     """Builds a :class:`Cell` (options as keywords; floats kept as floats)."""
-    opts = tuple(sorted((k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-                        for k, v in options.items()))
-    return Cell(row=row, loss=loss, options=opts, x=None if x is None else float(x),
-                learning_rates=tuple(float(lr) for lr in learning_rates))
+    opts = tuple(
+        sorted(
+            (k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in options.items()
+        )
+    )
+    return Cell(
+        row=row,
+        loss=loss,
+        options=opts,
+        x=None if x is None else float(x),
+        learning_rates=tuple(float(lr) for lr in learning_rates),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +124,9 @@ class Grid:
 
 def _kernel_cell(row: str, kernel: str, alpha: float, margin: float) -> Cell:
     if kernel == "lambda":
-        return cell(row, "cro-lambda", x=alpha, weight_kernel="sigmoid", kernel="softplus",
-                    alpha=alpha)
+        return cell(
+            row, "cro-lambda", x=alpha, weight_kernel="sigmoid", kernel="softplus", alpha=alpha
+        )
     extra = {"margin": margin} if kernel == "hinge" else {}
     return cell(row, "cro", x=alpha, kernel=kernel, alpha=alpha, **extra)
 
@@ -118,10 +139,16 @@ def _positive_floats(name: str, values: Iterable[float]) -> tuple[float, ...]:
     return values
 
 
-def make_grid(name: str, *, alphas: Sequence[float] = ALPHAS,
-              learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
-              methods: Sequence[str] = TABLE2_METHODS, kernels: Sequence[str] = TABLE3_KERNELS,
-              alpha: float = 1.0, margin: float = PAPER_MARGIN) -> Grid:
+def make_grid(
+    name: str,
+    *,
+    alphas: Sequence[float] = ALPHAS,
+    learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+    methods: Sequence[str] = TABLE2_METHODS,
+    kernels: Sequence[str] = TABLE3_KERNELS,
+    alpha: float = 1.0,
+    margin: float = PAPER_MARGIN,
+) -> Grid:
     """The grid of one of the paper's experiments.
 
     Args:
@@ -144,33 +171,63 @@ def make_grid(name: str, *, alphas: Sequence[float] = ALPHAS,
             "triplet": cell("triplet", "triplet", learning_rates=lrs, margin=margin),
             "bpr": cell("bpr", "bpr", learning_rates=lrs),
             "cro": cell("cro", "cro", learning_rates=lrs, kernel="softplus", alpha=alpha),
-            "cro-lambda": cell("cro-lambda", "cro-lambda", learning_rates=lrs,
-                               weight_kernel="sigmoid", kernel="softplus", alpha=alpha),
+            "cro-lambda": cell(
+                "cro-lambda",
+                "cro-lambda",
+                learning_rates=lrs,
+                weight_kernel="sigmoid",
+                kernel="softplus",
+                alpha=alpha,
+            ),
         }
         chosen = check_subset("methods", methods, TABLE2_METHODS)
-        return Grid("table2", "Table 2: loss comparison (learning rate chosen on validation)",
-                    tuple(rows[m] for m in chosen))
+        return Grid(
+            "table2",
+            "Table 2: loss comparison (learning rate chosen on validation)",
+            tuple(rows[m] for m in chosen),
+        )
     if name == "table3":
         chosen = check_subset("kernels", kernels, TABLE3_KERNELS)
         cells = tuple(_kernel_cell(k, k, a, margin) for k in chosen for a in alphas)
         return Grid("table3", "Table 3: comparison kernel x alpha", cells, layout="alpha")
     if name == "table4":
-        cells = tuple(cell(f"{w}/{g}", "cro-lambda", weight_kernel=w, kernel=g, alpha=alpha,
-                           **({"margin": margin} if g == "hinge" else {}))
-                      for w in WEIGHT_KERNELS for g in GRADIENT_KERNELS)
-        return Grid("table4", f"Table 4: lambda method, weight kernel x gradient kernel "
-                    f"(alpha={alpha:g})", cells)
+        cells = tuple(
+            cell(
+                f"{w}/{g}",
+                "cro-lambda",
+                weight_kernel=w,
+                kernel=g,
+                alpha=alpha,
+                **({"margin": margin} if g == "hinge" else {}),
+            )
+            for w in WEIGHT_KERNELS
+            for g in GRADIENT_KERNELS
+        )
+        return Grid(
+            "table4",
+            f"Table 4: lambda method, weight kernel x gradient kernel (alpha={alpha:g})",
+            cells,
+        )
     if name == "figure4":
-        cells = tuple(_kernel_cell(k, k, a, margin) for k in ("sigmoid", "lambda")
-                      for a in alphas)
-        return Grid("figure4", "Figure 4: Recall@N against alpha (sigmoid kernel; lambda "
-                    "method sigmoid/softplus)", cells, layout="alpha")
+        cells = tuple(_kernel_cell(k, k, a, margin) for k in ("sigmoid", "lambda") for a in alphas)
+        return Grid(
+            "figure4",
+            "Figure 4: Recall@N against alpha (sigmoid kernel; lambda method sigmoid/softplus)",
+            cells,
+            layout="alpha",
+        )
     # figure5: the baselines (alpha = 0) against CROLoss with their kernel and alpha > 0
     cells: list[Cell] = []
-    for row, kernel, baseline in (("hinge (triplet)", "hinge", "triplet"),
-                                  ("softplus (BPR)", "softplus", "bpr")):
+    for row, kernel, baseline in (
+        ("hinge (triplet)", "hinge", "triplet"),
+        ("softplus (BPR)", "softplus", "bpr"),
+    ):
         extra = {"margin": margin} if baseline == "triplet" else {}
         cells.append(cell(row, baseline, x=0.0, **extra))
         cells.extend(_kernel_cell(row, kernel, a, margin) for a in alphas)
-    return Grid("figure5", "Figure 5: triplet and BPR (alpha=0) against CROLoss with the "
-                "same kernel and alpha > 0", tuple(cells), layout="alpha")
+    return Grid(
+        "figure5",
+        "Figure 5: triplet and BPR (alpha=0) against CROLoss with the same kernel and alpha > 0",
+        tuple(cells),
+        layout="alpha",
+    )

@@ -40,10 +40,15 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
         width = 0.8 / max(n_rows, 1)
         for i, (_, r) in enumerate(frame.iterrows()):
             means = [100 * r[f"{m}_mean"] for m in recall]
-            stds = [0 if not math.isfinite(r[f"{m}_std"]) else 100 * r[f"{m}_std"]
-                    for m in recall]
-            ax.bar([j + i * width for j in range(len(ks))], means, width, yerr=stds,
-                   label=LABELS.get(r["row"], r["row"]), capsize=2)
+            stds = [0 if not math.isfinite(r[f"{m}_std"]) else 100 * r[f"{m}_std"] for m in recall]
+            ax.bar(
+                [j + i * width for j in range(len(ks))],
+                means,
+                width,
+                yerr=stds,
+                label=LABELS.get(r["row"], r["row"]),
+                capsize=2,
+            )
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(ks))])
         ax.set_xticklabels([f"R@{k}" for k in ks])
         ax.set_ylabel("Recall@N (%)")
@@ -53,17 +58,22 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
         for ax, m in zip(axes[0], recall, strict=True):
             for label in dict.fromkeys(frame["row"]):
                 sub = frame[frame["row"] == label].sort_values("alpha")
-                ax.errorbar(sub["alpha"], 100 * sub[f"{m}_mean"],
-                            yerr=100 * sub[f"{m}_std"].fillna(0), label=label, marker="o",
-                            ms=3, capsize=2)
+                ax.errorbar(
+                    sub["alpha"],
+                    100 * sub[f"{m}_mean"],
+                    yerr=100 * sub[f"{m}_std"].fillna(0),
+                    label=label,
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                )
             ax.set_title(m.replace("recall@", "Recall@"), fontsize=9)
             ax.set_xlabel("alpha")
         axes[0][0].set_ylabel("%")
         axes[0][-1].legend(fontsize=7)
     else:
         labels = list(dict.fromkeys(frame["row"]))
-        fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.2),
-                                 squeeze=False)
+        fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.2), squeeze=False)
         for ax, label in zip(axes[0], labels, strict=True):
             sub = frame[frame["row"] == label].sort_values("alpha")
             for m in recall:
@@ -73,16 +83,19 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
                     xs = sub["alpha"].to_numpy()[1:]
                     ys = 100 * (values[1:] / ref - 1) if ref else values[1:] * 0
                 else:
-                    ref = float(sum(v for v in values if math.isfinite(v))
-                                / max(1, sum(math.isfinite(v) for v in values)))
+                    ref = float(
+                        sum(v for v in values if math.isfinite(v))
+                        / max(1, sum(math.isfinite(v) for v in values))
+                    )
                     xs = sub["alpha"].to_numpy()
                     ys = 100 * (values / ref - 1) if ref else values * 0
                 ax.plot(xs, ys, marker="o", ms=3, label=m.replace("recall@", "R@"))
             ax.axhline(0, color="grey", lw=0.5)
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("alpha")
-            ax.set_ylabel("vs alpha=0 baseline (%)" if grid.name == "figure5"
-                          else "vs mean over alphas (%)")
+            ax.set_ylabel(
+                "vs alpha=0 baseline (%)" if grid.name == "figure5" else "vs mean over alphas (%)"
+            )
         axes[0][-1].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -49,8 +49,7 @@ def metric_names(ks: Sequence[int]) -> list[str]:
     return [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
 
 
-def results_frame(grid: Grid, result: GridResult, ks: Sequence[int],
-                  monitor: str = "recall@100"):
+def results_frame(grid: Grid, result: GridResult, ks: Sequence[int], monitor: str = "recall@100"):
     """One row per cell: settings, chosen learning rate, and mean/std/n of every metric.
 
     Columns: ``experiment, row, column, alpha, loss, settings, learning_rate,
@@ -63,8 +62,13 @@ def results_frame(grid: Grid, result: GridResult, ks: Sequence[int],
     for c in grid.cells:
         runs = [r for r in result.runs.get(c, []) if r.metrics is not None]
         row: dict[str, Any] = {
-            "experiment": grid.name, "row": c.row, "column": c.column, "alpha": c.x,
-            "loss": c.loss, "settings": c.settings(), "learning_rate": result.chosen_lr.get(c),
+            "experiment": grid.name,
+            "row": c.row,
+            "column": c.column,
+            "alpha": c.x,
+            "loss": c.loss,
+            "settings": c.settings(),
+            "learning_rate": result.chosen_lr.get(c),
             "lr_candidates": " ".join(f"{lr:g}" for lr in sorted(result.tuning.get(c, {}))),
             f"val_{monitor}": aggregate(validation_score(r.metrics, monitor) for r in runs)[0],
             "best_epoch": aggregate(r.metrics.get("best_epoch") for r in runs)[0],
@@ -77,8 +81,7 @@ def results_frame(grid: Grid, result: GridResult, ks: Sequence[int],
     return pd.DataFrame(rows)
 
 
-def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int],
-                  reference: str = "softmax"):
+def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int], reference: str = "softmax"):
     """Per-seed differences to the ``reference`` row, aggregated over seeds.
 
     Each seed is one split, so the spread of :func:`results_frame` mixes the
@@ -91,8 +94,10 @@ def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int],
 
     refs = [c for c in grid.cells if c.row == reference and c.x is None]
     if not refs:
-        raise ValueError(f"`reference` should be a row of grid {grid.name!r}: "
-                         f"{sorted({c.row for c in grid.cells})}. Received: {reference!r}")
+        raise ValueError(
+            f"`reference` should be a row of grid {grid.name!r}: "
+            f"{sorted({c.row for c in grid.cells})}. Received: {reference!r}"
+        )
     ref_runs = {r.seed: r.metrics for r in result.runs.get(refs[0], []) if r.metrics}
     rows = []
     for c in grid.cells:
@@ -102,8 +107,9 @@ def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int],
         seeds = sorted(set(runs) & set(ref_runs))
         row: dict[str, Any] = {"row": c.row, "column": c.column, "seeds": len(seeds)}
         for name in metric_names(ks):
-            mean, std, _ = aggregate(runs[s].get(name, math.nan) - ref_runs[s].get(name, math.nan)
-                                     for s in seeds)
+            mean, std, _ = aggregate(
+                runs[s].get(name, math.nan) - ref_runs[s].get(name, math.nan) for s in seeds
+            )
             row[f"{name}_delta_mean"], row[f"{name}_delta_std"] = mean, std
         rows.append(row)
     return pd.DataFrame(rows)

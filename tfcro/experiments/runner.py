@@ -58,9 +58,15 @@ def read_metrics(path: str) -> dict[str, Any] | None:
 class _Runner:
     """Runs one (cell, learning rate, seed) at a time, keeping the current seed's split."""
 
-    def __init__(self, base: TrainingConfig, output_dir: str, max_runs: int | None,
-                 data_loader: Callable[[TrainingConfig], Any], verbose: int,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        base: TrainingConfig,
+        output_dir: str,
+        max_runs: int | None,
+        data_loader: Callable[[TrainingConfig], Any],
+        verbose: int,
+        log: Callable[[str], None],
+    ):
         self.base, self.output_dir, self.max_runs = base, output_dir, max_runs
         self.data_loader, self.verbose, self.log = data_loader, verbose, log
         self.trained = 0
@@ -71,8 +77,9 @@ class _Runner:
             self._data = None  # free the previous split first
             started = time.time()
             self._data = (seed, self.data_loader(dataclasses.replace(self.base, seed=seed)))
-            self.log(f"[reproduce] split seed={seed}: {self._data[1]} "
-                     f"({time.time() - started:.0f} s)")
+            self.log(
+                f"[reproduce] split seed={seed}: {self._data[1]} ({time.time() - started:.0f} s)"
+            )
         return self._data[1]
 
     def run(self, cell_: Cell, lr: float, seed: int) -> RunRecord:
@@ -90,15 +97,18 @@ class _Runner:
             train(config, path, data=self.data(seed), verbose=self.verbose)
         except (ValueError, OSError, RuntimeError) as err:
             # one broken run (e.g. a damaged folder) must not lose the whole grid
-            self.log(f"[reproduce]   FAILED {cell_.slug(lr)} seed={seed}: "
-                     f"{type(err).__name__}: {err}")
+            self.log(
+                f"[reproduce]   FAILED {cell_.slug(lr)} seed={seed}: {type(err).__name__}: {err}"
+            )
             return record
         record.metrics = read_metrics(path)
         if record.metrics is None:
             return record
         score = record.metrics.get(self.base.monitor, float("nan"))
-        self.log(f"[reproduce]   done in {time.time() - started:.0f} s: "
-                 f"test {self.base.monitor}={score:.4f}")
+        self.log(
+            f"[reproduce]   done in {time.time() - started:.0f} s: "
+            f"test {self.base.monitor}={score:.4f}"
+        )
         return record
 
 
@@ -116,10 +126,18 @@ def choose_learning_rate(scores: Mapping[float, Sequence[float]]) -> float | Non
     return best
 
 
-def run_grids(grids: Sequence[Grid], base: TrainingConfig, seeds: Sequence[int],
-              output_dir: str, *, tune_seeds: int | None = None, max_runs: int | None = None,
-              data_loader: Callable[[TrainingConfig], Any] = load_data, verbose: int = 0,
-              log: Callable[[str], None] = print) -> dict[str, GridResult]:
+def run_grids(
+    grids: Sequence[Grid],
+    base: TrainingConfig,
+    seeds: Sequence[int],
+    output_dir: str,
+    *,
+    tune_seeds: int | None = None,
+    max_runs: int | None = None,
+    data_loader: Callable[[TrainingConfig], Any] = load_data,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, GridResult]:
     """Trains every cell of ``grids`` over ``seeds`` (resuming), one split per seed.
 
     Args:
@@ -158,8 +176,10 @@ def run_grids(grids: Sequence[Grid], base: TrainingConfig, seeds: Sequence[int],
     chosen: dict[Cell, float | None] = {}
     tuning: dict[Cell, dict[float, float]] = {}
     for c in cells:
-        scores = {lr: [validation_score(records[c, lr, s].metrics, base.monitor)
-                       for s in seeds[:n_tune]] for lr in c.candidates(base.learning_rate)}
+        scores = {
+            lr: [validation_score(records[c, lr, s].metrics, base.monitor) for s in seeds[:n_tune]]
+            for lr in c.candidates(base.learning_rate)
+        }
         chosen[c] = choose_learning_rate(scores)
         tuning[c] = {lr: aggregate(v)[0] for lr, v in scores.items()}
     # phase 2: the chosen learning rate on the other seeds
@@ -169,8 +189,11 @@ def run_grids(grids: Sequence[Grid], base: TrainingConfig, seeds: Sequence[int],
                 records[c, chosen[c], seed] = runner.run(c, chosen[c], seed)
     results = {}
     for g in grids:
-        runs = {c: [records[c, chosen[c], s] for s in seeds if (c, chosen[c], s) in records]
-                for c in g.cells}
-        results[g.name] = GridResult(g, {c: chosen[c] for c in g.cells}, runs,
-                                     {c: tuning[c] for c in g.cells})
+        runs = {
+            c: [records[c, chosen[c], s] for s in seeds if (c, chosen[c], s) in records]
+            for c in g.cells
+        }
+        results[g.name] = GridResult(
+            g, {c: chosen[c] for c in g.cells}, runs, {c: tuning[c] for c in g.cells}
+        )
     return results

@@ -29,12 +29,16 @@ def markdown_table(frame, grid: Grid, ks: Sequence[int]) -> str:
     if grid.layout == "rows":
         metrics = metric_names(ks)
         head = ["method", "settings", "lr", "best epoch", "seeds"] + [
-            m.replace("recall@", "R@").replace("ndcg@", "NDCG@") for m in metrics]
+            m.replace("recall@", "R@").replace("ndcg@", "NDCG@") for m in metrics
+        ]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for _, r in frame.iterrows():
             label = LABELS.get(r["row"], r["row"])
-            lr = "n/a" if r["learning_rate"] is None or r["learning_rate"] != r["learning_rate"] \
+            lr = (
+                "n/a"
+                if r["learning_rate"] is None or r["learning_rate"] != r["learning_rate"]
                 else f"{r['learning_rate']:g}"
+            )
             epoch = "n/a" if not math.isfinite(r["best_epoch"]) else f"{r['best_epoch']:.1f}"
             cells = [label, r["settings"], lr, epoch, str(int(r["seeds"]))]
             cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
@@ -50,8 +54,11 @@ def markdown_table(frame, grid: Grid, ks: Sequence[int]) -> str:
             values = []
             for col in columns:
                 hit = sub[sub["column"] == col]
-                values.append("" if hit.empty else _pm(hit.iloc[0][f"{metric}_mean"],
-                                                        hit.iloc[0][f"{metric}_std"]))
+                values.append(
+                    ""
+                    if hit.empty
+                    else _pm(hit.iloc[0][f"{metric}_mean"], hit.iloc[0][f"{metric}_std"])
+                )
             lines.append(f"| {label} | " + " | ".join(values) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -62,11 +69,16 @@ def markdown_deltas(frame, ks: Sequence[int], reference: str = "softmax") -> str
     mean ± std over seeds).
     """
     metrics = metric_names(ks)
-    head = ["method", "seeds"] + [m.replace("recall@", "ΔR@").replace("ndcg@", "ΔNDCG@")
-                                  for m in metrics]
-    lines = [f"**Paired difference to {LABELS.get(reference, reference)}, same split per seed** "
-             "(percentage points; mean ± sample std over seeds)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["method", "seeds"] + [
+        m.replace("recall@", "ΔR@").replace("ndcg@", "ΔNDCG@") for m in metrics
+    ]
+    lines = [
+        f"**Paired difference to {LABELS.get(reference, reference)}, same split per seed** "
+        "(percentage points; mean ± sample std over seeds)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for _, r in frame.iterrows():
         label = LABELS.get(r["row"], r["row"]) + (f" {r['column']}" if r["column"] else "")
         cells = [label, str(int(r["seeds"]))]
@@ -90,5 +102,9 @@ def write_tables(frame, grid: Grid, output_dir: str, ks: Sequence[int]) -> tuple
 
 def chosen_settings(frame) -> str:
     """A one-line JSON of each row's chosen learning rate (for logs)."""
-    return json.dumps({f"{r['row']}{' ' + r['column'] if r['column'] else ''}":
-                       r["learning_rate"] for _, r in frame.iterrows()})
+    return json.dumps(
+        {
+            f"{r['row']}{' ' + r['column'] if r['column'] else ''}": r["learning_rate"]
+            for _, r in frame.iterrows()
+        }
+    )

@@ -29,14 +29,19 @@ def check_vocabulary(name: str, vocabulary: Any) -> list[str]:
     """``vocabulary`` as a list of unique, non-empty strings, or ValueError naming ``name``."""
     values = [str(v) for v in np.asarray(vocabulary, dtype=object).reshape(-1).tolist()]
     if not values:
-        raise ValueError(f"`{name}` should be a non-empty sequence of string ids. Received: "
-                         f"{name}=[]")
+        raise ValueError(
+            f"`{name}` should be a non-empty sequence of string ids. Received: {name}=[]"
+        )
     if PAD in values:
-        raise ValueError(f"`{name}` should not contain the padding id '' (it is masked). "
-                         f"Received: {name} with '' at position {values.index(PAD)}")
+        raise ValueError(
+            f"`{name}` should not contain the padding id '' (it is masked). "
+            f"Received: {name} with '' at position {values.index(PAD)}"
+        )
     if len(set(values)) != len(values):
-        raise ValueError(f"`{name}` should hold unique ids. Received: {name} with "
-                         f"{len(values) - len(set(values))} duplicate(s)")
+        raise ValueError(
+            f"`{name}` should hold unique ids. Received: {name} with "
+            f"{len(values) - len(set(values))} duplicate(s)"
+        )
     return values
 
 
@@ -49,17 +54,26 @@ class CategoricalEmbedding(keras.layers.Layer):
     indices (row 0, the pad, is trained like any other but masked by callers).
     """
 
-    def __init__(self, vocabulary: Sequence[str], dim: int,
-                 embeddings_initializer: Any = "uniform", **kwargs: Any):
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        dim: int,
+        embeddings_initializer: Any = "uniform",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.vocabulary = check_vocabulary("vocabulary", vocabulary)
         self.dim = check_int("dim", dim)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary, mask_token=PAD, num_oov_indices=1, name="lookup")
+            vocabulary=self.vocabulary, mask_token=PAD, num_oov_indices=1, name="lookup"
+        )
         self.embedding = keras.layers.Embedding(
-            len(self.vocabulary) + 2, self.dim,
-            embeddings_initializer=self.embeddings_initializer, name="embedding")
+            len(self.vocabulary) + 2,
+            self.dim,
+            embeddings_initializer=self.embeddings_initializer,
+            name="embedding",
+        )
 
     @property
     def num_indices(self) -> int:
@@ -75,9 +89,11 @@ class CategoricalEmbedding(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(vocabulary=self.vocabulary, dim=self.dim,
-                      embeddings_initializer=keras.initializers.serialize(
-                          self.embeddings_initializer))
+        config.update(
+            vocabulary=self.vocabulary,
+            dim=self.dim,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
         return config
 
 
@@ -104,9 +120,11 @@ class L2Normalize(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def build_item_tower(item_embedding: CategoricalEmbedding,
-                     feature_embeddings: Mapping[str, CategoricalEmbedding] | None = None,
-                     name: str = "item_tower") -> keras.Model:
+def build_item_tower(
+    item_embedding: CategoricalEmbedding,
+    feature_embeddings: Mapping[str, CategoricalEmbedding] | None = None,
+    name: str = "item_tower",
+) -> keras.Model:
     """Item tower: ``{"item_id": [B] str, <feature>: [B] str}`` -> L2-normalised ``[B, D]``.
 
     ``v = normalize(E_item[item_id] + sum_f E_f[feature_f])``; every feature
@@ -116,20 +134,27 @@ def build_item_tower(item_embedding: CategoricalEmbedding,
     parts = [item_embedding(inputs["item_id"])]
     for feature, layer in (feature_embeddings or {}).items():
         if layer.dim != item_embedding.dim:
-            raise ValueError(f"item feature `{feature}` has dim {layer.dim}; it should equal the "
-                             f"item embedding dim {item_embedding.dim}")
+            raise ValueError(
+                f"item feature `{feature}` has dim {layer.dim}; it should equal the "
+                f"item embedding dim {item_embedding.dim}"
+            )
         inputs[feature] = keras.Input(shape=(), dtype=tf.string, name=feature)
         parts.append(layer(inputs[feature]))
     x = parts[0] if len(parts) == 1 else keras.layers.Add(name="sum_features")(parts)
     return keras.Model(inputs, L2Normalize(name="normalize")(x), name=name)
 
 
-def build_user_tower(history_embedding: CategoricalEmbedding, output_dim: int, *,
-                     pooling: Any = "mean",
-                     user_embedding: CategoricalEmbedding | None = None,
-                     feature_embeddings: Mapping[str, CategoricalEmbedding] | None = None,
-                     hidden_units: Sequence[int] = (), activation: str = "relu",
-                     name: str = "user_tower") -> keras.Model:
+def build_user_tower(
+    history_embedding: CategoricalEmbedding,
+    output_dim: int,
+    *,
+    pooling: Any = "mean",
+    user_embedding: CategoricalEmbedding | None = None,
+    feature_embeddings: Mapping[str, CategoricalEmbedding] | None = None,
+    hidden_units: Sequence[int] = (),
+    activation: str = "relu",
+    name: str = "user_tower",
+) -> keras.Model:
     """User tower: ``{"history": [B, L], "user_id": [B], <feature>: [B]}`` str -> ``[B, D]``.
 
     ``u = normalize(Dense_D(MLP(concat(pool(E[history], history != ""), E_user[user_id],
@@ -143,7 +168,8 @@ def build_user_tower(history_embedding: CategoricalEmbedding, output_dim: int, *
     inputs = {"history": keras.Input(shape=(None,), dtype=tf.string, name="history")}
     mask = PaddingMask(name="history_mask")(inputs["history"])
     pooled = pooling_lib.get(pooling, name="pooling")(
-        history_embedding(inputs["history"]), mask=mask)
+        history_embedding(inputs["history"]), mask=mask
+    )
     parts = [pooled]
     if user_embedding is not None:
         inputs["user_id"] = keras.Input(shape=(), dtype=tf.string, name="user_id")

@@ -39,13 +39,15 @@ class RetrievalLoss(keras.losses.Loss):
     #: The loss's ``name`` when none is given.
     default_name = "retrieval_loss"
 
-    def __init__(self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO,
-                 name: str | None = None):
+    def __init__(
+        self, scale: float = 1.0, reduction=keras.losses.Reduction.AUTO, name: str | None = None
+    ):
         super().__init__(reduction=reduction, name=name or self.default_name)
         self.scale = check_float("scale", scale, minimum=0.0, strict=True)
 
-    def positive_loss(self, gaps: tf.Tensor, negatives: tf.Tensor,
-                      num_negatives: tf.Tensor) -> tf.Tensor:
+    def positive_loss(
+        self, gaps: tf.Tensor, negatives: tf.Tensor, num_negatives: tf.Tensor
+    ) -> tf.Tensor:
         """``[B]`` loss of one positive per row from its scaled gaps ``[B, C]``."""
         raise NotImplementedError
 

@@ -64,14 +64,18 @@ class TripletLoss(RetrievalLoss):
 
     default_name = "triplet_loss"
 
-    def __init__(self, scale: float = 1.0, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
+    def __init__(
+        self,
+        scale: float = 1.0,
+        margin: float = 1.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name: str | None = None,
+    ):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.margin = check_float("margin", margin, minimum=0.0)
 
     def positive_loss(self, gaps, negatives, num_negatives):
-        return functional.triplet_positive_loss(gaps, negatives, num_negatives,
-                                                margin=self.margin)
+        return functional.triplet_positive_loss(gaps, negatives, num_negatives, margin=self.margin)
 
     def get_config(self):
         config = super().get_config()

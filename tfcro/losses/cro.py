@@ -20,13 +20,18 @@ class _RankWeightedLoss(RetrievalLoss):
         self.kernel = self._kernel(kernel, "kernel", kernels_lib.GRADIENT_KERNELS)
 
     def _kernel(self, identifier, parameter, allowed):
-        return kernels_lib.get(identifier, margin=self.margin, parameter=parameter,
-                               allowed=allowed, serializable=True)
+        return kernels_lib.get(
+            identifier, margin=self.margin, parameter=parameter, allowed=allowed, serializable=True
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(kernel=kernels_lib.serialize(self.kernel), alpha=self.alpha,
-                      num_items=self.num_items, margin=self.margin)
+        config.update(
+            kernel=kernels_lib.serialize(self.kernel),
+            alpha=self.alpha,
+            num_items=self.num_items,
+            margin=self.margin,
+        )
         return config
 
 
@@ -89,17 +94,27 @@ class CROLoss(_RankWeightedLoss):
 
     default_name = "cro_loss"
 
-    def __init__(self, kernel="softplus", alpha: float = 1.0, scale: float = 1.0,
-                 num_items: int | None = None, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
+    def __init__(
+        self,
+        kernel="softplus",
+        alpha: float = 1.0,
+        scale: float = 1.0,
+        num_items: int | None = None,
+        margin: float = 1.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name: str | None = None,
+    ):
         super().__init__(kernel, alpha, scale, num_items, margin, reduction, name)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.cro_positive_loss(
-            gaps, negatives, num_negatives,
-            kernel=self.kernel, alpha=self.alpha, num_items=self.num_items,
+            gaps,
+            negatives,
+            num_negatives,
+            kernel=self.kernel,
+            alpha=self.alpha,
+            num_items=self.num_items,
         )
-
 
 
 @register
@@ -142,17 +157,29 @@ class LambdaCROLoss(_RankWeightedLoss):
 
     default_name = "lambda_cro_loss"
 
-    def __init__(self, weight_kernel="sigmoid", kernel="softplus", alpha: float = 1.0,
-                 scale: float = 1.0, num_items: int | None = None, margin: float = 1.0,
-                 reduction=keras.losses.Reduction.AUTO, name: str | None = None):
+    def __init__(
+        self,
+        weight_kernel="sigmoid",
+        kernel="softplus",
+        alpha: float = 1.0,
+        scale: float = 1.0,
+        num_items: int | None = None,
+        margin: float = 1.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name: str | None = None,
+    ):
         super().__init__(kernel, alpha, scale, num_items, margin, reduction, name)
         self.weight_kernel = self._kernel(weight_kernel, "weight_kernel", allowed=None)
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.lambda_cro_positive_loss(
-            gaps, negatives, num_negatives,
-            weight_kernel=self.weight_kernel, kernel=self.kernel,
-            alpha=self.alpha, num_items=self.num_items,
+            gaps,
+            negatives,
+            num_negatives,
+            weight_kernel=self.weight_kernel,
+            kernel=self.kernel,
+            alpha=self.alpha,
+            num_items=self.num_items,
         )
 
     def get_config(self):

@@ -58,9 +58,7 @@ def triplet_positive_loss(gaps, negatives, num_negatives, *, margin):
     return _mean_over_negatives(tf.nn.relu(gaps + margin), negatives, num_negatives)
 
 
-def cro_loss(
-    y_true, y_pred, kernel="softplus", alpha=1.0, scale=1.0, num_items=None, margin=1.0
-):
+def cro_loss(y_true, y_pred, kernel="softplus", alpha=1.0, scale=1.0, num_items=None, margin=1.0):
     """``[B]`` CROLoss row losses; see :class:`tfcro.CROLoss`."""
     fn = functools.partial(
         cro_positive_loss,

@@ -196,9 +196,12 @@ GRADIENT_KERNELS = tuple(name for name, cls in KERNELS.items() if cls.differenti
 
 def check_margin(margin: Any) -> float:
     """The hinge margin as a finite float >= 0, or ValueError naming it."""
-    return check_float("margin", margin, minimum=0.0,
-                       hint="A negative margin leaves negatives that outscore the positive "
-                            "unpenalised")
+    return check_float(
+        "margin",
+        margin,
+        minimum=0.0,
+        hint="A negative margin leaves negatives that outscore the positive unpenalised",
+    )
 
 
 def get(

@@ -77,8 +77,9 @@ def row_losses(
     # The first positive of every row (the only one for one-hot and tf.eye labels) in one
     # vectorised pass, differentiated as usual ...
     first_index = tf.argmax(tf.cast(positives, tf.int32), axis=1, output_type=tf.int32)
-    first = tf.logical_and(positives, tf.one_hot(first_index, tf.shape(scores)[1],
-                                                 on_value=True, off_value=False))
+    first = tf.logical_and(
+        positives, tf.one_hot(first_index, tf.shape(scores)[1], on_value=True, off_value=False)
+    )
     s_first = tf.reduce_sum(tf.where(first, scores, 0.0), axis=1, keepdims=True)
     loss = positive_loss(float(scale) * (scores - s_first), negatives, num_negatives)
     loss = tf.where(positive_counts > 0, loss, 0.0)
@@ -87,17 +88,20 @@ def row_losses(
     frozen = tf.stop_gradient(scores)
     other_loss, other_grad = tf.cond(
         max_positives > 1,
-        lambda: _other_positives(frozen, positives, negatives, num_negatives, max_positives,
-                                 positive_loss, scale),
-        lambda: (tf.zeros_like(num_negatives), tf.zeros_like(scores)))
+        lambda: _other_positives(
+            frozen, positives, negatives, num_negatives, max_positives, positive_loss, scale
+        ),
+        lambda: (tf.zeros_like(num_negatives), tf.zeros_like(scores)),
+    )
     other_grad = tf.where(present, other_grad, 0.0)
     # value `other_loss`, gradient `other_grad` with respect to the scores
     loss += other_loss + tf.reduce_sum(other_grad * (scores - frozen), axis=1)
     return loss / tf.cast(tf.maximum(positive_counts, 1), tf.float32)
 
 
-def _other_positives(scores, positives, negatives, num_negatives, max_positives,
-                     positive_loss, scale):
+def _other_positives(
+    scores, positives, negatives, num_negatives, max_positives, positive_loss, scale
+):
     """``[B]`` summed loss of each row's 2nd, 3rd, ... positives and its ``[B, C]`` gradient."""
     # ordinal[b, c] == k + 1 exactly at the k-th positive of row b.
     ordinal = tf.cumsum(tf.cast(positives, tf.int32), axis=1)

@@ -47,4 +47,3 @@ def transform(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Ten
 def log_weight(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Tensor:
     """``log w(r_hat) = log(c_alpha) - alpha * log(r_hat)``."""
     return tf.math.log(weight_constant(alpha, num_items)) - float(alpha) * log_rank
-

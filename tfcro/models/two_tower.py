@@ -76,7 +76,8 @@ class TwoTowerConfig:
     logq_correction: bool = False
     loss: str = "cro-lambda"
     loss_options: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0})
+        default_factory=lambda: {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0}
+    )
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -86,23 +87,31 @@ class TwoTowerConfig:
         self.item_features = tuple(self.item_features)
         self.num_negatives = sampling.check_num_negatives(self.num_negatives)
         if isinstance(self.pooling, str) and self.pooling not in pooling_lib.POOLINGS:
-            raise ValueError(f"`pooling` should be one of {sorted(pooling_lib.POOLINGS)}. "
-                             f"Received: pooling={self.pooling!r}")
+            raise ValueError(
+                f"`pooling` should be one of {sorted(pooling_lib.POOLINGS)}. "
+                f"Received: pooling={self.pooling!r}"
+            )
         self.scale = check_float("scale", self.scale, minimum=0.0, strict=True)
         check_choice("loss", self.loss, losses_lib.LOSSES)
         if not self.in_batch_negatives and self.num_negatives == 0:
-            raise ValueError("`in_batch_negatives=False` needs sampled negatives, "
-                             "`num_negatives` >= 1. Received: num_negatives=0")
+            raise ValueError(
+                "`in_batch_negatives=False` needs sampled negatives, "
+                "`num_negatives` >= 1. Received: num_negatives=0"
+            )
         if self.cross_replica_negatives and not self.in_batch_negatives:
-            raise ValueError("`cross_replica_negatives=True` shares in-batch negatives across "
-                             "replicas and needs `in_batch_negatives=True`. "
-                             "Received: in_batch_negatives=False")
+            raise ValueError(
+                "`cross_replica_negatives=True` shares in-batch negatives across "
+                "replicas and needs `in_batch_negatives=True`. "
+                "Received: in_batch_negatives=False"
+            )
         reserved = {"history", "user_id", "item_id"}
         for field in ("user_features", "item_features"):
             clash = reserved.intersection(getattr(self, field))
             if clash:
-                raise ValueError(f"`{field}` should not use the reserved names {sorted(reserved)}. "
-                                 f"Received: {field}={getattr(self, field)!r}")
+                raise ValueError(
+                    f"`{field}` should not use the reserved names {sorted(reserved)}. "
+                    f"Received: {field}={getattr(self, field)!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (tuples become lists)."""
@@ -171,13 +180,18 @@ class TwoTowerModel(tfrs.Model):
     over replicas are those of the global mean.
     """
 
-    def __init__(self, items: Sequence[str] | np.ndarray, config: TwoTowerConfig | None = None,
-                 *, loss: keras.losses.Loss | None = None,
-                 users: Sequence[str] | np.ndarray | None = None,
-                 item_feature_values: Mapping[str, Sequence[str]] | None = None,
-                 user_feature_values: Mapping[str, Mapping[str, str]] | None = None,
-                 item_frequencies: Sequence[float] | np.ndarray | None = None,
-                 **overrides: Any):
+    def __init__(
+        self,
+        items: Sequence[str] | np.ndarray,
+        config: TwoTowerConfig | None = None,
+        *,
+        loss: keras.losses.Loss | None = None,
+        users: Sequence[str] | np.ndarray | None = None,
+        item_feature_values: Mapping[str, Sequence[str]] | None = None,
+        user_feature_values: Mapping[str, Mapping[str, str]] | None = None,
+        item_frequencies: Sequence[float] | np.ndarray | None = None,
+        **overrides: Any,
+    ):
         super().__init__()
         config = config or TwoTowerConfig()
         if overrides:
@@ -194,69 +208,97 @@ class TwoTowerModel(tfrs.Model):
         for name in config.item_features:
             values = _as_strings(item_features[name])
             if values.shape != (self.num_items,):
-                raise ValueError(f"item feature `{name}` should have shape ({self.num_items},). "
-                                 f"Received: shape={values.shape}")
+                raise ValueError(
+                    f"item feature `{name}` should have shape ({self.num_items},). "
+                    f"Received: shape={values.shape}"
+                )
             self._item_feature_values[name] = values
         self.item_embedding = CategoricalEmbedding(self.items, dim, name="item_id_embedding")
         item_feature_layers = {
             name: CategoricalEmbedding(_vocab(values), dim, name=f"item_{name}_embedding")
-            for name, values in self._item_feature_values.items()}
+            for name, values in self._item_feature_values.items()
+        }
         self.item_tower = build_item_tower(self.item_embedding, item_feature_layers)
         self._item_tables = {
             name: _static_table(self.items, values, name=f"item_{name}")
-            for name, values in self._item_feature_values.items()}
+            for name, values in self._item_feature_values.items()
+        }
         self._items_tensor = tf.constant(self.items.astype(str))
 
         # User side.
-        history_embedding = self.item_embedding if config.share_item_embeddings else \
-            CategoricalEmbedding(self.items, dim, name="history_embedding")
+        history_embedding = (
+            self.item_embedding
+            if config.share_item_embeddings
+            else CategoricalEmbedding(self.items, dim, name="history_embedding")
+        )
         user_embedding = None
         if config.use_user_id:
             if users is None:
                 raise ValueError("`use_user_id=True` needs `users`, the user-id vocabulary")
-            user_embedding = CategoricalEmbedding(check_vocabulary("users", users), dim,
-                                                  name="user_id_embedding")
+            user_embedding = CategoricalEmbedding(
+                check_vocabulary("users", users), dim, name="user_id_embedding"
+            )
         user_features = dict(user_feature_values or {})
         _check_feature_names("user", config.user_features, user_features)
         self._user_feature_maps = {name: dict(user_features[name]) for name in config.user_features}
         user_feature_layers = {
-            name: CategoricalEmbedding(_vocab(list(mapping.values())), dim,
-                                       name=f"user_{name}_embedding")
-            for name, mapping in self._user_feature_maps.items()}
+            name: CategoricalEmbedding(
+                _vocab(list(mapping.values())), dim, name=f"user_{name}_embedding"
+            )
+            for name, mapping in self._user_feature_maps.items()
+        }
         self._user_tables = {
-            name: _static_table(_as_strings(list(m.keys())), _as_strings(list(m.values())),
-                                name=f"user_{name}")
-            for name, m in self._user_feature_maps.items()}
+            name: _static_table(
+                _as_strings(list(m.keys())), _as_strings(list(m.values())), name=f"user_{name}"
+            )
+            for name, m in self._user_feature_maps.items()
+        }
         self.user_tower = build_user_tower(
-            history_embedding, dim, pooling=config.pooling, user_embedding=user_embedding,
-            feature_embeddings=user_feature_layers, hidden_units=config.hidden_units,
-            activation=config.activation)
-        self._user_input_names = ["history"] + (["user_id"] if config.use_user_id else []) \
-            + list(config.user_features)
+            history_embedding,
+            dim,
+            pooling=config.pooling,
+            user_embedding=user_embedding,
+            feature_embeddings=user_feature_layers,
+            hidden_units=config.hidden_units,
+            activation=config.activation,
+        )
+        self._user_input_names = (
+            ["history"] + (["user_id"] if config.use_user_id else []) + list(config.user_features)
+        )
 
         # Sampling probabilities for logQ, indexed like the item lookup (0 pad, 1 OOV).
         self._item_probabilities = None
         if config.logq_correction:
             if item_frequencies is None:
-                raise ValueError("`logq_correction=True` needs `item_frequencies` "
-                                 "(tfcro.sampling.item_frequencies(train targets, items))")
+                raise ValueError(
+                    "`logq_correction=True` needs `item_frequencies` "
+                    "(tfcro.sampling.item_frequencies(train targets, items))"
+                )
             freq = np.asarray(item_frequencies, dtype=np.float32)
             if freq.shape != (self.num_items,):
-                raise ValueError(f"`item_frequencies` should have shape ({self.num_items},). "
-                                 f"Received: shape={freq.shape}")
+                raise ValueError(
+                    f"`item_frequencies` should have shape ({self.num_items},). "
+                    f"Received: shape={freq.shape}"
+                )
             self._item_probabilities = tf.constant(
-                np.concatenate([[0.0, 1.0 / self.num_items], freq]).astype(np.float32))
+                np.concatenate([[0.0, 1.0 / self.num_items], freq]).astype(np.float32)
+            )
 
         if loss is None:
             loss = losses_lib.get(config.loss, **config.loss_options)
         if getattr(loss, "scale", 1.0) != 1.0:
-            warnings.warn(f"The loss has scale={loss.scale} and the model scale={config.scale}: "
-                          "scores are multiplied by both. Use scale=1 in the loss.",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"The loss has scale={loss.scale} and the model scale={config.scale}: "
+                "scores are multiplied by both. Use scale=1 in the loss.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.loss_fn = prepare_loss(loss, self.num_items)
         self.task = tfrs.tasks.Retrieval(
-            loss=self.loss_fn, temperature=1.0 / config.scale,
-            remove_accidental_hits=config.remove_accidental_hits)
+            loss=self.loss_fn,
+            temperature=1.0 / config.scale,
+            remove_accidental_hits=config.remove_accidental_hits,
+        )
 
     # -- Keras config ----------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -267,13 +309,17 @@ class TwoTowerModel(tfrs.Model):
     def from_config(cls, config: Mapping[str, Any], custom_objects=None):
         raise NotImplementedError(
             "TwoTowerModel needs its catalog and vocabularies to be rebuilt: use "
-            "tfcro.training.load_model(run_dir) (or load_run(run_dir) with its data split)")
+            "tfcro.training.load_model(run_dir) (or load_run(run_dir) with its data split)"
+        )
 
     # -- inputs ----------------------------------------------------------------------------
     def item_inputs(self, item_ids: Any) -> dict[str, tf.Tensor]:
         """Item tower inputs for raw ids: ``{"item_id": ids, <feature>: looked up}``."""
-        ids = tf.convert_to_tensor(item_ids, tf.string) if not isinstance(item_ids, np.ndarray) \
+        ids = (
+            tf.convert_to_tensor(item_ids, tf.string)
+            if not isinstance(item_ids, np.ndarray)
             else tf.constant(item_ids.astype(str))
+        )
         inputs = {"item_id": ids}
         for name, table in self._item_tables.items():
             inputs[name] = table.lookup(ids)
@@ -287,33 +333,36 @@ class TwoTowerModel(tfrs.Model):
                 inputs[name] = tf.convert_to_tensor(features[name])
             elif name in self._user_tables:
                 if "user_id" not in features:
-                    raise ValueError(f"user feature `{name}` is missing and there is no "
-                                     "`user_id` to look it up")
+                    raise ValueError(
+                        f"user feature `{name}` is missing and there is no `user_id` to look it up"
+                    )
                 inputs[name] = self._user_tables[name].lookup(
-                    tf.convert_to_tensor(features["user_id"]))
+                    tf.convert_to_tensor(features["user_id"])
+                )
             else:
-                raise ValueError(f"the batch should hold `{name}`. Received keys: "
-                                 f"{sorted(features)}")
+                raise ValueError(
+                    f"the batch should hold `{name}`. Received keys: {sorted(features)}"
+                )
         return inputs
 
     # -- embeddings for evaluation/serving -------------------------------------------------
     def embed_items(self, item_ids: Any = None, batch_size: int = 4096) -> np.ndarray:
         """``[N, D]`` float32 item embeddings of ``item_ids`` (default: the catalog)."""
         ids = self.items.astype(str) if item_ids is None else _as_strings(item_ids)
-        out = [self.item_tower(self.item_inputs(ids[i:i + batch_size]), training=False).numpy()
-               for i in range(0, len(ids), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim),
-                                                        np.float32)
+        out = [
+            self.item_tower(self.item_inputs(ids[i : i + batch_size]), training=False).numpy()
+            for i in range(0, len(ids), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
 
     def embed_users(self, features: Mapping[str, Any], batch_size: int = 4096) -> np.ndarray:
         """``[U, D]`` user embeddings of a dict of NumPy arrays (``history``, ``user_id``, ...)."""
         n = len(features["history"])
         out = []
         for i in range(0, n, batch_size):
-            chunk = {k: _as_strings(v[i:i + batch_size]) for k, v in features.items()}
+            chunk = {k: _as_strings(v[i : i + batch_size]) for k, v in features.items()}
             out.append(self.user_tower(self.user_inputs(chunk), training=False).numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim),
-                                                        np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
 
     def call(self, features, training=False):
         """User embeddings ``[B, D]`` of a batch dict."""
@@ -328,14 +377,16 @@ class TwoTowerModel(tfrs.Model):
         if config.num_negatives > 0:
             seed = None
             if config.seed is not None:
-                step = self.optimizer.iterations if self.optimizer is not None \
+                step = (
+                    self.optimizer.iterations
+                    if self.optimizer is not None
                     else tf.constant(0, tf.int64)
+                )
                 seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(step, tf.int64)])
             negatives = sampling.uniform_negatives(self.num_items, config.num_negatives, seed)
             candidate_ids = tf.concat([positives, tf.gather(self._items_tensor, negatives)], 0)
         user_embeddings = self.user_tower(self.user_inputs(features), training=training)
-        candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids),
-                                               training=training)
+        candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids), training=training)
         # Accidental hits are found by comparing ids over the whole [B, C] score matrix:
         # as int64 lookup indices: 1.3-1.6x faster loss steps than as strings
         # (benchmarks/bench_accidental_hits.py).
@@ -346,7 +397,8 @@ class TwoTowerModel(tfrs.Model):
 
             # [own positives, sampled, other replicas' positives]: the diagonal stays the label.
             other_index, other_embeddings = gather_other_replicas(
-                [candidate_index[:batch_size], candidate_embeddings[:batch_size]])
+                [candidate_index[:batch_size], candidate_embeddings[:batch_size]]
+            )
             candidate_index = tf.concat([candidate_index, other_index], 0)
             candidate_embeddings = tf.concat([candidate_embeddings, other_embeddings], 0)
             in_batch = batch_size + tf.shape(other_index)[0]
@@ -357,14 +409,22 @@ class TwoTowerModel(tfrs.Model):
         if config.logq_correction:
             frequencies = tf.gather(self._item_probabilities, candidate_index)
             probability = sampling.mixture_probability(
-                frequencies, in_batch, config.num_negatives, self.num_items,
-                in_batch=config.in_batch_negatives)
+                frequencies,
+                in_batch,
+                config.num_negatives,
+                self.num_items,
+                in_batch=config.in_batch_negatives,
+            )
         loss_sum = self.task(
-            user_embeddings, candidate_embeddings,
+            user_embeddings,
+            candidate_embeddings,
             sample_weight=features.get("sample_weight"),
             candidate_sampling_probability=probability,
-            candidate_ids=candidate_index, compute_metrics=False,
-            compute_batch_metrics=False, score_mask=score_mask)
+            candidate_ids=candidate_index,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+            score_mask=score_mask,
+        )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
         return loss_sum / global_batch
@@ -376,7 +436,8 @@ def _check_feature_names(side: str, wanted: Sequence[str], available: Mapping[st
         raise ValueError(
             f"`{side}_features` should name {side} features present in "
             f"`{side}_feature_values` (the dataset's {side} features), which has "
-            f"{sorted(available) or 'none'}. Received: {side}_features={list(wanted)}")
+            f"{sorted(available) or 'none'}. Received: {side}_features={list(wanted)}"
+        )
 
 
 def _vocab(values: Any) -> list[str]:
@@ -386,6 +447,9 @@ def _vocab(values: Any) -> list[str]:
 
 def _static_table(keys: np.ndarray, values: np.ndarray, name: str):
     return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(_as_strings(keys)),
-                                            tf.constant(_as_strings(values))),
-        default_value=PAD, name=name)
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(_as_strings(keys)), tf.constant(_as_strings(values))
+        ),
+        default_value=PAD,
+        name=name,
+    )

@@ -221,10 +221,13 @@ class Retriever:
             raise ValueError(
                 f"`exclude` should have one collection per user ({batch}). Received: {len(exclude)}"
             )
-        excluded_rows = [  # catalog rows; ids outside the catalog cannot be returned anyway
-            [self._row[str(i)] for i in exclude[b] if str(i) in self._row]
-            for b in range(batch)
-        ] if exclude is not None else None
+        excluded_rows = (
+            [  # catalog rows; ids outside the catalog cannot be returned anyway
+                [self._row[str(i)] for i in exclude[b] if str(i) in self._row] for b in range(batch)
+            ]
+            if exclude is not None
+            else None
+        )
         if self.index is None:
             assert self.embeddings is not None
             rows, scores = exact_top_k(queries, self.embeddings, n, exclude=excluded_rows)

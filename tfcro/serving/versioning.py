@@ -54,13 +54,20 @@ def remove_abandoned_staging(output_dir: str) -> list[str]:
         return removed
     for name in sorted(os.listdir(output_dir)):
         match = _STAGING.match(name)
-        if (match and match["host"] == _host() and int(match["pid"]) != os.getpid()
-                and not _process_exists(int(match["pid"]))):
+        if (
+            match
+            and match["host"] == _host()
+            and int(match["pid"]) != os.getpid()
+            and not _process_exists(int(match["pid"]))
+        ):
             shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
             removed.append(name)
     if removed:
-        logger.warning("removed the staging folder(s) of killed exports in %s: %s",
-                       output_dir, ", ".join(removed))
+        logger.warning(
+            "removed the staging folder(s) of killed exports in %s: %s",
+            output_dir,
+            ", ".join(removed),
+        )
     return removed
 
 
@@ -93,7 +100,8 @@ class StagedExport:
     def __init__(self, output_dir: str):
         self.output_dir = os.path.abspath(output_dir)
         self.staging_dir = os.path.join(
-            self.output_dir, f"{STAGING_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+            self.output_dir, f"{STAGING_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        )
         self._committed: list[str] = []
 
     def __enter__(self) -> StagedExport:

@@ -12,26 +12,31 @@ from tfcro.training.config import TrainingConfig
 
 def load_data(config: TrainingConfig) -> data_lib.RetrievalData:
     """Loads and splits the dataset of ``config`` (deterministic in ``config.seed``)."""
-    interactions = data_lib.load_dataset(config.dataset, config.data_dir, k_core=config.k_core,
-                                         **config.dataset_options)
+    interactions = data_lib.load_dataset(
+        config.dataset, config.data_dir, k_core=config.k_core, **config.dataset_options
+    )
     if config.protocol == "sequential":
-        return data_lib.sequential_split(interactions, max_history=config.max_history,
-                                         seed=config.seed)
+        return data_lib.sequential_split(
+            interactions, max_history=config.max_history, seed=config.seed
+        )
     if interactions.has_split:
         train_part, test_part = interactions.train_test()
     else:
         raise ValueError(
             f"protocol 'collaborative' needs a dataset with a given train/test split "
             f"(datasets 'pairs' or 'lightgcn' with train.txt and test.txt); dataset "
-            f"{config.dataset!r} at {config.data_dir!r} has none. Use --protocol sequential.")
-    return data_lib.collaborative_split(train_part, test_part, max_history=config.max_history,
-                                        seed=config.seed)
+            f"{config.dataset!r} at {config.data_dir!r} has none. Use --protocol sequential."
+        )
+    return data_lib.collaborative_split(
+        train_part, test_part, max_history=config.max_history, seed=config.seed
+    )
 
 
 def user_vocabulary(data: data_lib.RetrievalData) -> np.ndarray:
     """The sorted user ids of every split: the user-id tower's vocabulary (``users.txt``)."""
-    return np.unique(np.concatenate([data.train.user_id, data.valid.user_id,
-                                     data.test.user_id]).astype(str))
+    return np.unique(
+        np.concatenate([data.train.user_id, data.valid.user_id, data.test.user_id]).astype(str)
+    )
 
 
 def logq_frequencies(data: data_lib.RetrievalData) -> np.ndarray:
@@ -50,10 +55,14 @@ def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowe
     frequencies = None
     if model_config.logq_correction:
         frequencies = logq_frequencies(data)
-    return TwoTowerModel(data.items, model_config, users=users,
-                         item_feature_values=data.item_features or None,
-                         user_feature_values=data.user_features or None,
-                         item_frequencies=frequencies)
+    return TwoTowerModel(
+        data.items,
+        model_config,
+        users=users,
+        item_feature_values=data.item_features or None,
+        user_feature_values=data.user_features or None,
+        item_frequencies=frequencies,
+    )
 
 
 def train_features(data: data_lib.RetrievalData) -> dict[str, np.ndarray] | None:
@@ -66,7 +75,8 @@ def build_variables(model: TwoTowerModel, data: data_lib.RetrievalData) -> None:
     """Creates every variable of a compiled model and its optimizer (a subclassed model
     builds on its first call), so that a checkpoint can be restored into them.
     """
-    sample = next(iter(data_lib.train_dataset(data.train, 2, shuffle=False,
-                                              features=train_features(data))))
+    sample = next(
+        iter(data_lib.train_dataset(data.train, 2, shuffle=False, features=train_features(data)))
+    )
     model.compute_loss(sample, training=False)
     model.optimizer.build(model.trainable_variables)

@@ -15,8 +15,11 @@ from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.validation import check_choice, check_fields, check_float, check_int, invalid
 
 #: ``TrainingConfig.optimizer`` -> the Keras optimizer class.
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
-              "sgd": keras.optimizers.SGD}
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adagrad": keras.optimizers.Adagrad,
+    "sgd": keras.optimizers.SGD,
+}
 
 
 @dataclasses.dataclass
@@ -66,8 +69,9 @@ class TrainingConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("max_history", "epochs", "batch_size", "eval_batch_size", "valid_every"):
             setattr(self, name, check_int(name, getattr(self, name), 1))
-        self.learning_rate = check_float("learning_rate", self.learning_rate, minimum=0,
-                                         strict=True)
+        self.learning_rate = check_float(
+            "learning_rate", self.learning_rate, minimum=0, strict=True
+        )
         self.seed = check_int("seed", self.seed, 0)
         self.k_core = check_int("k_core", self.k_core, 0, allow_none=True)
         self.patience = check_int("patience", self.patience, 0, allow_none=True)

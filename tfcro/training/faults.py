@@ -39,8 +39,10 @@ class TrainingInterrupted(BaseException):
     def __init__(self, output_dir: str, epochs_done: int):
         self.output_dir = output_dir
         self.epochs_done = epochs_done
-        super().__init__(f"stopped by SIGTERM after {epochs_done} saved epoch(s); rerun with the "
-                         f"same output folder {output_dir!r} to resume")
+        super().__init__(
+            f"stopped by SIGTERM after {epochs_done} saved epoch(s); rerun with the "
+            f"same output folder {output_dir!r} to resume"
+        )
 
 
 class SigtermGuard:
@@ -100,13 +102,17 @@ def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | 
     previous = dict(saved.get("training", {})) if isinstance(saved, dict) else {}
     current = config.to_dict()
     # The epoch budget may grow on a rerun; everything else must match.
-    differing = sorted(k for k in set(previous) | set(current)
-                       if k != "epochs" and previous.get(k) != current.get(k))
+    differing = sorted(
+        k
+        for k in set(previous) | set(current)
+        if k != "epochs" and previous.get(k) != current.get(k)
+    )
     started = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)) is not None
     if differing and started:
         raise ValueError(
             f"--output-dir {output_dir!r} holds a run with other settings ({differing}); "
-            "resuming it would mix two experiments. Use a new --output-dir, or delete it.")
+            "resuming it would mix two experiments. Use a new --output-dir, or delete it."
+        )
     return saved if not differing else None
 
 
@@ -121,11 +127,11 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, output_dir: s
             f"{os.path.basename(path)}.data-*) cannot be restored: it is corrupted, truncated "
             f"or from another model ({type(err).__name__}: {str(err).strip()[:300]}). "
             f"To retrain from scratch, delete {folder!r} (or the whole run folder "
-            f"{output_dir!r}) and rerun.") from err
+            f"{output_dir!r}) and rerun."
+        ) from err
 
 
-def resume_state(state_var: tf.Variable, output_dir: str, checkpoint_path: str
-                 ) -> dict[str, Any]:
+def resume_state(state_var: tf.Variable, output_dir: str, checkpoint_path: str) -> dict[str, Any]:
     """The run state saved with the checkpoint (older checkpoints: ``state.json``)."""
     path = os.path.join(output_dir, STATE_FILE)
     mirror = None
@@ -134,22 +140,31 @@ def resume_state(state_var: tf.Variable, output_dir: str, checkpoint_path: str
             with open(path, encoding="utf-8") as handle:
                 mirror = json.load(handle)
             if not isinstance(mirror, dict) or not isinstance(mirror.get("history", []), list):
-                raise ValueError(f"expected a JSON object with a 'history' list, found "
-                                 f"{type(mirror).__name__}")
+                raise ValueError(
+                    f"expected a JSON object with a 'history' list, found {type(mirror).__name__}"
+                )
         except (ValueError, UnicodeDecodeError) as err:
             raise RunFolderError(
                 f"{path!r} is damaged ({err}). The checkpoint {checkpoint_path!r} holds the "
                 f"same state: delete {path!r} and rerun to resume from it, or delete the run "
-                f"folder {output_dir!r} to start over.") from err
+                f"folder {output_dir!r} to start over."
+            ) from err
     saved = state_var.numpy().decode("utf-8")
     if saved:
         return json.loads(saved)
     if mirror is None:
         raise RunFolderError(
             f"{output_dir!r} has the checkpoint {checkpoint_path!r} but no {STATE_FILE}; "
-            f"delete the run folder {output_dir!r} to start over.")
+            f"delete the run folder {output_dir!r} to start over."
+        )
     return mirror
 
 
-__all__ = ["RunFolderError", "SigtermGuard", "TrainingInterrupted", "check_same_run",
-           "restore_checkpoint", "resume_state"]
+__all__ = [
+    "RunFolderError",
+    "SigtermGuard",
+    "TrainingInterrupted",
+    "check_same_run",
+    "restore_checkpoint",
+    "resume_state",
+]

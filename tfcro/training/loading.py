@@ -36,8 +36,7 @@ from tfcro.training.config import TrainingConfig
 logger = logging.getLogger("tfcro.training")
 
 
-def write_model_files(output_dir: str, model: TwoTowerModel,
-                      data: data_lib.RetrievalData) -> None:
+def write_model_files(output_dir: str, model: TwoTowerModel, data: data_lib.RetrievalData) -> None:
     """Writes ``items.txt`` and, as the model needs them, ``users.txt``,
     ``item_features.json`` and ``user_features.json``: what :func:`load_model` reads.
     """
@@ -47,12 +46,15 @@ def write_model_files(output_dir: str, model: TwoTowerModel,
         users = user_vocabulary(data)
         write_atomic(os.path.join(output_dir, USERS_FILE), "\n".join(map(str, users)) + "\n")
     if config.item_features:
-        write_json(os.path.join(output_dir, ITEM_FEATURES_FILE),
-                   {k: list(map(str, v)) for k, v in data.item_features.items()})
+        write_json(
+            os.path.join(output_dir, ITEM_FEATURES_FILE),
+            {k: list(map(str, v)) for k, v in data.item_features.items()},
+        )
     if config.user_features:
-        write_json(os.path.join(output_dir, USER_FEATURES_FILE),
-                   {k: {str(u): str(v) for u, v in m.items()}
-                    for k, m in data.user_features.items()})
+        write_json(
+            os.path.join(output_dir, USER_FEATURES_FILE),
+            {k: {str(u): str(v) for u, v in m.items()} for k, m in data.user_features.items()},
+        )
 
 
 def read_run_config(run_dir: str) -> dict[str, Any]:
@@ -63,8 +65,9 @@ def read_run_config(run_dir: str) -> dict[str, Any]:
     run_config = read_json(path)
     if not isinstance(run_config, dict) or "model" not in run_config:
         found = sorted(run_config) if isinstance(run_config, dict) else type(run_config).__name__
-        raise ValueError(f"`{path}` should have a 'model' key (TwoTowerConfig.to_dict()). "
-                         f"Received: {found}")
+        raise ValueError(
+            f"`{path}` should have a 'model' key (TwoTowerConfig.to_dict()). Received: {found}"
+        )
     return run_config
 
 
@@ -81,13 +84,19 @@ def find_weights(run_dir: str) -> str:
     folder = os.path.join(run_dir, CHECKPOINT_DIR)
     latest = tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else None
     if latest:
-        logger.warning("%s has no %s: loading the last finished epoch's checkpoint %s "
-                       "(not chosen by validation)", run_dir, BEST_WEIGHTS_FILE, latest)
+        logger.warning(
+            "%s has no %s: loading the last finished epoch's checkpoint %s "
+            "(not chosen by validation)",
+            run_dir,
+            BEST_WEIGHTS_FILE,
+            latest,
+        )
         return latest
     raise FileNotFoundError(
         f"{run_dir!r} has no weights: no {BEST_WEIGHTS_FILE} and no checkpoint in "
         f"{CHECKPOINT_DIR}/. The run has not finished an epoch yet (rerun pipelines.train "
-        "with the same --output-dir to resume it).")
+        "with the same --output-dir to resume it)."
+    )
 
 
 def _read_lines(run_dir: str, name: str, what: str) -> list[str]:
@@ -116,8 +125,9 @@ def _create_variables(model: TwoTowerModel) -> None:
     model.item_tower(model.item_inputs(np.asarray(model.items[:1])))
 
 
-def load_model(run_dir: str, *, item_frequencies: Any = None
-               ) -> tuple[TwoTowerModel, dict[str, Any]]:
+def load_model(
+    run_dir: str, *, item_frequencies: Any = None
+) -> tuple[TwoTowerModel, dict[str, Any]]:
     """Rebuilds the trained model of a run folder from its files, with the best weights.
 
     Reads ``config.json`` (key ``"model"``), ``items.txt``, ``users.txt``,
@@ -154,8 +164,9 @@ def load_model(run_dir: str, *, item_frequencies: Any = None
     if config.user_features:
         kwargs["user_feature_values"] = _read_features(run_dir, USER_FEATURES_FILE)
     if config.logq_correction:
-        kwargs["item_frequencies"] = np.full(len(items), 1.0 / len(items)) \
-            if item_frequencies is None else item_frequencies
+        kwargs["item_frequencies"] = (
+            np.full(len(items), 1.0 / len(items)) if item_frequencies is None else item_frequencies
+        )
     model = TwoTowerModel(items, config, **kwargs)
     _create_variables(model)
     if weights.endswith(".h5"):
@@ -166,8 +177,9 @@ def load_model(run_dir: str, *, item_frequencies: Any = None
     return model, run_config
 
 
-def load_run(run_dir: str, *, data: data_lib.RetrievalData | None = None
-             ) -> tuple[TrainingConfig, data_lib.RetrievalData, TwoTowerModel]:
+def load_run(
+    run_dir: str, *, data: data_lib.RetrievalData | None = None
+) -> tuple[TrainingConfig, data_lib.RetrievalData, TwoTowerModel]:
     """A run's settings, its data split and its trained model (:func:`load_model`).
 
     Args:
@@ -180,8 +192,10 @@ def load_run(run_dir: str, *, data: data_lib.RetrievalData | None = None
     """
     run_config = read_run_config(run_dir)
     if "training" not in run_config:
-        raise ValueError(f"`{os.path.join(run_dir, CONFIG_FILE)}` should have a 'training' key "
-                         f"(TrainingConfig.to_dict()). Received keys: {sorted(run_config)}")
+        raise ValueError(
+            f"`{os.path.join(run_dir, CONFIG_FILE)}` should have a 'training' key "
+            f"(TrainingConfig.to_dict()). Received keys: {sorted(run_config)}"
+        )
     config = TrainingConfig.from_dict(run_config["training"])
     find_weights(run_dir)  # a run without weights fails before its data loads
     data = load_data(config) if data is None else data
@@ -190,7 +204,8 @@ def load_run(run_dir: str, *, data: data_lib.RetrievalData | None = None
         raise ValueError(
             f"the split's catalog ({len(data.items)} items) is not the run's {ITEMS_FILE} "
             f"({len(items)} items) in {run_dir!r}: the dataset has changed since the run was "
-            "trained, or `data` is another split")
+            "trained, or `data` is another split"
+        )
     frequencies = None
     if TwoTowerConfig.from_dict(run_config["model"]).logq_correction:
         frequencies = logq_frequencies(data)

@@ -56,9 +56,14 @@ from tfcro.version import __version__
 logger = logging.getLogger("tfcro.training")
 
 
-def train(config: TrainingConfig, output_dir: str, *, data: data_lib.RetrievalData | None = None,
-          verbose: int = 1, strategy: str | tf.distribute.Strategy | None = None
-          ) -> TrainingResult:
+def train(
+    config: TrainingConfig,
+    output_dir: str,
+    *,
+    data: data_lib.RetrievalData | None = None,
+    verbose: int = 1,
+    strategy: str | tf.distribute.Strategy | None = None,
+) -> TrainingResult:
     """Trains (or resumes) the run of ``config`` in ``output_dir``; returns test metrics.
 
     Args:
@@ -87,8 +92,14 @@ def train(config: TrainingConfig, output_dir: str, *, data: data_lib.RetrievalDa
         return _train(config, output_dir, data, verbose, strategy, chief)
 
 
-def _train(config: TrainingConfig, output_dir: str, data: data_lib.RetrievalData | None,
-           verbose: int, strategy: tf.distribute.Strategy, chief: bool) -> TrainingResult:
+def _train(
+    config: TrainingConfig,
+    output_dir: str,
+    data: data_lib.RetrievalData | None,
+    verbose: int,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+) -> TrainingResult:
     """:func:`train` once the run folder is locked."""
     check_same_run(output_dir, config)
     keras.utils.set_random_seed(config.seed)
@@ -97,8 +108,9 @@ def _train(config: TrainingConfig, output_dir: str, data: data_lib.RetrievalData
         data = load_data(config)
     logger.info("data: %s", data)
     if len(data.valid) == 0:
-        raise ValueError("no validation users: the dataset is too small to split "
-                         f"({data.summary()})")
+        raise ValueError(
+            f"no validation users: the dataset is too small to split ({data.summary()})"
+        )
 
     with strategy.scope():
         model = build_model(config, data)
@@ -108,32 +120,49 @@ def _train(config: TrainingConfig, output_dir: str, data: data_lib.RetrievalData
 
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfcro-worker-")
     try:
-        return _run(config, output_dir, write_dir, data, model, optimizer, strategy,
-                    verbose, started)
+        return _run(
+            config, output_dir, write_dir, data, model, optimizer, strategy, verbose, started
+        )
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _run(config: TrainingConfig, output_dir: str, write_dir: str,
-         data: data_lib.RetrievalData, model: TwoTowerModel, optimizer: Any,
-         strategy: tf.distribute.Strategy, verbose: int, started: float) -> TrainingResult:
+def _run(
+    config: TrainingConfig,
+    output_dir: str,
+    write_dir: str,
+    data: data_lib.RetrievalData,
+    model: TwoTowerModel,
+    optimizer: Any,
+    strategy: tf.distribute.Strategy,
+    verbose: int,
+    started: float,
+) -> TrainingResult:
     """The part of :func:`train` that reads and writes the run folder."""
     chief = write_dir == output_dir
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     state_var = tf.Variable("", dtype=tf.string, trainable=False, name="run_state")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var,
-                                     state=state_var)
-    state: dict[str, Any] = {"epochs_done": 0, "history": [], "best": None, "best_epoch": None,
-                             "wait": 0, "stopped": False}
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, epoch=epoch_var, state=state_var
+    )
+    state: dict[str, Any] = {
+        "epochs_done": 0,
+        "history": [],
+        "best": None,
+        "best_epoch": None,
+        "wait": 0,
+        "stopped": False,
+    }
     # read from the chief's folder (shared), write to ours
     latest = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR))
     if latest:
         restore_checkpoint(checkpoint, latest, output_dir)
         state = resume_state(state_var, output_dir, latest)
         state["epochs_done"] = int(epoch_var.numpy())
-        state["history"] = [r for r in state.get("history", [])
-                            if r["epoch"] <= state["epochs_done"]]
+        state["history"] = [
+            r for r in state.get("history", []) if r["epoch"] <= state["epochs_done"]
+        ]
         logger.info("resuming %s from epoch %d", output_dir, state["epochs_done"])
         if verbose and chief:
             print(f"[tfcro] resuming {output_dir} after epoch {state['epochs_done']}")
@@ -142,52 +171,92 @@ def _run(config: TrainingConfig, output_dir: str, write_dir: str,
     if chief:
         stale = remove_stale_temporaries(output_dir)  # safe: we hold the folder's lock
         if stale:
-            logger.warning("removed %d temporary file(s) that a killed run left in %s: %s",
-                           len(stale), output_dir, ", ".join(stale))
-        write_json(os.path.join(output_dir, CONFIG_FILE), {
-            "training": config.to_dict(), "model": model.config.to_dict(),
-            "data": data.summary(), "tfcro_version": __version__,
-            "tensorflow_version": tf.__version__})
+            logger.warning(
+                "removed %d temporary file(s) that a killed run left in %s: %s",
+                len(stale),
+                output_dir,
+                ", ".join(stale),
+            )
+        write_json(
+            os.path.join(output_dir, CONFIG_FILE),
+            {
+                "training": config.to_dict(),
+                "model": model.config.to_dict(),
+                "data": data.summary(),
+                "tfcro_version": __version__,
+                "tensorflow_version": tf.__version__,
+            },
+        )
         write_model_files(output_dir, model, data)
         if latest:
             _write_state(output_dir, state)  # the mirrors of the checkpoint's state
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, CHECKPOINT_DIR),
-                                         max_to_keep=2)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(write_dir, CHECKPOINT_DIR), max_to_keep=2
+    )
 
     best_path = os.path.join(output_dir, BEST_WEIGHTS_FILE)
     guard = SigtermGuard(output_dir, state["epochs_done"])
     evaluation = _ResumableEvaluation(
-        data.valid, data.items, ks=(parse_monitor(config.monitor)[1],),
-        monitor=config.monitor, patience=config.patience, frequency=config.valid_every,
-        batch_size=config.eval_batch_size, verbose=0, resume=state,
+        data.valid,
+        data.items,
+        ks=(parse_monitor(config.monitor)[1],),
+        monitor=config.monitor,
+        patience=config.patience,
+        frequency=config.valid_every,
+        batch_size=config.eval_batch_size,
+        verbose=0,
+        resume=state,
         best_weights_path=os.path.join(write_dir, BEST_WEIGHTS_FILE),
-        best_weights_source=best_path)
-    callbacks = [evaluation, _RunCheckpoint(write_dir, manager, epoch_var, state_var,
-                                            evaluation, state, guard)]
+        best_weights_source=best_path,
+    )
+    callbacks = [
+        evaluation,
+        _RunCheckpoint(write_dir, manager, epoch_var, state_var, evaluation, state, guard),
+    ]
 
     finished = state.get("stopped") or state["epochs_done"] >= config.epochs
     if not finished:
-        dataset = distributed.distribute_options(data_lib.train_dataset(
-            data.train, config.batch_size, seed=config.seed, features=train_features(data)))
+        dataset = distributed.distribute_options(
+            data_lib.train_dataset(
+                data.train, config.batch_size, seed=config.seed, features=train_features(data)
+            )
+        )
         with guard:
-            model.fit(dataset, epochs=config.epochs, initial_epoch=state["epochs_done"],
-                      callbacks=callbacks, verbose=verbose)
+            model.fit(
+                dataset,
+                epochs=config.epochs,
+                initial_epoch=state["epochs_done"],
+                callbacks=callbacks,
+                verbose=verbose,
+            )
     elif os.path.isfile(best_path):
         model.load_weights(best_path)
 
-    metrics = evaluate(model, data.test, data.items, ks=config.ks,
-                       batch_size=config.eval_batch_size)
+    metrics = evaluate(
+        model, data.test, data.items, ks=config.ks, batch_size=config.eval_batch_size
+    )
     if chief:
-        write_json(os.path.join(output_dir, METRICS_FILE), {
-            **metrics,
-            "best_epoch": None if state["best_epoch"] is None else state["best_epoch"] + 1,
-            "epochs_run": state["epochs_done"], "monitor": config.monitor,
-            f"val_{config.monitor}": state["best"], "test_users": len(data.test),
-            "train_seconds": round(time.time() - started, 1),
-            "replicas": strategy.num_replicas_in_sync})
-    return TrainingResult(output_dir=output_dir, metrics=metrics,
-                          best_epoch=state["best_epoch"], epochs_run=state["epochs_done"],
-                          model=model, data=data)
+        write_json(
+            os.path.join(output_dir, METRICS_FILE),
+            {
+                **metrics,
+                "best_epoch": None if state["best_epoch"] is None else state["best_epoch"] + 1,
+                "epochs_run": state["epochs_done"],
+                "monitor": config.monitor,
+                f"val_{config.monitor}": state["best"],
+                "test_users": len(data.test),
+                "train_seconds": round(time.time() - started, 1),
+                "replicas": strategy.num_replicas_in_sync,
+            },
+        )
+    return TrainingResult(
+        output_dir=output_dir,
+        metrics=metrics,
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epochs_done"],
+        model=model,
+        data=data,
+    )
 
 
 # ----------------------------------------------------------------------------- per epoch
@@ -198,10 +267,16 @@ class _RunCheckpoint(keras.callbacks.Callback):
     run state together: the commit point), then the state/history mirrors.
     """
 
-    def __init__(self, output_dir: str, manager: tf.train.CheckpointManager,
-                 epoch_var: tf.Variable, state_var: tf.Variable,
-                 evaluation: RetrievalEvaluationCallback, state: dict[str, Any],
-                 guard: SigtermGuard):
+    def __init__(
+        self,
+        output_dir: str,
+        manager: tf.train.CheckpointManager,
+        epoch_var: tf.Variable,
+        state_var: tf.Variable,
+        evaluation: RetrievalEvaluationCallback,
+        state: dict[str, Any],
+        guard: SigtermGuard,
+    ):
         super().__init__()
         self.output_dir = output_dir
         self.manager = manager
@@ -218,12 +293,16 @@ class _RunCheckpoint(keras.callbacks.Callback):
                 save_weights_atomic(self.model, os.path.join(self.output_dir, BEST_WEIGHTS_FILE))
             row = {"epoch": epoch + 1}
             row.update({k: float(v) for k, v in logs.items()})
-            self.state["history"] = [r for r in self.state["history"]
-                                     if r["epoch"] <= epoch] + [row]
+            self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [
+                row
+            ]
             self.state.update(
-                epochs_done=epoch + 1, best=float(self.evaluation.best),
-                best_epoch=self.evaluation.best_epoch, wait=self.evaluation.wait,
-                stopped=bool(self.model.stop_training))
+                epochs_done=epoch + 1,
+                best=float(self.evaluation.best),
+                best_epoch=self.evaluation.best_epoch,
+                wait=self.evaluation.wait,
+                stopped=bool(self.model.stop_training),
+            )
             self.epoch_var.assign(epoch + 1)
             self.state_var.assign(json.dumps(self.state, default=json_default))
             self.manager.save(checkpoint_number=epoch + 1)
@@ -249,9 +328,14 @@ def _write_history_csv(path: str, rows: Sequence[Mapping[str, float]]) -> None:
 class _ResumableEvaluation(RetrievalEvaluationCallback):
     """The validation callback, starting from a resumed run's early-stopping state."""
 
-    def __init__(self, *args, resume: Mapping[str, Any] | None = None,
-                 best_weights_path: str | None = None, best_weights_source: str | None = None,
-                 **kwargs):
+    def __init__(
+        self,
+        *args,
+        resume: Mapping[str, Any] | None = None,
+        best_weights_path: str | None = None,
+        best_weights_source: str | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._resume = resume
         self._best_weights_path = best_weights_path
