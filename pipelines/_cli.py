@@ -6,6 +6,15 @@ import argparse
 import sys
 
 
+def new_parser(job: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser of ``python -m pipelines.<job>``, its module docstring as the description."""
+    return argparse.ArgumentParser(
+        prog=f"python -m pipelines.{job}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
-from pipelines._cli import add_verbose_argument, int_list
+from pipelines._cli import add_verbose_argument, int_list, new_parser
 from pipelines.train import format_metrics
 from tfcro.evaluation import evaluate
 from tfcro.runfolder import write_json
@@ -23,11 +23,7 @@ from tfcro.training import load_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser("evaluate", __doc__)
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
     parser.add_argument("--split", default="test", choices=["test", "valid"])
     parser.add_argument(

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument
+from pipelines._cli import add_verbose_argument, new_parser
 from tfcro.serving import export_from_run
 
 
@@ -31,9 +31,7 @@ def _params(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.export", description=__doc__.split("\n\n")[0]
-    )
+    parser = new_parser("export", __doc__)
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
     parser.add_argument(
         "--export-dir",

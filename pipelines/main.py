@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
-from pipelines._cli import add_verbose_argument, fit_verbosity
+from pipelines._cli import add_verbose_argument, fit_verbosity, new_parser
 from tfcro.training import TrainingConfig, load_data, train
 
 
@@ -46,11 +46,7 @@ def _python() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.main",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser("main", __doc__)
     parser.add_argument(
         "--output-dir",
         default="runs/main",

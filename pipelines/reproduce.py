@@ -29,16 +29,12 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, float_list, int_list, name_list
+from pipelines._cli import add_verbose_argument, float_list, int_list, name_list, new_parser
 from tfcro import experiments as ex
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.reproduce",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser("reproduce", __doc__)
     parser.add_argument(
         "--experiment",
         default="table2",

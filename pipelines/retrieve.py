@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument
+from pipelines._cli import add_verbose_argument, new_parser
 from tfcro.serving import GrpcUserEncoder, RestUserEncoder, Retriever
 
 
@@ -26,9 +26,7 @@ def _history(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.retrieve", description=__doc__.split("\n\n")[0]
-    )
+    parser = new_parser("retrieve", __doc__)
     parser.add_argument("--export-dir", required=True, help="folder written by pipelines.export")
     parser.add_argument(
         "--history",

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, fit_verbosity, int_list, name_list
+from pipelines._cli import add_verbose_argument, fit_verbosity, int_list, name_list, new_parser
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
@@ -231,11 +231,7 @@ def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser("train", __doc__)
     add_training_arguments(parser)
     parser.add_argument(
         "--run-dir",
