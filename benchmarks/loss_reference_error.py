@@ -14,49 +14,21 @@ import itertools
 
 import numpy as np
 
-import tfcro
 from tests import loss_grid as grid
-from tests import reference
 
 
 def main() -> None:
-    import tensorflow as tf
-
     worst: dict[tuple[str, str], list[float]] = {}
     for dtype, kernel, alpha, num_items, layout, method in itertools.product(
-        [tf.float32, tf.float16],
+        grid.DTYPES,
         grid.KERNELS,
         grid.ALPHAS,
         grid.NUM_ITEMS,
         grid.LAYOUTS,
         ["cro", "lambda"],
     ):
-        labels, scores = grid.batch(layout, seed=0 if method == "cro" else 1)
-        scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))
-        options = dict(
-            kernel=kernel,
-            alpha=alpha,
-            scale=grid.SCALE,
-            num_items=num_items,
-            margin=grid.MARGIN,
-            reduction="none",
-        )
-        loss = (
-            tfcro.CROLoss(**options)
-            if method == "cro"
-            else tfcro.LambdaCROLoss("sigmoid", **options)
-        )
-        got_loss, got_grad = grid.tf_losses_and_grads(loss, labels, scores, dtype)
-        ref_loss, ref_grad = reference.row_losses_and_grads(
-            labels,
-            scores,
-            method=method,
-            weight_kernel="sigmoid",
-            kernel=kernel,
-            alpha=alpha,
-            scale=grid.SCALE,
-            num_items=num_items,
-            margin=grid.MARGIN,
+        (got_loss, got_grad), (ref_loss, ref_grad) = grid.compare_at(
+            method, kernel, alpha, num_items, layout, dtype
         )
         for what, got, ref in (("loss", got_loss, ref_loss), ("grad", got_grad, ref_grad)):
             key = (dtype.name, what)

@@ -2,14 +2,19 @@
 ``benchmarks/loss_reference_error.py`` (which reports the largest errors over it)."""
 
 import numpy as np
-import tensorflow as tf
 
+import tfcro
+from tests import reference
+from tfcro._compat import tf  # TensorFlow with tf-keras, whoever imports this module first
+
+DTYPES = [tf.float32, tf.float16]
 KERNELS = ["sigmoid", "softplus", "exponential", "hinge"]
 ALPHAS = [0.0, 0.6, 1.0, 1.4]
 NUM_ITEMS = [None, 50]
 LAYOUTS = ["one", "several"]
 SCALE = 2.0
 MARGIN = 0.5
+SEEDS = {"cro": 0, "lambda": 1}  # the seed of each method's batch
 
 
 def batch(layout: str, seed: int = 0):
@@ -35,3 +40,34 @@ def tf_losses_and_grads(loss_obj, labels, scores, dtype):
     assert values.dtype == tf.float32
     assert grad.dtype == dtype
     return values.numpy(), grad.numpy().astype(np.float64)
+
+
+def point(kernel, alpha, num_items):
+    """The options of a grid point, the same for the loss and the reference."""
+    return dict(kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items, margin=MARGIN)
+
+
+def make_loss(method, kernel, alpha, num_items, weight_kernel="sigmoid"):
+    """The unreduced loss of a grid point: ``CROLoss`` (method "cro") or ``LambdaCROLoss``."""
+    options = point(kernel, alpha, num_items)
+    if method == "cro":
+        return tfcro.CROLoss(**options, reduction="none")
+    return tfcro.LambdaCROLoss(weight_kernel=weight_kernel, **options, reduction="none")
+
+
+def compare(loss_obj, labels, scores, dtype, **reference_options):
+    """``loss_obj``'s row losses and gradients on ``scores`` in ``dtype``, and the reference's
+    on the same rounded scores: ``((loss, grad), (reference loss, reference grad))``."""
+    scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))  # same rounding
+    got = tf_losses_and_grads(loss_obj, labels, scores, dtype)
+    return got, reference.row_losses_and_grads(labels, scores, **reference_options)
+
+
+def compare_at(method, kernel, alpha, num_items, layout, dtype, weight_kernel="sigmoid"):
+    """``compare`` at a grid point: ``make_loss``'s loss on the method's batch of ``layout``."""
+    labels, scores = batch(layout, seed=SEEDS[method])
+    loss = make_loss(method, kernel, alpha, num_items, weight_kernel)
+    options = point(kernel, alpha, num_items)
+    return compare(
+        loss, labels, scores, dtype, method=method, weight_kernel=weight_kernel, **options
+    )

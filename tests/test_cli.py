@@ -2,17 +2,14 @@
 
 import importlib
 import io
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 import pipelines
 from pipelines import _cli
+from tests import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = ("train", "evaluate", "export", "retrieve", "reproduce", "main")
 
 # TensorFlow's C++ log lines: TSL's "2025-01-01 12:00:00.123456: I path/file.cc:12] ..."
@@ -31,20 +28,11 @@ def _parser(job):
 
 def _env(**extra):
     """This environment without the TensorFlow log settings that tests/conftest.py sets."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
+    return cli.environ(without=("TF_CPP_MIN_LOG_LEVEL",), PYTHONUNBUFFERED="1", **extra)
 
 
-def _run(*args, env=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=_env() if env is None else env,
-        timeout=timeout,
-    )
+def _run(module, *args, env=None):
+    return cli.run_module(module, *args, env=_env() if env is None else env)
 
 
 # ------------------------------------------------------------------ one name, old aliases
@@ -167,26 +155,7 @@ def test_cli_starts_quietly_unless_asked():
 
 @pytest.mark.slow
 def test_training_to_a_pipe_prints_one_line_per_epoch_and_no_tensorflow_log(tmp_path):
-    proc = _run(
-        "pipelines.train",
-        "--num-users",
-        "150",
-        "--num-items",
-        "80",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--num-negatives",
-        "32",
-        "--learning-rate",
-        "0.01",
-        "--ks",
-        "5,10,20",
-        "--no-export",
-        "--run-dir",
-        str(tmp_path / "run"),
-    )
+    proc = _run("pipelines.train", *cli.flags(cli.SIZES, cli.TWO_EPOCHS, run_dir=tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\r" not in proc.stdout and "\x08" not in proc.stdout  # no progress-bar refreshes
     epochs = re.findall(r"^\d+/\d+ - .*loss: ", proc.stdout, re.M)

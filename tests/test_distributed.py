@@ -15,46 +15,19 @@ one process to float precision (rel 1e-5, checked below).
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 
 import pandas as pd
 import pytest
 
-from pipelines import train as train_cli
+from tests import cli
 from tfcro.training import train
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = [
-    "--dataset",
-    "synthetic",
-    "--num-users",
-    "150",
-    "--num-items",
-    "80",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "64",
-    "--num-negatives",
-    "32",
-    "--learning-rate",
-    "0.01",
-    "--ks",
-    "10,20",
-    "--monitor",
-    "recall@20",
-    "--patience",
-    "-1",
-    "--verbose",
-    "2",
-    "--no-export",
-    "--cross-replica-negatives",
-]
+OPTIONS = {**cli.LOGGED, "cross_replica_negatives": True}
+ARGS = cli.flags(OPTIONS)
 LOSS_RTOL = 0.10
 RECALL_ATOL = 0.10
 
@@ -143,14 +116,6 @@ def _free_ports(n):
     return ports
 
 
-def _config():
-    parser = train_cli.argparse.ArgumentParser()
-    train_cli.add_training_arguments(parser)
-    parser.add_argument("--no-export", action="store_true")
-    parser.add_argument("--verbose", type=int)
-    return train_cli.config_from_args(parser.parse_args(ARGS))
-
-
 def test_two_workers_train_and_match_one_process(tmp_path, mirrored_check):
     out = tmp_path / "run"
     worker_tmp = tmp_path / "worker-tmp"
@@ -163,25 +128,20 @@ def test_two_workers_train_and_match_one_process(tmp_path, mirrored_check):
             log = open(tmp_path / f"worker{index}.log", "w")
             logs.append(log)
             workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pipelines.train",
-                        *ARGS,
-                        "--distribute",
-                        "multi-worker",
-                        "--output-dir",
-                        str(out),
-                    ],
-                    cwd=ROOT,
+                cli.start_python(
+                    "-m",
+                    "pipelines.train",
+                    *ARGS,
+                    "--distribute",
+                    "multi-worker",
+                    "--output-dir",
+                    str(out),
                     env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp)),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    log=log,
                 )
             )
         # meanwhile, the same run in one process (this one)
-        single = train(_config(), str(tmp_path / "single"), verbose=0)
+        single = train(cli.training_config(ARGS), str(tmp_path / "single"), verbose=0)
         deadline = time.time() + 400
         for worker in workers:
             worker.wait(timeout=max(1, deadline - time.time()))
@@ -221,14 +181,7 @@ def mirrored_check(tmp_path_factory):
     """Starts the MirroredStrategy check in the background (it overlaps the two-worker test)."""
     log_path = tmp_path_factory.mktemp("mirrored") / "check.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", MIRRORED_CHECK],
-        cwd=ROOT,
-        env=_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = cli.start_python("-c", MIRRORED_CHECK, env=_env(), log=log)
     yield proc, log_path
     if proc.poll() is None:
         proc.kill()
@@ -254,22 +207,22 @@ def test_mirrored_cli_trains_resumes_and_exports(tmp_path):
     epoch budget resumes from the checkpoint written under the strategy, and the
     export serves embeddings."""
     out, export = str(tmp_path / "run"), str(tmp_path / "export")
-    args = [a for a in ARGS if a != "--no-export"] + [
-        "--distribute",
-        "mirrored",
-        "--output-dir",
-        out,
-        "--export-dir",
-        export,
-    ]
+    args = cli.flags(
+        OPTIONS,
+        no_export=False,
+        distribute="mirrored",
+        output_dir=out,
+        export_dir=export,
+    )
 
     def run(epochs):  # the last --epochs wins
-        proc = subprocess.run(
-            [sys.executable, "-c", MIRRORED_CLI, *args, "--epochs", str(epochs)],
-            cwd=ROOT,
+        proc = cli.run_python(
+            "-c",
+            MIRRORED_CLI,
+            *args,
+            "--epochs",
+            str(epochs),
             env=_env(TF_CPP_MIN_LOG_LEVEL="3"),
-            capture_output=True,
-            text=True,
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -17,77 +17,39 @@ from tests import loss_grid as grid
 from tests import reference
 
 
-def _check(loss_obj, labels, scores, dtype, **ref_kwargs):
-    scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))  # same rounding
-    got_loss, got_grad = grid.tf_losses_and_grads(loss_obj, labels, scores, dtype)
-    want_loss, want_grad = reference.row_losses_and_grads(labels, scores, **ref_kwargs)
+def _check(got, want, dtype):
+    (got_loss, got_grad), (want_loss, want_grad) = got, want
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5)
     if dtype == tf.float32:
         np.testing.assert_allclose(got_grad, want_grad, rtol=1e-3, atol=1e-5)
     else:
         np.testing.assert_allclose(got_grad, want_grad, rtol=5e-3, atol=1e-3)
-    return np.max(np.abs(got_loss - want_loss)), np.max(np.abs(got_grad - want_grad))
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float16], ids=["f32", "f16"])
-@pytest.mark.parametrize("layout", grid.LAYOUTS)
-@pytest.mark.parametrize("num_items", grid.NUM_ITEMS, ids=["N=M", "N=50"])
-@pytest.mark.parametrize("alpha", grid.ALPHAS)
-@pytest.mark.parametrize("kernel", grid.KERNELS)
+def _over_the_grid(test):
+    """Parametrizes ``test`` over the grid (kernel, alpha, num_items, layout, dtype)."""
+    for mark in (
+        pytest.mark.parametrize("kernel", grid.KERNELS),
+        pytest.mark.parametrize("alpha", grid.ALPHAS),
+        pytest.mark.parametrize("num_items", grid.NUM_ITEMS, ids=["N=M", "N=50"]),
+        pytest.mark.parametrize("layout", grid.LAYOUTS),
+        pytest.mark.parametrize("dtype", grid.DTYPES, ids=["f32", "f16"]),
+    ):
+        test = mark(test)
+    return test
+
+
+@_over_the_grid
 def test_cro_loss_matches_reference(kernel, alpha, num_items, layout, dtype):
-    labels, scores = grid.batch(layout)
-    loss = tfcro.CROLoss(
-        kernel=kernel,
-        alpha=alpha,
-        scale=grid.SCALE,
-        num_items=num_items,
-        margin=grid.MARGIN,
-        reduction="none",
-    )
-    _check(
-        loss,
-        labels,
-        scores,
-        dtype,
-        method="cro",
-        kernel=kernel,
-        alpha=alpha,
-        scale=grid.SCALE,
-        num_items=num_items,
-        margin=grid.MARGIN,
-    )
+    got, want = grid.compare_at("cro", kernel, alpha, num_items, layout, dtype)
+    _check(got, want, dtype)
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float16], ids=["f32", "f16"])
-@pytest.mark.parametrize("layout", grid.LAYOUTS)
-@pytest.mark.parametrize("num_items", grid.NUM_ITEMS, ids=["N=M", "N=50"])
-@pytest.mark.parametrize("alpha", grid.ALPHAS)
-@pytest.mark.parametrize("kernel", grid.KERNELS)
+@_over_the_grid
 @pytest.mark.parametrize("weight_kernel", ["unit_step", "sigmoid"])
 def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_items, layout, dtype):
-    labels, scores = grid.batch(layout, seed=1)
-    loss = tfcro.LambdaCROLoss(
-        weight_kernel=weight_kernel,
-        kernel=kernel,
-        alpha=alpha,
-        scale=grid.SCALE,
-        num_items=num_items,
-        margin=grid.MARGIN,
-        reduction="none",
-    )
-    _check(
-        loss,
-        labels,
-        scores,
-        dtype,
-        method="lambda",
-        weight_kernel=weight_kernel,
-        kernel=kernel,
-        alpha=alpha,
-        scale=grid.SCALE,
-        num_items=num_items,
-        margin=grid.MARGIN,
-    )
+    got, want = grid.compare_at("lambda", kernel, alpha, num_items, layout, dtype, weight_kernel)
+    _check(got, want, dtype)
 
 
 @pytest.mark.parametrize("layout", grid.LAYOUTS)
@@ -102,9 +64,10 @@ def test_lambda_cro_loss_matches_reference(weight_kernel, kernel, alpha, num_ite
 )
 def test_baselines_match_reference(loss_obj, method, layout):
     labels, scores = grid.batch(layout, seed=2)
-    _check(
+    got, want = grid.compare(
         loss_obj, labels, scores, tf.float32, method=method, scale=grid.SCALE, margin=grid.MARGIN
     )
+    _check(got, want, tf.float32)
 
 
 def test_absent_candidates_are_neither_negatives_nor_counted():

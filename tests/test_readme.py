@@ -3,15 +3,14 @@
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import cli
 
 
 def _read(path):
-    with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
+    with open(os.path.join(cli.ROOT, path), encoding="utf-8") as handle:
         return handle.read()
 
 
@@ -37,9 +36,9 @@ def test_run_script_creates_the_environment_and_knows_both_jobs():
     script = _read("run")
     assert "-m venv" in script and 'pip install --quiet -e ".[dev,plots]"' in script
     assert "main)" in script and "test)" in script and "pipelines.main" in script
-    assert os.access(os.path.join(ROOT, "run"), os.X_OK)
-    assert os.access(os.path.join(ROOT, ".ci", "run"), os.X_OK)
-    usage = subprocess.run([os.path.join(ROOT, "run"), "help"], capture_output=True, text=True)
+    assert os.access(os.path.join(cli.ROOT, "run"), os.X_OK)
+    assert os.access(os.path.join(cli.ROOT, ".ci", "run"), os.X_OK)
+    usage = subprocess.run([os.path.join(cli.ROOT, "run"), "help"], capture_output=True, text=True)
     assert usage.returncode == 2 and "./run main" in usage.stdout
 
 
@@ -56,14 +55,7 @@ MODULES = sorted({m for m in re.findall(r"python -m (pipelines\.\w+)", _read("RE
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_pipeline_in_the_readme_has_help(module):
-    proc = subprocess.run(
-        [sys.executable, "-m", module, "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
+    proc = cli.run_module(module, "--help", env=cli.environ(TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
 
@@ -89,7 +81,7 @@ DOCUMENTED = [
     "README.md",
     *(
         os.path.join("docs", f)
-        for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
+        for f in sorted(os.listdir(os.path.join(cli.ROOT, "docs")))
         if f.endswith(".md")
     ),
 ]
@@ -105,7 +97,7 @@ def test_documented_pipeline_flags_exist_and_use_the_canonical_spelling(path):
 
     documents = [(path, _read(path))]
     if path == "README.md":  # and the examples in the jobs' own docstrings
-        folder = os.path.join(ROOT, "pipelines")
+        folder = os.path.join(cli.ROOT, "pipelines")
         documents += [
             (f"pipelines/{f}", _read(os.path.join("pipelines", f)))
             for f in sorted(os.listdir(folder))

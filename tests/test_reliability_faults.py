@@ -9,63 +9,26 @@ within ``RECALL_TOLERANCE`` (the resumed run reshuffles from the first epoch's
 order and redraws negatives, so it is not bit-identical).
 """
 
-import argparse
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 
-from pipelines import train as train_cli
+from tests import cli
 from tfcro.training import RunFolderError, TrainingInterrupted, train
 from tfcro.training.faults import SigtermGuard
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ~900 steps per epoch (2-3 s on 2 cores at ~2.5 ms a step): the kill, KILL_AFTER
 # seconds after an epoch was saved, lands well inside the next one, not in its save
-ARGS = [
-    "--dataset",
-    "synthetic",
-    "--num-users",
-    "2000",
-    "--num-items",
-    "120",
-    "--epochs",
-    "3",
-    "--batch-size",
-    "32",
-    "--num-negatives",
-    "32",
-    "--learning-rate",
-    "0.01",
-    "--ks",
-    "10,20",
-    "--monitor",
-    "recall@20",
-    "--patience",
-    "-1",
-    "--verbose",
-    "2",
-    "--no-export",
-]
 EPOCHS = 3
+ARGS = cli.flags(cli.LOGGED, num_users=2000, num_items=120, epochs=EPOCHS, batch_size=32)
 KILL_AFTER = 0.2
 RECALL_TOLERANCE = 0.1  # absolute, on test Recall@20 (200 test users)
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-
-
-def _config(args=ARGS):
-    parser = argparse.ArgumentParser()
-    train_cli.add_training_arguments(parser)
-    parser.add_argument("--output-dir")
-    parser.add_argument("--no-export", action="store_true")
-    parser.add_argument("--verbose", type=int)
-    return train_cli.config_from_args(parser.parse_args(args))
+ENV = cli.environ(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 
 
 def _epochs_done(out):
@@ -78,14 +41,7 @@ def _epochs_done(out):
 
 def _start(out, name):
     log = open(os.path.join(os.path.dirname(out), f"{name}.log"), "w")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
-        cwd=ROOT,
-        env=ENV,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    job = cli.start_python("-m", "pipelines.train", *ARGS, "--output-dir", out, env=ENV, log=log)
     return job, log
 
 
@@ -142,14 +98,7 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
     for leftover in ("best.tmp-999999.weights.h5", "state.json.tmp-999999"):
         with open(os.path.join(out, leftover), "w", encoding="utf-8") as handle:
             handle.write("half-writ")
-    rerun = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *ARGS, "--output-dir", out],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    rerun = cli.run_module("pipelines.train", *ARGS, "--output-dir", out, env=ENV, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming {out} after epoch 2" in rerun.stdout
     assert not [n for n in os.listdir(out) if ".tmp" in n]  # no half-written file left
@@ -182,30 +131,13 @@ def test_sigterm_is_deferred_while_an_epoch_is_saved():
 
 # ----------------------------------------------------------------------------- damaged folders
 
-TINY = [
-    "--dataset",
-    "synthetic",
-    "--num-users",
-    "150",
-    "--num-items",
-    "80",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "64",
-    "--num-negatives",
-    "32",
-    "--ks",
-    "10",
-    "--monitor",
-    "recall@10",
-]
+TINY = cli.flags(cli.ONE_EPOCH)
 
 
 @pytest.fixture(scope="module")
 def one_epoch(tmp_path_factory):
     out = tmp_path_factory.mktemp("one-epoch") / "run"
-    train(_config(TINY), str(out), verbose=0)
+    train(cli.training_config(TINY), str(out), verbose=0)
     return out
 
 
@@ -216,7 +148,7 @@ def _copy(run, tmp_path):
 
 
 def _resume(out):
-    config = _config(TINY)
+    config = cli.training_config(TINY)
     config.epochs = 2
     return train(config, str(out), verbose=0)
 

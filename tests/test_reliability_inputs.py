@@ -11,14 +11,13 @@ import json
 import logging
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines import train as train_cli
+from tests import cli
 from tfcro import data as data_lib
 from tfcro import losses
 from tfcro._compat import tf
@@ -26,29 +25,8 @@ from tfcro.data.readers import DataFormatError
 from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.training import TrainingConfig, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(ROOT, "tests", "data")
-TINY = [
-    "--dataset",
-    "synthetic",
-    "--num-users",
-    "150",
-    "--num-items",
-    "80",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "64",
-    "--num-negatives",
-    "32",
-    "--ks",
-    "10",
-    "--monitor",
-    "recall@10",
-    "--verbose",
-    "0",
-    "--no-export",
-]
+DATA = os.path.join(cli.ROOT, "tests", "data")
+TINY = cli.flags(cli.ONE_EPOCH, verbose=0, no_export=True)
 
 
 # ----------------------------------------------------------------------------- options
@@ -190,13 +168,14 @@ def test_cli_subprocess_bad_input_exit_code_and_no_traceback(tmp_path):
     extra = ["--dataset", "movielens", "--data-dir", "/nonexistent/ml-100k"]
     expected = "not a directory"
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *TINY, "--output-dir", str(out), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = cli.run_module(
+        "pipelines.train",
+        *TINY,
+        "--output-dir",
+        str(out),
+        *extra,
+        env=cli.environ(TF_CPP_MIN_LOG_LEVEL="3"),
         timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error:" in proc.stderr and expected in proc.stderr
@@ -278,7 +257,7 @@ def test_no_unpickling_in_the_package():
     """No pickle/joblib/marshal in the package; np.load only with allow_pickle=False."""
     offenders = []
     for folder in ("tfcro", "pipelines"):
-        for base, _, names in os.walk(os.path.join(ROOT, folder)):
+        for base, _, names in os.walk(os.path.join(cli.ROOT, folder)):
             for name in names:
                 if not name.endswith(".py"):
                     continue
@@ -323,7 +302,7 @@ def test_pickled_files_are_rejected_not_unpickled(tmp_path, monkeypatch):
 def _tiny_config(**overrides):
     values = dict(
         dataset="synthetic",
-        dataset_options={"num_users": 150, "num_items": 80},
+        dataset_options=dict(cli.SIZES),
         epochs=1,
         batch_size=64,
         patience=None,

@@ -126,38 +126,33 @@ def test_loads_with_plain_tensorflow_without_tfcro_or_scann(exported, towers):
     np.testing.assert_allclose(np.asarray(result["embedding"]), expected, atol=1e-6)
 
 
-def test_saved_model_cli_show_and_run(exported):
-    cli = os.path.join(VENV_BIN, "saved_model_cli")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    show = subprocess.run(
-        [cli, "show", "--all", "--dir", exported.user_tower_dir],
+def _saved_model_cli(*args):
+    return subprocess.run(
+        [os.path.join(VENV_BIN, "saved_model_cli"), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         timeout=180,
     )
+
+
+def test_saved_model_cli_show_and_run(exported):
+    show = _saved_model_cli("show", "--all", "--dir", exported.user_tower_dir)
     assert show.returncode == 0, show.stderr[-3000:]
     assert "signature_def['serving_default']" in show.stdout
     assert "inputs['history'] tensor_info" in show.stdout
     assert "outputs['embedding'] tensor_info" in show.stdout
     assert "signature_def['serving_ragged']" in show.stdout
-    run = subprocess.run(
-        [
-            cli,
-            "run",
-            "--dir",
-            exported.user_tower_dir,
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--input_exprs",
-            'history=[["i1","i2"]]',
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
+    run = _saved_model_cli(
+        "run",
+        "--dir",
+        exported.user_tower_dir,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--input_exprs",
+        'history=[["i1","i2"]]',
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Result for output key embedding" in run.stdout

@@ -5,8 +5,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines import train as train_cli
+from tests import cli
 from tests.test_runfolder import holding_lock
 from tfcro import data as data_lib
 from tfcro import runfolder
@@ -32,14 +31,11 @@ from tfcro.training import (
 from tfcro.training import run as run_module
 from tfcro.training.build import build_variables
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {"num_users": 150, "num_items": 80}
-
 
 def _config(**overrides):
     values = dict(
         dataset="synthetic",
-        dataset_options=dict(TINY),
+        dataset_options=dict(cli.SIZES),
         epochs=2,
         batch_size=64,
         learning_rate=0.01,
@@ -234,37 +230,17 @@ def test_every_loss_trains(tmp_path, loss):
 # ------------------------------------------------------------------- command line
 
 
-def _run(*args, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+def _run(module, *args):
+    env = cli.environ(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return cli.run_module(module, *args, env=env)
 
 
-TINY_FLAGS = [
-    "--epochs",
-    "2",
-    "--batch-size",
-    "64",
-    "--num-negatives",
-    "32",
-    "--learning-rate",
-    "0.01",
-    "--ks",
-    "5,10,20",
-    "--verbose",
-    "0",
-    "--no-export",
-]
+TINY_OPTIONS = {**cli.TWO_EPOCHS, "verbose": 0}
+TINY_FLAGS = cli.flags(TINY_OPTIONS)
 
 
 def _write_movielens(folder):
-    interactions = data_lib.synthetic.generate(**TINY, seed=1).frame
+    interactions = data_lib.synthetic.generate(**cli.SIZES, seed=1).frame
     frame = pd.DataFrame(
         {
             "user": interactions["user"].str[1:].astype(int) + 1,
@@ -282,16 +258,8 @@ def test_cli_train_then_evaluate_on_movielens_format(tmp_path):
     data_dir.mkdir()
     _write_movielens(data_dir)
     run_dir = tmp_path / "run"
-    proc = _run(
-        "pipelines.train",
-        "--dataset",
-        "movielens",
-        "--data-dir",
-        str(data_dir),
-        "--run-dir",
-        str(run_dir),
-        *TINY_FLAGS,
-    )
+    movielens = cli.flags(dataset="movielens", data_dir=data_dir, run_dir=run_dir)
+    proc = _run("pipelines.train", *movielens, *TINY_FLAGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "recall" in proc.stdout and "run folder" in proc.stdout
     config = json.loads((run_dir / "config.json").read_text())["training"]
@@ -329,23 +297,15 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
         }
     ).to_csv(data_dir / "users.tsv", sep="\t", index=False)
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    flags = [f for f in TINY_FLAGS if f != "--no-export"]
-    proc = _run(
-        "pipelines.train",
-        "--dataset",
-        "movielens",
-        "--data-dir",
-        str(data_dir),
-        "--item-features",
-        "genre",
-        "--user-features",
-        "gender,age",
-        "--run-dir",
-        str(run_dir),
-        "--export-dir",
-        str(export_dir),
-        *flags,
+    features = cli.flags(
+        dataset="movielens",
+        data_dir=data_dir,
+        item_features="genre",
+        user_features="gender,age",
+        run_dir=run_dir,
+        export_dir=export_dir,
     )
+    proc = _run("pipelines.train", *features, *cli.flags(TINY_OPTIONS, no_export=False))
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = json.loads((run_dir / "config.json").read_text())["model"]
     assert model["item_features"] == ["genre"] and model["user_features"] == ["gender", "age"]
@@ -354,18 +314,10 @@ def test_cli_features_reach_both_towers_and_the_export(tmp_path):
     assert {"history", "gender", "age"} <= set(inputs)
 
     # a feature the dataset does not have: a clean error naming what it has, nothing written
-    proc = _run(
-        "pipelines.train",
-        "--dataset",
-        "movielens",
-        "--data-dir",
-        str(data_dir),
-        "--item-features",
-        "color",
-        "--run-dir",
-        str(tmp_path / "bad"),
-        *TINY_FLAGS,
+    unknown = cli.flags(
+        dataset="movielens", data_dir=data_dir, item_features="color", run_dir=tmp_path / "bad"
     )
+    proc = _run("pipelines.train", *unknown, *TINY_FLAGS)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "item_features=['color']" in proc.stderr and "'genre'" in proc.stderr
     assert not (tmp_path / "bad").exists()
@@ -382,21 +334,15 @@ def test_cli_collaborative_protocol_on_pairs_format(tmp_path):
             columns={"user": "user_procid", "item": "item_procid"}
         ).to_csv(data_dir / name, sep="\t", index=False)
     run_dir = tmp_path / "run"
-    proc = _run(
-        "pipelines.train",
-        "--dataset",
-        "pairs",
-        "--data-dir",
-        str(data_dir),
-        "--protocol",
-        "collaborative",
-        "--use-user-id",
-        "--loss",
-        "softmax",
-        "--run-dir",
-        str(run_dir),
-        *TINY_FLAGS,
+    pairs = cli.flags(
+        dataset="pairs",
+        data_dir=data_dir,
+        protocol="collaborative",
+        use_user_id=True,
+        loss="softmax",
+        run_dir=run_dir,
     )
+    proc = _run("pipelines.train", *pairs, *TINY_FLAGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_users"] > 0 and 0 <= metrics["recall@20"] <= 1
@@ -410,20 +356,8 @@ def test_cli_rejects_bad_options_cleanly(tmp_path):
 
 
 def test_main_job_runs_on_tiny_settings(tmp_path):
-    proc = _run(
-        "pipelines.main",
-        "--epochs",
-        "1",
-        "--num-users",
-        "150",
-        "--num-items",
-        "80",
-        "--output-dir",
-        str(tmp_path / "main"),
-        "--no-export",
-        "--verbose",
-        "0",
-    )
+    tiny = cli.flags(cli.SIZES, epochs=1, output_dir=tmp_path / "main", no_export=True, verbose=0)
+    proc = _run("pipelines.main", *tiny)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cro-lambda" in proc.stdout and "softmax" in proc.stdout
     assert proc.stdout.count("\n   100 ") >= 1  # the Recall@100 row of the table
