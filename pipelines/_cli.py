@@ -6,13 +6,19 @@ import argparse
 import sys
 
 
-def new_parser(job: str, doc: str | None) -> argparse.ArgumentParser:
-    """The parser of ``python -m pipelines.<job>``, its module docstring as the description."""
-    return argparse.ArgumentParser(
+def new_parser(
+    job: str, doc: str | None, *, verbose: int | None, keras: bool
+) -> argparse.ArgumentParser:
+    """The parser of ``python -m pipelines.<job>``: its module docstring as the description,
+    and ``--verbose`` (see :func:`add_verbose_argument`, ``verbose`` is its default).
+    """
+    parser = argparse.ArgumentParser(
         prog=f"python -m pipelines.{job}",
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_verbose_argument(parser, default=verbose, keras=keras)
+    return parser
 
 
 def _split(text: str) -> list[str]:

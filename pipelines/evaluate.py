@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
-from pipelines._cli import add_verbose_argument, int_list, new_parser
+from pipelines._cli import int_list, new_parser
 from pipelines.train import format_metrics
 from tfcro.evaluation import evaluate
 from tfcro.runfolder import write_json
@@ -23,7 +23,7 @@ from tfcro.training import load_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("evaluate", __doc__)
+    parser = new_parser("evaluate", __doc__, verbose=1, keras=False)
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
     parser.add_argument("--split", default="test", choices=["test", "valid"])
     parser.add_argument(
@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-seen", action="store_true", help="do not exclude the users' seen items"
     )
     parser.add_argument("--output", default=None, help="write the metrics to this JSON file")
-    add_verbose_argument(parser, default=1, keras=False)
     return parser
 
 

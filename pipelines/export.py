@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, new_parser
+from pipelines._cli import new_parser
 from tfcro.serving import export_from_run
 
 
@@ -31,7 +31,7 @@ def _params(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("export", __doc__)
+    parser = new_parser("export", __doc__, verbose=1, keras=False)
     parser.add_argument("--run-dir", required=True, help="a pipelines.train --run-dir")
     parser.add_argument(
         "--export-dir",
@@ -54,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save user inputs -> top-N ids with ScaNN ops in the graph "
         "(not loadable by stock TF Serving)",
     )
-    add_verbose_argument(parser, default=1, keras=False)
     return parser
 
 

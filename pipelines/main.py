@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401
-from pipelines._cli import add_verbose_argument, fit_verbosity, new_parser
+from pipelines._cli import fit_verbosity, new_parser
 from tfcro.training import TrainingConfig, load_data, train
 
 
@@ -46,7 +46,7 @@ def _python() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("main", __doc__)
+    parser = new_parser("main", __doc__, verbose=None, keras=True)
     parser.add_argument(
         "--output-dir",
         default="runs/main",
@@ -63,7 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-users", type=int, default=2000, help="synthetic users")
     parser.add_argument("--num-items", type=int, default=1000, help="synthetic items")
     parser.add_argument("--no-export", dest="export", action="store_false")
-    add_verbose_argument(parser, default=None, keras=True)
     return parser
 
 

@@ -29,12 +29,12 @@ import time
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, float_list, int_list, name_list, new_parser
+from pipelines._cli import float_list, int_list, name_list, new_parser
 from tfcro import experiments as ex
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("reproduce", __doc__)
+    parser = new_parser("reproduce", __doc__, verbose=0, keras=True)
     parser.add_argument(
         "--experiment",
         default="table2",
@@ -103,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="train at most this many new runs, then write the tables",
     )
     parser.add_argument("--no-plots", dest="plots", action="store_false")
-    add_verbose_argument(parser, default=0, keras=True)
     return parser
 
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, new_parser
+from pipelines._cli import new_parser
 from tfcro.serving import GrpcUserEncoder, RestUserEncoder, Retriever
 
 
@@ -26,7 +26,7 @@ def _history(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("retrieve", __doc__)
+    parser = new_parser("retrieve", __doc__, verbose=1, keras=False)
     parser.add_argument("--export-dir", required=True, help="folder written by pipelines.export")
     parser.add_argument(
         "--history",
@@ -47,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc", default=None, help="TF Serving gRPC host:port")
     parser.add_argument("--model-name", default="user_tower", help="TF Serving model name")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
-    add_verbose_argument(parser, default=1, keras=False)
     return parser
 
 

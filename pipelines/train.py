@@ -29,12 +29,12 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import add_verbose_argument, fit_verbosity, int_list, name_list, new_parser
+from pipelines._cli import fit_verbosity, int_list, name_list, new_parser
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
 from tfcro import losses as losses_lib
-from tfcro.training import TrainingConfig, TrainingInterrupted, train
+from tfcro.training import OPTIMIZERS, TrainingConfig, TrainingInterrupted, train
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +129,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     o = parser.add_argument_group("optimisation and evaluation")
-    o.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sgd"])
+    o.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=sorted(OPTIMIZERS),
+        help="lazy_adam: Adam that updates only the embedding rows of the batch (faster)",
+    )
     o.add_argument("--learning-rate", type=float, default=1e-3)
     o.add_argument("--epochs", type=int, default=10)
     o.add_argument("--batch-size", type=int, default=256)
@@ -143,6 +148,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--ks", type=int_list, default=[20, 50, 100, 200, 500])
     o.add_argument("--eval-batch-size", type=int, default=1024)
     o.add_argument("--seed", type=int, default=0)
+    o.add_argument(
+        "--xla",
+        dest="jit_compile",
+        action="store_true",
+        help="compile the training step with XLA (off by default: slower on the CPUs measured, "
+        "see docs/benchmarks.md; not with --optimizer lazy_adam)",
+    )
     o.add_argument(
         "--distribute",
         default="none",
@@ -213,6 +225,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         patience=None if args.patience < 0 else args.patience,
         ks=tuple(args.ks),
         eval_batch_size=args.eval_batch_size,
+        jit_compile=args.jit_compile,
     )
 
 
@@ -231,7 +244,7 @@ def format_metrics(metrics: dict, ks: Sequence[int]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("train", __doc__)
+    parser = new_parser("train", __doc__, verbose=None, keras=True)
     add_training_arguments(parser)
     parser.add_argument(
         "--run-dir",
@@ -248,7 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-export", dest="export", action="store_false", help="skip the export at the end"
     )
-    add_verbose_argument(parser, default=None, keras=True)
     return parser
 
 

@@ -31,7 +31,7 @@ from tfcro._compat import tf
 from tfcro.data.types import EvalUsers, TrainExamples
 from tfcro.validation import check_int
 
-__all__ = ["train_dataset", "eval_batches"]
+__all__ = ["train_dataset", "index_dataset", "eval_batches"]
 
 _RESERVED = ("history", "user_id", "item_id")
 
@@ -129,6 +129,32 @@ def train_dataset(
         n,
     )
     return _batches(columns, n, batch_size, shuffle, seed, drop_remainder)
+
+
+def index_dataset(
+    columns: Mapping[str, np.ndarray],
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of numeric columns (e.g. the int32 indices of ``TwoTowerModel.encode``).
+
+    The columns are held as constant tensors; each batch is one ``tf.gather`` of a
+    shuffled index range per column (no per-example Python, no string op).
+    """
+    batch_size = check_int("batch_size", batch_size)
+    columns = {name: np.asarray(values) for name, values in columns.items()}
+    sizes = {len(values) for values in columns.values()}
+    if len(sizes) != 1:
+        raise ValueError(
+            "`columns` should all have the same number of rows. Received: "
+            f"{ {name: len(values) for name, values in columns.items()} }"
+        )
+    kinds = {name: values.dtype.kind for name, values in columns.items()}
+    if any(kind in "OUS" for kind in kinds.values()):
+        raise ValueError(f"`columns` should be numeric (encode raw ids first). Received: {kinds}")
+    return _batches(columns, sizes.pop(), batch_size, shuffle, seed, drop_remainder)
 
 
 def eval_batches(

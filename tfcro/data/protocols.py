@@ -215,6 +215,8 @@ def sequential_split(
         user_id=users[rows.user[end]],
         history=_to_strings(item_sorted[index], valid, items),
         target=items[item_sorted[end]],
+        history_codes=np.where(valid, item_sorted[index], -1).astype(np.int32),
+        target_codes=item_sorted[end].astype(np.int32),
     )
 
     def evaluation(which: int, label: str) -> EvalUsers:
@@ -339,6 +341,8 @@ def collaborative_split(
         user_id=users[fit_user],
         history=_to_strings(item_sorted[index], valid, items),
         target=items[item_sorted[fit]],
+        history_codes=np.where(valid, item_sorted[index], -1).astype(np.int32),
+        target_codes=item_sorted[fit].astype(np.int32),
     )
 
     def first_items(which: np.ndarray, offset: np.ndarray, count: np.ndarray) -> np.ndarray:

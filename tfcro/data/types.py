@@ -131,11 +131,17 @@ class TrainExamples:
         history: ``[n, L]`` str, time order (oldest first), padded with
             :data:`PAD` on the right.
         target: ``[n]`` str, the positive item.
+        history_codes, target_codes: optional ``int32`` positions of ``history`` /
+            ``target`` in the catalog (``RetrievalData.items``), ``-1`` for padding:
+            the same ids as integers, made once by the split protocols so that a
+            model over that catalog needs no string lookup to train.
     """
 
     user_id: np.ndarray
     history: np.ndarray
     target: np.ndarray
+    history_codes: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    target_codes: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.target)

@@ -45,6 +45,8 @@ def catalog_indices(ids: Any, items: np.ndarray) -> np.ndarray:
 
 def _ragged_indices(lists: Sequence[Any], items: np.ndarray) -> list[np.ndarray]:
     """Each id array of ``lists`` as catalog indices (ids outside the catalog: -1)."""
+    if len(lists) == 0:
+        return []
     lengths = [len(np.asarray(x).reshape(-1)) for x in lists]
     flat = np.concatenate(
         [np.asarray(x).astype(str).reshape(-1) for x in lists] + [np.zeros(0, str)]
@@ -211,11 +213,9 @@ def evaluate(
     if position is not None:  # index rows -> catalog positions
         top = np.where(top >= 0, position[np.maximum(top, 0)], -1)
     # Targets as catalog indices; ids outside the catalog stay distinct misses (-2 - k).
-    target_sets = []
-    for t in targets:
-        raw = np.unique(np.asarray(t).astype(str))
-        index = catalog_indices(raw, item_ids)
+    # (one vectorised lookup for all users: a lookup per user sorted the catalog each time)
+    target_sets = _ragged_indices([np.unique(np.asarray(t).astype(str)) for t in targets], item_ids)
+    for index in target_sets:
         missing = np.flatnonzero(index < 0)
         index[missing] = -2 - np.arange(len(missing))
-        target_sets.append(index)
     return ranking_metrics(top, target_sets, ks)

@@ -14,6 +14,8 @@ from tfcro.layers.towers import (
     PaddingMask,
     build_item_tower,
     build_user_tower,
+    string_tower,
+    vocabulary_indices,
 )
 
 __all__ = [
@@ -28,4 +30,6 @@ __all__ = [
     "get_pooling",
     "masked_mean",
     "register_pooling",
+    "string_tower",
+    "vocabulary_indices",
 ]

@@ -3,7 +3,10 @@
 The towers take raw string ids (the data contract: ids are strings, ``""``
 pads a history) and do the lookup themselves with :class:`CategoricalEmbedding`
 (index 0 = the pad ``""``, index 1 = one OOV bucket for unknown ids), so an
-exported tower serves raw ids. Both return L2-normalised ``[B, D]`` embeddings.
+exported tower serves raw ids. Built with ``ids="index"``, the same layers take
+those integer indices instead (no string op: the training path, XLA-compilable);
+:func:`vocabulary_indices` turns raw ids into them, vectorised. Both return
+L2-normalised ``[B, D]`` embeddings.
 
 User tower ("DNN" of the paper, YouTube DNN):
 ``u = normalize(MLP([pool(E_item[history]); E_user[user_id]; E_f[feature] ...]))``
@@ -16,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tfcro._compat import keras, register, tf
 from tfcro.constants import PAD
 from tfcro.layers import pooling as pooling_lib
-from tfcro.validation import check_int
+from tfcro.validation import check_choice, check_int
 
 #: The padding id of the data contract.
 
@@ -45,13 +49,38 @@ def check_vocabulary(name: str, vocabulary: Any) -> list[str]:
     return values
 
 
+#: The id dtypes a tower can be built for: raw ``"string"`` ids or their ``"index"``.
+ID_KINDS = {"string": tf.string, "index": tf.int32}
+
+
+def vocabulary_indices(ids: Any, vocabulary: Sequence[str] | pd.Index) -> np.ndarray:
+    """``int32`` lookup indices of raw ids: 0 for ``""``, 1 for an unknown id, ``2 + k``
+    for ``vocabulary[k]`` (what :class:`CategoricalEmbedding` computes in the graph).
+
+    Vectorised with a hash index, any shape.
+
+    >>> vocabulary_indices([["b", ""], ["zz", "a"]], ["a", "b"]).tolist()
+    [[3, 0], [1, 2]]
+    """
+    values = np.asarray(ids, dtype=object)
+    index = vocabulary if isinstance(vocabulary, pd.Index) else pd.Index(list(vocabulary))
+    flat = values.reshape(-1)
+    if flat.size and not isinstance(flat[0], str):
+        flat = flat.astype(str)
+    position = index.get_indexer(flat)
+    out = np.where(position >= 0, position + 2, 1).astype(np.int32)
+    out[flat == PAD] = 0
+    return out.reshape(values.shape)
+
+
 @register
 class CategoricalEmbedding(keras.layers.Layer):
-    """Raw string id -> embedding, with ``""`` as masked padding and one OOV bucket.
+    """Raw string id (or its integer index) -> embedding, ``""`` as padding, one OOV bucket.
 
     ``index(ids)`` gives ``0`` for ``""``, ``1`` for an unknown id and ``2 + k``
     for ``vocabulary[k]``; ``call(ids)`` the ``[..., dim]`` embedding of those
     indices (row 0, the pad, is trained like any other but masked by callers).
+    ``call`` also takes integer ids, read as such indices (no lookup).
     """
 
     def __init__(
@@ -66,8 +95,12 @@ class CategoricalEmbedding(keras.layers.Layer):
         self.dim = check_int("dim", dim)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary, mask_token=PAD, num_oov_indices=1, name="lookup"
+            vocabulary=self.vocabulary,
+            mask_token=PAD,
+            num_oov_indices=1,
+            name=f"{self.name}_lookup",
         )
+        self._vocabulary_index = None
         self.embedding = keras.layers.Embedding(
             len(self.vocabulary) + 2,
             self.dim,
@@ -85,7 +118,15 @@ class CategoricalEmbedding(keras.layers.Layer):
         return self.lookup(ids)
 
     def call(self, ids):
-        return self.embedding(self.lookup(ids))
+        if ids.dtype == tf.string:
+            ids = self.lookup(ids)
+        return self.embedding(ids)
+
+    def indices(self, ids: Any) -> np.ndarray:
+        """:meth:`index` of raw ids in NumPy, vectorised (see :func:`vocabulary_indices`)."""
+        if self._vocabulary_index is None:
+            self._vocabulary_index = pd.Index(self.vocabulary)
+        return vocabulary_indices(ids, self._vocabulary_index)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -99,10 +140,10 @@ class CategoricalEmbedding(keras.layers.Layer):
 
 @register
 class PaddingMask(keras.layers.Layer):
-    """``ids != ""``: the boolean mask of a padded string id tensor."""
+    """``ids != ""`` (or ``ids != 0`` for indices): the mask of a padded id tensor."""
 
     def call(self, ids):
-        return tf.not_equal(ids, PAD)
+        return tf.not_equal(ids, PAD if ids.dtype == tf.string else tf.zeros([], ids.dtype))
 
 
 @register
@@ -124,24 +165,28 @@ def build_item_tower(
     item_embedding: CategoricalEmbedding,
     feature_embeddings: Mapping[str, CategoricalEmbedding] | None = None,
     name: str = "item_tower",
+    ids: str = "string",
 ) -> keras.Model:
-    """Item tower: ``{"item_id": [B] str, <feature>: [B] str}`` -> L2-normalised ``[B, D]``.
+    """Item tower: ``{"item_id": [B], <feature>: [B]}`` -> L2-normalised ``[B, D]``.
 
     ``v = normalize(E_item[item_id] + sum_f E_f[feature_f])``; every feature
-    embedding must have the item embedding's ``dim``.
+    embedding must have the item embedding's ``dim``. ``ids="string"`` takes raw
+    ids; ``ids="index"`` their int32 lookup indices (:func:`string_tower` puts the
+    lookups in front of the index tower, sharing its weights).
     """
-    inputs = {"item_id": keras.Input(shape=(), dtype=tf.string, name="item_id")}
-    parts = [item_embedding(inputs["item_id"])]
-    for feature, layer in (feature_embeddings or {}).items():
+    check_choice("ids", ids, ID_KINDS)
+    embeddings = {"item_id": item_embedding, **(feature_embeddings or {})}
+    for feature, layer in embeddings.items():
         if layer.dim != item_embedding.dim:
             raise ValueError(
                 f"item feature `{feature}` has dim {layer.dim}; it should equal the "
                 f"item embedding dim {item_embedding.dim}"
             )
-        inputs[feature] = keras.Input(shape=(), dtype=tf.string, name=feature)
-        parts.append(layer(inputs[feature]))
+    inputs = {key: keras.Input(shape=(), dtype=tf.int32, name=key) for key in embeddings}
+    parts = [layer(inputs[key]) for key, layer in embeddings.items()]
     x = parts[0] if len(parts) == 1 else keras.layers.Add(name="sum_features")(parts)
-    return keras.Model(inputs, L2Normalize(name="normalize")(x), name=name)
+    tower = keras.Model(inputs, L2Normalize(name="normalize")(x), name=f"{name}_index")
+    return tower if ids == "index" else string_tower(tower, embeddings, name=name)
 
 
 def build_user_tower(
@@ -154,31 +199,52 @@ def build_user_tower(
     hidden_units: Sequence[int] = (),
     activation: str = "relu",
     name: str = "user_tower",
+    ids: str = "string",
 ) -> keras.Model:
-    """User tower: ``{"history": [B, L], "user_id": [B], <feature>: [B]}`` str -> ``[B, D]``.
+    """User tower: ``{"history": [B, L], "user_id": [B], <feature>: [B]}`` -> ``[B, D]``.
 
     ``u = normalize(Dense_D(MLP(concat(pool(E[history], history != ""), E_user[user_id],
     E_f[feature_f] ...))))``. ``"user_id"`` is an input only with ``user_embedding``.
     The paper's "DNN" is ``pooling="mean"``, no hidden layers, ``output_dim=32``. An
     empty history pools to zeros, so the user embedding is then the (normalised)
     output of the Dense layers on the other parts and their biases: finite.
+    ``ids="string"`` takes raw ids (``""`` pads), ``ids="index"`` int32 lookup
+    indices (0 pads).
     """
+    check_choice("ids", ids, ID_KINDS)
     output_dim = check_int("output_dim", output_dim)
     hidden_units = [check_int("hidden_units[]", u) for u in hidden_units]
-    inputs = {"history": keras.Input(shape=(None,), dtype=tf.string, name="history")}
+    embeddings = {"history": history_embedding}
+    if user_embedding is not None:
+        embeddings["user_id"] = user_embedding
+    embeddings.update(feature_embeddings or {})
+    inputs = {
+        key: keras.Input(shape=(None,) if key == "history" else (), dtype=tf.int32, name=key)
+        for key in embeddings
+    }
     mask = PaddingMask(name="history_mask")(inputs["history"])
     pooled = pooling_lib.get(pooling, name="pooling")(
         history_embedding(inputs["history"]), mask=mask
     )
-    parts = [pooled]
-    if user_embedding is not None:
-        inputs["user_id"] = keras.Input(shape=(), dtype=tf.string, name="user_id")
-        parts.append(user_embedding(inputs["user_id"]))
-    for feature, layer in (feature_embeddings or {}).items():
-        inputs[feature] = keras.Input(shape=(), dtype=tf.string, name=feature)
-        parts.append(layer(inputs[feature]))
+    parts = [pooled] + [embeddings[key](inputs[key]) for key in list(embeddings)[1:]]
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="concat")(parts)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")(x)
     x = keras.layers.Dense(output_dim, name="projection")(x)
-    return keras.Model(inputs, L2Normalize(name="normalize")(x), name=name)
+    tower = keras.Model(inputs, L2Normalize(name="normalize")(x), name=f"{name}_index")
+    return tower if ids == "index" else string_tower(tower, embeddings, name=name)
+
+
+def string_tower(
+    index_tower: keras.Model, embeddings: Mapping[str, CategoricalEmbedding], name: str
+) -> keras.Model:
+    """Raw string ids -> the lookups of ``embeddings`` -> ``index_tower``: the servable tower.
+
+    It shares every weight with ``index_tower`` (which it calls as a layer); its
+    inputs have the index tower's names and shapes, with ``tf.string`` ids.
+    """
+    inputs, indices = {}, {}
+    for key, spec in zip(index_tower.input_names, index_tower.inputs, strict=True):
+        inputs[key] = keras.Input(shape=spec.shape[1:], dtype=tf.string, name=key)
+        indices[key] = tf.cast(embeddings[key].lookup(inputs[key]), tf.int32)
+    return keras.Model(inputs, index_tower(indices), name=name)

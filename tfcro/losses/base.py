@@ -54,6 +54,15 @@ class RetrievalLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         return row_losses(y_true, y_pred, self.positive_loss, self.scale)
 
+    def diagonal_call(self, y_pred: tf.Tensor) -> tf.Tensor:
+        """``[B]`` row losses of ``y_pred [B, C]`` whose labels are ``tf.eye(B, C)`` (a
+        retrieval batch: row ``b``'s positive is column ``b``). Subclasses may compute
+        it faster than :meth:`call`; the values are the same.
+        """
+        y_pred = tf.convert_to_tensor(y_pred)
+        shape = tf.shape(y_pred)
+        return self.call(tf.eye(shape[0], shape[1], dtype=tf.float32), y_pred)
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["scale"] = self.scale

@@ -29,6 +29,14 @@ class SoftmaxLoss(RetrievalLoss):
     default_name = "softmax_loss"
     positive_loss = staticmethod(functional.softmax_positive_loss)
 
+    def call(self, y_true, y_pred):
+        return functional.softmax_loss(y_true, y_pred, self.scale)  # all positives at once
+
+    def diagonal_call(self, y_pred):
+        if type(self).call is not SoftmaxLoss.call:  # a subclass's own `call` is honoured
+            return super().diagonal_call(y_pred)
+        return functional.softmax_diagonal_loss(y_pred, self.scale)
+
 
 @register
 class BPRLoss(RetrievalLoss):

@@ -12,12 +12,25 @@ from tfcro.validation import check_float
 class _RankWeightedLoss(RetrievalLoss):
     """CROLoss and its lambda method: ``alpha``, ``num_items``, ``margin`` and ``kernel``."""
 
-    def __init__(self, kernel, alpha, scale, num_items, margin, reduction, name):
+    def __init__(
+        self,
+        kernel="softplus",
+        alpha: float = 1.0,
+        scale: float = 1.0,
+        num_items: int | None = None,
+        margin: float = 1.0,
+        reduction=keras.losses.Reduction.AUTO,
+        name: str | None = None,
+    ):
         super().__init__(scale=scale, reduction=reduction, name=name)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
         self.num_items = check_num_items(num_items)
         self.margin = check_float("margin", margin, minimum=0.0)
         self.kernel = self._kernel(kernel, "kernel", kernels_lib.GRADIENT_KERNELS)
+
+    def _options(self) -> dict:
+        """The keyword arguments of the pure per-positive losses."""
+        return {"kernel": self.kernel, "alpha": self.alpha, "num_items": self.num_items}
 
     def _kernel(self, identifier, parameter, allowed):
         return kernels_lib.get(
@@ -94,27 +107,8 @@ class CROLoss(_RankWeightedLoss):
 
     default_name = "cro_loss"
 
-    def __init__(
-        self,
-        kernel="softplus",
-        alpha: float = 1.0,
-        scale: float = 1.0,
-        num_items: int | None = None,
-        margin: float = 1.0,
-        reduction=keras.losses.Reduction.AUTO,
-        name: str | None = None,
-    ):
-        super().__init__(kernel, alpha, scale, num_items, margin, reduction, name)
-
     def positive_loss(self, gaps, negatives, num_negatives):
-        return functional.cro_positive_loss(
-            gaps,
-            negatives,
-            num_negatives,
-            kernel=self.kernel,
-            alpha=self.alpha,
-            num_items=self.num_items,
-        )
+        return functional.cro_positive_loss(gaps, negatives, num_negatives, **self._options())
 
 
 @register
@@ -173,13 +167,7 @@ class LambdaCROLoss(_RankWeightedLoss):
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.lambda_cro_positive_loss(
-            gaps,
-            negatives,
-            num_negatives,
-            weight_kernel=self.weight_kernel,
-            kernel=self.kernel,
-            alpha=self.alpha,
-            num_items=self.num_items,
+            gaps, negatives, num_negatives, weight_kernel=self.weight_kernel, **self._options()
         )
 
     def get_config(self):

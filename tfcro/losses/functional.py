@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 
 from tfcro._compat import tf
+from tfcro.constants import ABSENT_SCORE
 from tfcro.losses import kernels as kernels_lib
 from tfcro.losses import weighting
-from tfcro.losses.pairwise import row_losses
+from tfcro.losses.pairwise import check_shapes, row_losses
 from tfcro.losses.ranking import catalog_size, log_rank_estimate, log_ratio, masked_logsumexp
 
 
@@ -91,8 +92,45 @@ def lambda_cro_loss(
 
 
 def softmax_loss(y_true, y_pred, scale=1.0):
-    """``[B]`` softmax cross-entropy row losses; see :class:`tfcro.SoftmaxLoss`."""
-    return row_losses(y_true, y_pred, softmax_positive_loss, scale)
+    """``[B]`` softmax cross-entropy row losses; see :class:`tfcro.SoftmaxLoss`.
+
+    Every positive of a row has the same negatives, so all positives are done in
+    one pass: ``loss_i = softplus(logsumexp_{j in J}(z_j) - z_i)``, ``z = scale * s``
+    (what :func:`softmax_positive_loss` gives per positive through the engine,
+    at ~half the work: no per-positive gaps).
+    """
+    y_pred = tf.convert_to_tensor(y_pred)
+    y_true = tf.convert_to_tensor(y_true)
+    check_shapes(y_true, y_pred)
+    scores = tf.cast(y_pred, tf.float32)
+    present = scores > ABSENT_SCORE
+    logits = float(scale) * tf.where(present, scores, 0.0)
+    labels = tf.cast(y_true, tf.float32) > 0.5
+    positives = tf.logical_and(labels, present)
+    negatives = tf.logical_and(tf.logical_not(labels), present)
+    per_positive = tf.math.softplus(masked_logsumexp(logits, negatives)[:, None] - logits)
+    total = tf.reduce_sum(tf.where(positives, per_positive, 0.0), axis=1)
+    count = tf.reduce_sum(tf.cast(positives, tf.float32), axis=1)
+    return total / tf.maximum(count, 1.0)
+
+
+def softmax_diagonal_loss(y_pred, scale=1.0):
+    """``[B]`` softmax cross-entropy of ``y_pred [B, C]`` (``C >= B``) with labels ``tf.eye(B, C)``.
+
+    :func:`softmax_loss` for one-hot diagonal labels, through TensorFlow's fused
+    sparse cross-entropy: absent candidates (scores ``<= -1e30``) get no
+    probability mass, and a row whose positive is absent gets 0.
+    """
+    scores = tf.cast(tf.convert_to_tensor(y_pred), tf.float32)
+    if scores.shape.rank is not None and scores.shape.rank != 2:
+        raise ValueError(
+            "`y_pred` should be a [batch, candidates] score matrix. "
+            f"Received: y_pred.shape={scores.shape}"
+        )
+    present = scores > ABSENT_SCORE
+    logits = tf.where(present, float(scale) * scores, ABSENT_SCORE)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(tf.shape(scores)[0]), logits)
+    return tf.where(tf.linalg.diag_part(present), losses, 0.0)
 
 
 def bpr_loss(y_true, y_pred, scale=1.0):

@@ -1,8 +1,9 @@
 """The TFRS two-tower retrieval model trained with a tfcro loss.
 
 Score ``s(u, i) = scale * cos(user_tower(u), item_tower(i))``: both towers
-return L2-normalised vectors and ``tfrs.tasks.Retrieval(temperature=1/scale)``
-applies the scale (paper: 10), so the loss itself must use ``scale=1``.
+return L2-normalised vectors and the model multiplies their dot product by
+``scale`` (paper: 10), so the loss itself must use ``scale=1``. The batch loss is
+what ``tfrs.tasks.Retrieval`` computes (:meth:`TwoTowerModel.retrieval_loss`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import tensorflow_recommenders as tfrs
 
 from tfcro import losses as losses_lib
@@ -130,6 +132,11 @@ class TwoTowerConfig:
         return cls(**data)
 
 
+#: The score of a masked candidate (accidental hit, off the score mask): TFRS's value,
+#: far below the losses' absent threshold (``tfcro.constants.ABSENT_SCORE``).
+MASKED_SCORE = float(np.finfo(np.float32).min / 100.0)
+
+
 def prepare_loss(loss: keras.losses.Loss, num_items: int) -> keras.losses.Loss:
     """A copy of ``loss`` with reduction ``"sum"`` and, when it has ``num_items=None``,
     ``num_items`` set to the catalog size.
@@ -219,6 +226,14 @@ class TwoTowerModel(tfrs.Model):
             for name, values in self._item_feature_values.items()
         }
         self.item_tower = build_item_tower(self.item_embedding, item_feature_layers)
+        self.item_index_tower = self.item_tower.get_layer("item_tower_index")
+        # Item index -> feature index (rows 0/1, the pad and OOV items: the pad feature).
+        self._item_feature_index = {
+            name: tf.constant(
+                np.concatenate([[0, 0], item_feature_layers[name].indices(values)]).astype(np.int32)
+            )
+            for name, values in self._item_feature_values.items()
+        }
         self._item_tables = {
             name: _static_table(self.items, values, name=f"item_{name}")
             for name, values in self._item_feature_values.items()
@@ -262,9 +277,15 @@ class TwoTowerModel(tfrs.Model):
             hidden_units=config.hidden_units,
             activation=config.activation,
         )
+        self.user_index_tower = self.user_tower.get_layer("user_tower_index")
+        object.__setattr__(self, "_embed_functions", {})  # compiled embedding functions
         self._user_input_names = (
             ["history"] + (["user_id"] if config.use_user_id else []) + list(config.user_features)
         )
+        self._input_embeddings = {"history": history_embedding, "item_id": self.item_embedding}
+        if user_embedding is not None:
+            self._input_embeddings["user_id"] = user_embedding
+        self._input_embeddings.update(user_feature_layers)
 
         # Sampling probabilities for logQ, indexed like the item lookup (0 pad, 1 OOV).
         self._item_probabilities = None
@@ -294,11 +315,6 @@ class TwoTowerModel(tfrs.Model):
                 stacklevel=2,
             )
         self.loss_fn = prepare_loss(loss, self.num_items)
-        self.task = tfrs.tasks.Retrieval(
-            loss=self.loss_fn,
-            temperature=1.0 / config.scale,
-            remove_accidental_hits=config.remove_accidental_hits,
-        )
 
     # -- Keras config ----------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -347,21 +363,48 @@ class TwoTowerModel(tfrs.Model):
 
     # -- embeddings for evaluation/serving -------------------------------------------------
     def embed_items(self, item_ids: Any = None, batch_size: int = 4096) -> np.ndarray:
-        """``[N, D]`` float32 item embeddings of ``item_ids`` (default: the catalog)."""
-        ids = self.items.astype(str) if item_ids is None else _as_strings(item_ids)
-        out = [
-            self.item_tower(self.item_inputs(ids[i : i + batch_size]), training=False).numpy()
-            for i in range(0, len(ids), batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
+        """``[N, D]`` float32 item embeddings of ``item_ids`` (default: the catalog).
+
+        Raw ids are encoded once (vectorised) and embedded by the item index tower in
+        a compiled function, batch by batch.
+        """
+        if item_ids is None:
+            index = np.arange(2, self.num_items + 2, dtype=np.int32)
+        else:
+            index = self.item_embedding.indices(_as_strings(item_ids)).reshape(-1)
+        inputs = {"item_id": index}
+        for name, table in self._item_feature_index.items():
+            inputs[name] = table.numpy()[index]
+        return self._embed("item", inputs, len(index), batch_size)
 
     def embed_users(self, features: Mapping[str, Any], batch_size: int = 4096) -> np.ndarray:
-        """``[U, D]`` user embeddings of a dict of NumPy arrays (``history``, ``user_id``, ...)."""
-        n = len(features["history"])
-        out = []
-        for i in range(0, n, batch_size):
-            chunk = {k: _as_strings(v[i : i + batch_size]) for k, v in features.items()}
-            out.append(self.user_tower(self.user_inputs(chunk), training=False).numpy())
+        """``[U, D]`` user embeddings of a dict of NumPy arrays (``history``, ``user_id``, ...).
+
+        Raw ids are encoded once (:meth:`encode`; user features missing from
+        ``features`` are looked up by ``user_id``) and embedded by the user index
+        tower in a compiled function, batch by batch.
+        """
+        columns = self.encode({k: v for k, v in features.items() if k != "item_id"})
+        missing = [name for name in self._user_input_names if name not in columns]
+        if missing:
+            raise ValueError(
+                f"the users should hold {missing} (or `user_id` to look user features up). "
+                f"Received keys: {sorted(features)}"
+            )
+        inputs = {name: columns[name] for name in self._user_input_names}
+        return self._embed("user", inputs, len(inputs["history"]), batch_size)
+
+    def _embed(self, side: str, inputs: dict[str, np.ndarray], n: int, batch_size: int):
+        if side not in self._embed_functions:
+            tower = self.user_index_tower if side == "user" else self.item_index_tower
+            self._embed_functions[side] = tf.function(
+                lambda batch: tower(batch, training=False), reduce_retracing=True
+            )
+        embed = self._embed_functions[side]
+        out = [
+            embed({k: v[i : i + batch_size] for k, v in inputs.items()}).numpy()
+            for i in range(0, n, batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
 
     def call(self, features, training=False):
@@ -369,11 +412,106 @@ class TwoTowerModel(tfrs.Model):
         return self.user_tower(self.user_inputs(features), training=training)
 
     # -- training --------------------------------------------------------------------------
+    # -- integer ids (the training path) -----------------------------------------------------
+    def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Raw-id columns -> the int32 lookup indices the index towers take, vectorised.
+
+        ``features``: NumPy columns such as ``{"history": [n, L], "user_id": [n],
+        "item_id": [n], <user feature>: [n]}`` of raw ids; user features that are
+        missing are looked up by ``user_id``; ``sample_weight`` passes as float32;
+        other keys (item features: the model looks them up by item) are dropped.
+        Batches of the result train through :meth:`compute_loss` with no string op.
+        """
+        columns = {}
+        for name in ["item_id", *self._user_input_names]:
+            if name in features:
+                values = np.asarray(features[name], dtype=object)
+            elif name in self._user_feature_maps and "user_id" in features:
+                users = pd.Series(np.asarray(features["user_id"], dtype=object)).astype(str)
+                values = users.map(self._user_feature_maps[name]).fillna(PAD).to_numpy(object)
+            else:
+                continue
+            columns[name] = self._input_embeddings[name].indices(values)
+        if "sample_weight" in features:
+            columns["sample_weight"] = np.asarray(features["sample_weight"], np.float32)
+        return columns
+
+    def _candidates(self, positives: tf.Tensor, negatives: tf.Tensor | None, training: bool):
+        """``(candidate lookup indices [C], candidate embeddings [C, D])``."""
+        if positives.dtype == tf.string:
+            ids = positives
+            if negatives is not None:
+                ids = tf.concat([positives, tf.gather(self._items_tensor, negatives)], 0)
+            # as int64 lookup indices: accidental hits are compared over the [B, C] scores
+            return self.item_embedding.index(ids), self.item_tower(
+                self.item_inputs(ids), training=training
+            )
+        index = tf.cast(positives, tf.int32)
+        if negatives is not None:
+            index = tf.concat([index, tf.cast(negatives, tf.int32) + 2], 0)
+        inputs = {"item_id": index}
+        for name, table in self._item_feature_index.items():
+            inputs[name] = tf.gather(table, index)
+        return index, self.item_index_tower(inputs, training=training)
+
+    def _user_embeddings(self, features: Mapping[str, tf.Tensor], training: bool) -> tf.Tensor:
+        if tf.convert_to_tensor(features["history"]).dtype == tf.string:
+            return self.user_tower(self.user_inputs(features), training=training)
+        return self.user_index_tower(
+            {name: features[name] for name in self._user_input_names}, training=training
+        )
+
+    def retrieval_loss(
+        self,
+        user_embeddings: tf.Tensor,
+        candidate_embeddings: tf.Tensor,
+        candidate_index: tf.Tensor,
+        sample_weight: tf.Tensor | None = None,
+        candidate_sampling_probability: tf.Tensor | None = None,
+        score_mask: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """The summed loss of ``[B, D]`` users against ``[C, D]`` candidates, row ``b``'s
+        positive being candidate ``b``: what ``tfrs.tasks.Retrieval(loss, temperature=
+        1 / scale, remove_accidental_hits=...)`` computes, in fewer passes over ``[B, C]``.
+
+        Scores ``scale * u.v``, minus ``log q`` of the candidates (logQ), with
+        accidental hits (another column of the row's positive id) and columns off
+        ``score_mask`` set to TFRS's masked value (absent for the losses); the
+        loss's :meth:`~tfcro.losses.RetrievalLoss.diagonal_call` gives the row
+        losses, weighted by ``sample_weight`` and summed.
+        """
+        scores = float(self.config.scale) * tf.matmul(
+            user_embeddings, candidate_embeddings, transpose_b=True
+        )
+        if candidate_sampling_probability is not None:
+            scores -= tf.math.log(tf.clip_by_value(candidate_sampling_probability, 1e-6, 1.0))
+        rows, columns = tf.shape(scores)[0], tf.shape(scores)[1]
+        absent = None
+        if self.config.remove_accidental_hits:
+            diagonal = tf.range(rows)[:, None] == tf.range(columns)[None, :]
+            hits = candidate_index[:rows, None] == candidate_index[None, :]
+            absent = tf.logical_and(hits, tf.logical_not(diagonal))
+        if score_mask is not None:
+            off = tf.logical_not(score_mask)
+            absent = off if absent is None else tf.logical_or(absent, off)
+        if absent is not None:
+            scores = tf.where(absent, tf.constant(MASKED_SCORE, scores.dtype), scores)
+        losses = self.loss_fn.diagonal_call(scores)
+        if sample_weight is not None:
+            losses *= tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
+        return tf.reduce_sum(losses)
+
     def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        """The summed loss of a batch over the global batch size.
+
+        ``features`` holds raw string ids (``history``, ``item_id``, ...) or their
+        int lookup indices from :meth:`encode` (the training path: no string op,
+        XLA-compilable); negatives are sampled as indices either way.
+        """
         config = self.config
         positives = tf.convert_to_tensor(features["item_id"])
         batch_size = tf.shape(positives)[0]
-        candidate_ids = positives
+        negatives = None
         if config.num_negatives > 0:
             seed = None
             if config.seed is not None:
@@ -384,13 +522,8 @@ class TwoTowerModel(tfrs.Model):
                 )
                 seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(step, tf.int64)])
             negatives = sampling.uniform_negatives(self.num_items, config.num_negatives, seed)
-            candidate_ids = tf.concat([positives, tf.gather(self._items_tensor, negatives)], 0)
-        user_embeddings = self.user_tower(self.user_inputs(features), training=training)
-        candidate_embeddings = self.item_tower(self.item_inputs(candidate_ids), training=training)
-        # Accidental hits are found by comparing ids over the whole [B, C] score matrix:
-        # as int64 lookup indices: 1.3-1.6x faster loss steps than as strings
-        # (benchmarks/bench_accidental_hits.py).
-        candidate_index = self.item_embedding.index(candidate_ids)
+        user_embeddings = self._user_embeddings(features, training)
+        candidate_index, candidate_embeddings = self._candidates(positives, negatives, training)
         in_batch = batch_size
         if config.cross_replica_negatives:
             from tfcro.distributed import gather_other_replicas
@@ -415,14 +548,12 @@ class TwoTowerModel(tfrs.Model):
                 self.num_items,
                 in_batch=config.in_batch_negatives,
             )
-        loss_sum = self.task(
+        loss_sum = self.retrieval_loss(
             user_embeddings,
             candidate_embeddings,
+            candidate_index,
             sample_weight=features.get("sample_weight"),
             candidate_sampling_probability=probability,
-            candidate_ids=candidate_index,
-            compute_metrics=False,
-            compute_batch_metrics=False,
             score_mask=score_mask,
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync

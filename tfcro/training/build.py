@@ -6,6 +6,7 @@ import numpy as np
 
 from tfcro import data as data_lib
 from tfcro import sampling
+from tfcro._compat import tf
 from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.training.config import TrainingConfig
 
@@ -65,18 +66,40 @@ def build_model(config: TrainingConfig, data: data_lib.RetrievalData) -> TwoTowe
     )
 
 
-def train_features(data: data_lib.RetrievalData) -> dict[str, np.ndarray] | None:
-    """The per-example feature columns of the training examples (None without features)."""
-    features = data.example_features(data.train.user_id, data.train.target)
-    return features or None
+def train_columns(
+    model: TwoTowerModel, data: data_lib.RetrievalData, rows: slice | None = None
+) -> dict[str, np.ndarray]:
+    """The training examples (``rows`` of them) as the model's int32 lookup indices, made
+    once: the training steps then run without string ops.
+
+    Uses the protocol's catalog positions (``TrainExamples.history_codes``) when the
+    model's catalog is the data's, else :meth:`TwoTowerModel.encode` of the raw ids.
+    """
+    train, rows = data.train, rows or slice(None)
+    if (
+        train.history_codes is not None
+        and train.target_codes is not None
+        and np.array_equal(model.items, np.asarray(data.items, dtype=object))
+    ):
+        # The lookup index of catalog position p is 2 + p (0: the pad).
+        columns = model.encode({"user_id": train.user_id[rows]})
+        codes = train.history_codes[rows]
+        columns["history"] = np.where(codes >= 0, codes + 2, 0).astype(np.int32)
+        columns["item_id"] = (train.target_codes[rows] + 2).astype(np.int32)
+        return columns
+    return model.encode(
+        {
+            "history": train.history[rows],
+            "user_id": train.user_id[rows],
+            "item_id": train.target[rows],
+        }
+    )
 
 
 def build_variables(model: TwoTowerModel, data: data_lib.RetrievalData) -> None:
     """Creates every variable of a compiled model and its optimizer (a subclassed model
     builds on its first call), so that a checkpoint can be restored into them.
     """
-    sample = next(
-        iter(data_lib.train_dataset(data.train, 2, shuffle=False, features=train_features(data)))
-    )
+    sample = {k: tf.constant(v) for k, v in train_columns(model, data, slice(0, 2)).items()}
     model.compute_loss(sample, training=False)
     model.optimizer.build(model.trainable_variables)

@@ -12,11 +12,13 @@ from tfcro._compat import keras
 from tfcro.constants import PROTOCOLS
 from tfcro.evaluation.metrics import DEFAULT_KS, check_ks, parse_monitor
 from tfcro.models import TwoTowerConfig, TwoTowerModel
+from tfcro.optimizers import LazyAdam
 from tfcro.validation import check_choice, check_fields, check_float, check_int, invalid
 
 #: ``TrainingConfig.optimizer`` -> the Keras optimizer class.
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
+    "lazy_adam": LazyAdam,
     "adagrad": keras.optimizers.Adagrad,
     "sgd": keras.optimizers.SGD,
 }
@@ -43,6 +45,12 @@ class TrainingConfig:
       ks: cut-offs reported on the test users.
       eval_batch_size: users scored per batch in evaluation.
       valid_every: evaluate the validation users every this many epochs.
+      jit_compile: compile the whole training step (towers, sampling, loss, gradients,
+        optimizer update) with XLA, on one replica (tf.distribute runs train without
+        it). Off by default: on a 2-core CPU the XLA step measured slower than the
+        graph step (docs/benchmarks.md, "Training speed"). Not with ``lazy_adam``
+        (its row de-duplication has no static shape). An execution setting: a run
+        resumes with either value.
     """
 
     dataset: str = "synthetic"
@@ -62,11 +70,18 @@ class TrainingConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     eval_batch_size: int = 1024
     valid_every: int = 1
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, data_lib.DATASETS)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.jit_compile and self.optimizer == "lazy_adam":
+            raise ValueError(
+                "`jit_compile` should be False with `optimizer`='lazy_adam' (XLA cannot "
+                "compile its de-duplication of the batch's rows; use optimizer='adam' "
+                "with XLA). Received: jit_compile=True"
+            )
         for name in ("max_history", "epochs", "batch_size", "eval_batch_size", "valid_every"):
             setattr(self, name, check_int(name, getattr(self, name), 1))
         self.learning_rate = check_float(

@@ -89,6 +89,11 @@ class SigtermGuard:
             raise TrainingInterrupted(self.output_dir, self.epochs_done)
 
 
+#: Settings that change how a run executes, not what it computes: a rerun may change them
+#: (the epoch budget may grow; XLA on or off).
+EXECUTION_SETTINGS = ("epochs", "jit_compile")
+
+
 def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | None:
     """The saved config of ``output_dir``; raises if it holds a *started* run of other settings.
 
@@ -105,7 +110,7 @@ def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | 
     differing = sorted(
         k
         for k in set(previous) | set(current)
-        if k != "epochs" and previous.get(k) != current.get(k)
+        if k not in EXECUTION_SETTINGS and previous.get(k) != current.get(k)
     )
     started = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)) is not None
     if differing and started:

@@ -47,7 +47,7 @@ from tfcro.runfolder import (
     write_atomic,
     write_json,
 )
-from tfcro.training.build import build_model, build_variables, load_data, train_features
+from tfcro.training.build import build_model, build_variables, load_data, train_columns
 from tfcro.training.config import OPTIMIZERS, TrainingConfig, TrainingResult
 from tfcro.training.faults import SigtermGuard, check_same_run, restore_checkpoint, resume_state
 from tfcro.training.loading import write_model_files
@@ -115,7 +115,9 @@ def _train(
     with strategy.scope():
         model = build_model(config, data)
         optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
-        model.compile(optimizer=optimizer)
+        # XLA on one replica only: tf.distribute's collectives stay outside it.
+        jit = config.jit_compile and strategy.num_replicas_in_sync == 1
+        model.compile(optimizer=optimizer, jit_compile=jit)
         build_variables(model, data)
 
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfcro-worker-")
@@ -210,6 +212,7 @@ def _run(
         best_weights_source=best_path,
     )
     callbacks = [
+        EpochSpeed(len(data.train)),
         evaluation,
         _RunCheckpoint(write_dir, manager, epoch_var, state_var, evaluation, state, guard),
     ]
@@ -217,9 +220,7 @@ def _run(
     finished = state.get("stopped") or state["epochs_done"] >= config.epochs
     if not finished:
         dataset = distributed.distribute_options(
-            data_lib.train_dataset(
-                data.train, config.batch_size, seed=config.seed, features=train_features(data)
-            )
+            data_lib.index_dataset(train_columns(model, data), config.batch_size, seed=config.seed)
         )
         with guard:
             model.fit(
@@ -260,6 +261,29 @@ def _run(
 
 
 # ----------------------------------------------------------------------------- per epoch
+
+
+class EpochSpeed(keras.callbacks.Callback):
+    """Adds ``seconds`` and ``examples_per_second`` of each epoch's training to its logs.
+
+    The time runs from the epoch's start to the end of its last training step; list
+    this callback before the validation callback so that validation is not counted.
+    ``examples`` is the number of training examples in an epoch.
+    """
+
+    def __init__(self, examples: int):
+        super().__init__()
+        self.examples = int(examples)
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            seconds = time.perf_counter() - self._start
+            logs["seconds"] = round(seconds, 3)
+            logs["examples_per_second"] = round(self.examples / max(seconds, 1e-9), 1)
 
 
 class _RunCheckpoint(keras.callbacks.Callback):
