@@ -6,7 +6,7 @@ the machine and the command; this only keeps the commands from rotting.
 
 import pytest
 
-from benchmarks import bench_accidental_hits, bench_losses, bench_retrieval
+from benchmarks import bench_accidental_hits, bench_losses, bench_retrieval, bench_training
 
 
 def _table_rows(text, header):
@@ -84,3 +84,40 @@ def test_bench_losses(capsys):
     out = capsys.readouterr().out
     for label in bench_losses.LOSSES:
         assert label in out
+
+
+@pytest.mark.slow
+def test_bench_training(capsys):
+    args = [
+        "--num-users",
+        "300",
+        "--num-items",
+        "200",
+        "--interactions",
+        "6000",
+        "--max-history",
+        "10",
+        "--embedding-dim",
+        "8",
+        "--batch-size",
+        "64",
+        "--num-negatives",
+        "32",
+        "--steps",
+        "2",
+        "--rounds",
+        "1",
+        "--optimizer",
+        "lazy_adam",
+        "--losses",
+        "softmax,cro-lambda",
+    ]
+    assert bench_training.main(args) == 0
+    out = capsys.readouterr().out
+    rows = _table_rows(out, "| loss |")
+    assert [row[0] for row in rows] == ["softmax", "cro-lambda"]
+    for row in rows:
+        assert all(float(cell.replace(",", "")) > 0 for cell in row[1:5])
+        assert row[5].endswith("x")
+    parts = _table_rows(out, "| part |")
+    assert [row[0] for row in parts][-1] == "total"
