@@ -411,8 +411,7 @@ class TwoTowerModel(tfrs.Model):
         """User embeddings ``[B, D]`` of a batch dict."""
         return self.user_tower(self.user_inputs(features), training=training)
 
-    # -- training --------------------------------------------------------------------------
-    # -- integer ids (the training path) -----------------------------------------------------
+    # -- training: integer ids (the fast path) or raw strings -----------------------------
     def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Raw-id columns -> the int32 lookup indices the index towers take, vectorised.
 
