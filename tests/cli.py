@@ -5,7 +5,6 @@ The options are dicts keyed by the flag's name with underscores (``num_users`` f
 ``--num-users``); a test extends or overrides them and turns them into flags with ``flags``.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -57,12 +56,7 @@ def training_config(args):
     """The ``TrainingConfig`` that ``python -m pipelines.train *args`` trains with."""
     from pipelines import train as train_cli
 
-    parser = argparse.ArgumentParser()
-    train_cli.add_training_arguments(parser)
-    parser.add_argument("--output-dir")
-    parser.add_argument("--no-export", action="store_true")
-    parser.add_argument("--verbose", type=int)
-    return train_cli.config_from_args(parser.parse_args(args))
+    return train_cli.config_from_args(train_cli.build_parser().parse_args(args))
 
 
 # ----------------------------------------------------------------------------- subprocesses

@@ -234,7 +234,7 @@ def test_invalid_arguments(towers, tmp_path):
         export_model(user_tower, item_tower, items, str(tmp_path), config={}, scale=0.0)
     with pytest.raises(ValueError, match="unique"):
         export_model(user_tower, item_tower, ["a", "a"], str(tmp_path), config={}, scale=1.0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="`scann_params`: Unknown ScannParams keys"):
         export_model(
             user_tower,
             item_tower,

@@ -3,6 +3,8 @@
 No TensorFlow here: the serving layer imports them too.
 """
 
+import numpy as np
+
 #: The padding id of histories and feature values: masked by the towers' lookups.
 PAD = ""
 
@@ -10,7 +12,11 @@ PAD = ""
 PROTOCOLS = ("sequential", "collaborative")
 
 #: Scores at or below this mark absent candidates in a loss's ``[B, C]`` score matrix
-#: (TFRS masks with about -3.4e38 and removes accidental hits the same way).
+#: (TFRS masks candidates and accidental hits with :data:`MASKED_SCORE`, about -3.4e36).
 ABSENT_SCORE = -1e30
 
-__all__ = ["ABSENT_SCORE", "PAD", "PROTOCOLS"]
+#: The score a retrieval batch gives a masked candidate (accidental hit, off the score
+#: mask): TFRS's value, far below :data:`ABSENT_SCORE`.
+MASKED_SCORE = float(np.finfo(np.float32).min / 100.0)
+
+__all__ = ["ABSENT_SCORE", "MASKED_SCORE", "PAD", "PROTOCOLS"]

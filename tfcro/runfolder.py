@@ -1,7 +1,7 @@
 """The training run folder: its layout, its lock, and the atomic JSON I/O that writes it.
 
 The one description of the folder that :func:`tfcro.training.train` writes
-(``python -m pipelines.train --output-dir``), :func:`tfcro.training.load_model`
+(``python -m pipelines.train --run-dir``), :func:`tfcro.training.load_model`
 rebuilds a model from and :mod:`tfcro.serving` exports from. This module must
 not import the training stack (the serving layer uses it).
 
@@ -172,7 +172,7 @@ class RunFolderInUse(RunFolderError):
         super().__init__(
             f"the run folder {folder!r} is in use by another training process "
             f"({describe_holder(self.holder)}; lock file {LOCK_FILE}). Wait for it to finish or "
-            "stop it, or use another --output-dir."
+            "stop it, or use another --run-dir."
         )
 
 

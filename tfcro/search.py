@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcro.validation import check_choice, check_int, invalid
+from tfcro.validation import check_choice, check_fields, check_int, invalid
 
 #: Catalogs of at most this many items are searched exactly (module docstring).
 BRUTE_FORCE_THRESHOLD = 5_000
@@ -151,16 +151,7 @@ class ScannParams:
         if isinstance(params, cls):
             return params
         if isinstance(params, Mapping):
-            allowed = sorted(f.name for f in dataclasses.fields(cls))
-            unknown = sorted(set(params) - set(allowed))
-            if unknown:
-                raise invalid(
-                    "scann_params",
-                    f"a dict with keys among {allowed}",
-                    dict(params),
-                    f"unknown keys: {unknown}",
-                )
-            return cls(**params)
+            return cls(**check_fields(cls, params, "scann_params"))
         raise invalid("scann_params", "a ScannParams, a dict or None", params)
 
     def resolve(self, num_items: int, num_neighbors: int) -> dict[str, Any]:

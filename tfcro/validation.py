@@ -94,12 +94,17 @@ def check_fraction(
     return x
 
 
-def check_fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``dict(values)`` when every key is a field of the dataclass ``cls`` (``from_dict``)."""
+def check_fields(
+    cls: type, values: Mapping[str, Any], parameter: str | None = None
+) -> dict[str, Any]:
+    """``dict(values)`` when every key is a field of the dataclass ``cls`` (``from_dict``);
+    ``parameter``: the argument that passed ``values``, named in the error.
+    """
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
+        where = f"`{parameter}`: " if parameter else ""
+        raise ValueError(f"{where}Unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
     return dict(values)
 
 

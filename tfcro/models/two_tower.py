@@ -20,7 +20,7 @@ import tensorflow_recommenders as tfrs
 from tfcro import losses as losses_lib
 from tfcro import sampling
 from tfcro._compat import keras, tf
-from tfcro.constants import PAD
+from tfcro.constants import MASKED_SCORE, PAD
 from tfcro.layers import pooling as pooling_lib
 from tfcro.layers.towers import (
     CategoricalEmbedding,
@@ -130,11 +130,6 @@ class TwoTowerConfig:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
-
-
-#: The score of a masked candidate (accidental hit, off the score mask): TFRS's value,
-#: far below the losses' absent threshold (``tfcro.constants.ABSENT_SCORE``).
-MASKED_SCORE = float(np.finfo(np.float32).min / 100.0)
 
 
 def prepare_loss(loss: keras.losses.Loss, num_items: int) -> keras.losses.Loss:

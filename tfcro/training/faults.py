@@ -115,8 +115,8 @@ def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | 
     started = tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)) is not None
     if differing and started:
         raise ValueError(
-            f"--output-dir {output_dir!r} holds a run with other settings ({differing}); "
-            "resuming it would mix two experiments. Use a new --output-dir, or delete it."
+            f"--run-dir {output_dir!r} holds a run with other settings ({differing}); "
+            "resuming it would mix two experiments. Use a new --run-dir, or delete it."
         )
     return saved if not differing else None
 

@@ -95,7 +95,7 @@ def find_weights(run_dir: str) -> str:
     raise FileNotFoundError(
         f"{run_dir!r} has no weights: no {BEST_WEIGHTS_FILE} and no checkpoint in "
         f"{CHECKPOINT_DIR}/. The run has not finished an epoch yet (rerun pipelines.train "
-        "with the same --output-dir to resume it)."
+        "with the same --run-dir to resume it)."
     )
 
 
