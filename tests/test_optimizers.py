@@ -69,3 +69,7 @@ def test_lazy_adam_is_refused_under_xla_with_a_clear_error():
     with pytest.raises(ValueError, match="`jit_compile` should be False.*lazy_adam"):
         TrainingConfig(optimizer="lazy_adam", jit_compile=True)
     assert TrainingConfig(optimizer="lazy_adam").jit_compile is False
+    with pytest.raises(
+        ValueError, match="`jit_compile` should be True or False. Received: jit_compile='yes'"
+    ):
+        TrainingConfig(jit_compile="yes")

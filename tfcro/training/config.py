@@ -76,6 +76,8 @@ class TrainingConfig:
         check_choice("dataset", self.dataset, data_lib.DATASETS)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.jit_compile, bool):
+            raise invalid("jit_compile", "True or False", self.jit_compile)
         if self.jit_compile and self.optimizer == "lazy_adam":
             raise ValueError(
                 "`jit_compile` should be False with `optimizer`='lazy_adam' (XLA cannot "
