@@ -34,7 +34,9 @@ from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
 from tfcro import losses as losses_lib
+from tfcro.models.two_tower import USER_TOWERS
 from tfcro.training import OPTIMIZERS, TrainingConfig, TrainingInterrupted, train
+from tfcro.training.config import LR_SCHEDULES
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +94,23 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="hidden Dense layers of the user tower, e.g. 64,32 (paper DNN: none)",
     )
     m.add_argument(
+        "--user-tower",
+        default=None,
+        choices=list(USER_TOWERS),
+        help="what the user tower embeds: history (the paper's DNN, the default), id "
+        "(matrix factorisation, collaborative protocol) or id+history",
+    )
+    m.add_argument(
         "--use-user-id",
         action="store_true",
-        help="add a user-id embedding (collaborative protocol, MF-style)",
+        help="the former spelling of --user-tower id+history",
+    )
+    m.add_argument(
+        "--embedding-l2",
+        type=float,
+        default=0.0,
+        help="L2 penalty lambda * sum ||e||^2 / B on the id-embedding rows of each batch "
+        "(LightGCN-style; 0: none)",
     )
     m.add_argument(
         "--item-features",
@@ -136,6 +152,38 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="lazy_adam: Adam that updates only the embedding rows of the batch (faster)",
     )
     o.add_argument("--learning-rate", type=float, default=1e-3)
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="decoupled weight decay (AdamW-style) of every weight; 0: none",
+    )
+    o.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=list(LR_SCHEDULES),
+        help="constant, or cosine decay to 0 over the epochs (after the warm-up)",
+    )
+    o.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=0.0,
+        help="linear learning-rate warm-up, in epochs (may be fractional)",
+    )
+    o.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="validation share carved from the training data (collaborative: of each "
+        "user's interactions; sequential: of the users); 0: no validation, train "
+        "--epochs epochs",
+    )
+    o.add_argument(
+        "--refit",
+        action="store_true",
+        help="then retrain on all the training data for the epochs selected on "
+        "validation and report that model's test metrics",
+    )
     o.add_argument("--epochs", type=int, default=10)
     o.add_argument("--batch-size", type=int, default=256)
     o.add_argument(
@@ -192,10 +240,17 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         if k in losses_lib.get(args.loss, **loss_options).get_config()
     }
     num_negatives = 10 * args.batch_size if args.num_negatives is None else args.num_negatives
+    user_tower = args.user_tower or ("id+history" if args.use_user_id else "history")
+    if args.use_user_id and user_tower != "id+history":
+        raise ValueError(
+            f"--use-user-id is the former spelling of --user-tower id+history and "
+            f"contradicts --user-tower {user_tower}; give --user-tower alone"
+        )
     model = {
         "embedding_dim": args.embedding_dim,
         "hidden_units": list(args.hidden_units),
-        "use_user_id": args.use_user_id,
+        "user_tower": user_tower,
+        "embedding_l2": args.embedding_l2,
         "scale": args.scale,
         "num_negatives": num_negatives,
         "in_batch_negatives": args.in_batch_negatives,
@@ -217,8 +272,13 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         max_history=args.max_history,
         seed=args.seed,
         model=model,
+        valid_fraction=args.valid_fraction,
+        refit=args.refit,
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs,
         epochs=args.epochs,
         batch_size=args.batch_size,
         monitor=args.monitor,
@@ -284,20 +344,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143  # 128 + SIGTERM, as a shell reports a terminated job
     if not distributed.is_chief(strategy):
         return 0  # the chief writes the run folder and the export
+    selected = "last epoch" if config.valid_fraction == 0 else "best epoch"
     print(
-        f"\nTest metrics ({len(result.data.test)} users, best epoch "
+        f"\nTest metrics ({len(result.data.test)} users, {selected} "
         f"{None if result.best_epoch is None else result.best_epoch + 1}):"
     )
     print(format_metrics(result.metrics, config.ks))
+    if result.refit is not None:
+        print(
+            f"\nTest metrics of the refit on all the training data "
+            f"({result.refit.epochs_run} epochs):"
+        )
+        print(format_metrics(result.refit.metrics, config.ks))
     print(
         f"\nrun folder: {os.path.abspath(args.run_dir)} "
-        "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/)"
+        "(config.json, history.csv, metrics.json, best.weights.h5, checkpoints/"
+        + (", refit/" if result.refit is not None else "")
+        + ")"
     )
     if args.export:
         from tfcro.serving import export_from_run
 
         export_dir = args.export_dir or default_export_dir(args.run_dir)
-        exported = export_from_run(args.run_dir, export_dir)
+        exported = export_from_run(result.final.output_dir, export_dir)
         print(f"export: {os.path.abspath(export_dir)} ({_describe(exported)})")
     return 0
 

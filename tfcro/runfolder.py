@@ -19,8 +19,12 @@ not import the training stack (the serving layer uses it).
 ``state.json``         epochs done, early-stopping state, per-epoch history rows
                        (a readable mirror of the checkpoint's run state)
 ``history.csv``        per-epoch loss and validation metrics
-``best.weights.h5``    the weights with the best validation metric
+``best.weights.h5``    the weights with the best validation metric (the last
+                       epoch's without validation)
 ``metrics.json``       test metrics ``recall@N``, ``pair_recall@N``, ``hitrate@N``, ``ndcg@N``
+``refit/``             the refit on all the training data (a run folder of its own;
+                       ``TrainingConfig.refit``); ``metrics.json`` then has its
+                       test metrics under ``"refit"``
 ``run.lock``           present while a process trains in the folder: the holder's
                        pid, host and start time (:class:`RunFolderLock`)
 ====================== =========================================================
@@ -61,6 +65,7 @@ CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+REFIT_DIR = "refit"
 ITEMS_FILE = "items.txt"
 USERS_FILE = "users.txt"
 ITEM_FEATURES_FILE = "item_features.json"

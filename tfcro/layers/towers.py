@@ -190,7 +190,7 @@ def build_item_tower(
 
 
 def build_user_tower(
-    history_embedding: CategoricalEmbedding,
+    history_embedding: CategoricalEmbedding | None,
     output_dim: int,
     *,
     pooling: Any = "mean",
@@ -204,33 +204,49 @@ def build_user_tower(
     """User tower: ``{"history": [B, L], "user_id": [B], <feature>: [B]}`` -> ``[B, D]``.
 
     ``u = normalize(Dense_D(MLP(concat(pool(E[history], history != ""), E_user[user_id],
-    E_f[feature_f] ...))))``. ``"user_id"`` is an input only with ``user_embedding``.
-    The paper's "DNN" is ``pooling="mean"``, no hidden layers, ``output_dim=32``. An
-    empty history pools to zeros, so the user embedding is then the (normalised)
-    output of the Dense layers on the other parts and their biases: finite.
-    ``ids="string"`` takes raw ids (``""`` pads), ``ids="index"`` int32 lookup
+    E_f[feature_f] ...))))``. ``"history"`` is an input only with ``history_embedding``,
+    ``"user_id"`` only with ``user_embedding``. The paper's "DNN" is ``pooling="mean"``,
+    no hidden layers, ``output_dim=32``. Matrix factorisation is ``user_embedding``
+    alone (no history, no features, no hidden layers): ``u = normalize(E_user[user_id])``,
+    with no projection. An empty history pools to zeros, so the user embedding is then
+    the (normalised) output of the Dense layers on the other parts and their biases:
+    finite. ``ids="string"`` takes raw ids (``""`` pads), ``ids="index"`` int32 lookup
     indices (0 pads).
     """
     check_choice("ids", ids, ID_KINDS)
     output_dim = check_int("output_dim", output_dim)
     hidden_units = [check_int("hidden_units[]", u) for u in hidden_units]
-    embeddings = {"history": history_embedding}
+    embeddings = {}
+    if history_embedding is not None:
+        embeddings["history"] = history_embedding
     if user_embedding is not None:
         embeddings["user_id"] = user_embedding
     embeddings.update(feature_embeddings or {})
+    if not embeddings:
+        raise ValueError("the user tower needs a history or a user-id embedding (or features)")
     inputs = {
         key: keras.Input(shape=(None,) if key == "history" else (), dtype=tf.int32, name=key)
         for key in embeddings
     }
-    mask = PaddingMask(name="history_mask")(inputs["history"])
-    pooled = pooling_lib.get(pooling, name="pooling")(
-        history_embedding(inputs["history"]), mask=mask
-    )
-    parts = [pooled] + [embeddings[key](inputs[key]) for key in list(embeddings)[1:]]
+    parts = []
+    for key, embedding in embeddings.items():
+        if key == "history":
+            mask = PaddingMask(name="history_mask")(inputs["history"])
+            parts.append(
+                pooling_lib.get(pooling, name="pooling")(embedding(inputs["history"]), mask=mask)
+            )
+        else:
+            parts.append(embedding(inputs[key]))
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="concat")(parts)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")(x)
-    x = keras.layers.Dense(output_dim, name="projection")(x)
+    if list(embeddings) != ["user_id"] or hidden_units:
+        x = keras.layers.Dense(output_dim, name="projection")(x)
+    elif user_embedding.dim != output_dim:
+        raise ValueError(
+            f"a user-id-only tower outputs its embedding: `output_dim` should be the "
+            f"embedding's size {user_embedding.dim}. Received: output_dim={output_dim}"
+        )
     tower = keras.Model(inputs, L2Normalize(name="normalize")(x), name=f"{name}_index")
     return tower if ids == "index" else string_tower(tower, embeddings, name=name)
 

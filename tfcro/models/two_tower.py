@@ -30,6 +30,9 @@ from tfcro.layers.towers import (
 )
 from tfcro.validation import check_choice, check_fields, check_float, check_int
 
+#: ``TwoTowerConfig.user_tower`` values: what the user tower embeds.
+USER_TOWERS = ("history", "id", "id+history")
+
 
 @dataclasses.dataclass
 class TwoTowerConfig:
@@ -44,8 +47,15 @@ class TwoTowerConfig:
       pooling: history encoder, a name in ``tfcro.layers.POOLINGS`` ("mean").
       share_item_embeddings: the history lookup uses the item tower's id
         embedding table (YouTube DNN); False gives the history its own table.
-      use_user_id: add a user-id embedding to the user tower (matrix-factorisation
-        style, for the collaborative protocol; needs ``users=`` in the model).
+      user_tower: what the user tower embeds, one of :data:`USER_TOWERS`:
+        ``"history"`` (the paper's DNN: pooled history items, plus user features),
+        ``"id"`` (matrix factorisation: a user-id embedding, the literature's MF
+        baseline; with no features or hidden layers it is the embedding itself,
+        normalised, with no projection) or ``"id+history"`` (both, concatenated and
+        projected). ``"id"`` towers need ``users=`` in the model.
+      use_user_id: whether the user tower has a user-id embedding, derived from
+        ``user_tower``. ``use_user_id=True`` with ``user_tower="history"`` is the
+        former spelling of ``user_tower="id+history"`` (config files of older runs).
       user_features / item_features: names of categorical string features.
       scale: score scale ``rho``; Retrieval's ``temperature = 1 / scale`` (paper: 10).
       num_negatives: items drawn uniformly per batch, shared by its rows
@@ -59,6 +69,9 @@ class TwoTowerConfig:
         (:func:`tfcro.sampling.mixture_probability`); needs ``item_frequencies``.
       loss: a name of :func:`tfcro.losses.get`; ``loss_options`` its options.
         ``num_items=None`` losses get the catalog size.
+      embedding_l2: ``lambda`` of the LightGCN-style L2 penalty on the id-embedding
+        rows the batch uses, ``lambda * sum ||e||^2 / B`` added to the batch loss
+        (:meth:`TwoTowerModel.embedding_penalty`); 0 for none.
       seed: seed of the negative sampler (None: TensorFlow's global RNG).
     """
 
@@ -67,6 +80,7 @@ class TwoTowerConfig:
     activation: str = "relu"
     pooling: str = "mean"
     share_item_embeddings: bool = True
+    user_tower: str = "history"
     use_user_id: bool = False
     user_features: tuple[str, ...] = ()
     item_features: tuple[str, ...] = ()
@@ -80,6 +94,7 @@ class TwoTowerConfig:
     loss_options: dict[str, Any] = dataclasses.field(
         default_factory=lambda: {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0}
     )
+    embedding_l2: float = 0.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +109,11 @@ class TwoTowerConfig:
                 f"Received: pooling={self.pooling!r}"
             )
         self.scale = check_float("scale", self.scale, minimum=0.0, strict=True)
+        self.embedding_l2 = check_float("embedding_l2", self.embedding_l2, minimum=0.0)
+        check_choice("user_tower", self.user_tower, USER_TOWERS)
+        if self.use_user_id and self.user_tower == "history":
+            self.user_tower = "id+history"  # the former spelling
+        self.use_user_id = self.user_tower != "history"
         check_choice("loss", self.loss, losses_lib.LOSSES)
         if not self.in_batch_negatives and self.num_negatives == 0:
             raise ValueError(
@@ -236,15 +256,19 @@ class TwoTowerModel(tfrs.Model):
         self._items_tensor = tf.constant(self.items.astype(str))
 
         # User side.
-        history_embedding = (
-            self.item_embedding
-            if config.share_item_embeddings
-            else CategoricalEmbedding(self.items, dim, name="history_embedding")
-        )
+        history_embedding = None
+        if config.user_tower != "id":
+            history_embedding = (
+                self.item_embedding
+                if config.share_item_embeddings
+                else CategoricalEmbedding(self.items, dim, name="history_embedding")
+            )
         user_embedding = None
         if config.use_user_id:
             if users is None:
-                raise ValueError("`use_user_id=True` needs `users`, the user-id vocabulary")
+                raise ValueError(
+                    f"`user_tower={config.user_tower!r}` needs `users`, the user-id vocabulary"
+                )
             user_embedding = CategoricalEmbedding(
                 check_vocabulary("users", users), dim, name="user_id_embedding"
             )
@@ -274,10 +298,10 @@ class TwoTowerModel(tfrs.Model):
         )
         self.user_index_tower = self.user_tower.get_layer("user_tower_index")
         object.__setattr__(self, "_embed_functions", {})  # compiled embedding functions
-        self._user_input_names = (
-            ["history"] + (["user_id"] if config.use_user_id else []) + list(config.user_features)
-        )
-        self._input_embeddings = {"history": history_embedding, "item_id": self.item_embedding}
+        self._user_input_names = list(self.user_index_tower.input_names)
+        self._input_embeddings = {"item_id": self.item_embedding}
+        if history_embedding is not None:
+            self._input_embeddings["history"] = history_embedding
         if user_embedding is not None:
             self._input_embeddings["user_id"] = user_embedding
         self._input_embeddings.update(user_feature_layers)
@@ -387,7 +411,7 @@ class TwoTowerModel(tfrs.Model):
                 f"Received keys: {sorted(features)}"
             )
         inputs = {name: columns[name] for name in self._user_input_names}
-        return self._embed("user", inputs, len(inputs["history"]), batch_size)
+        return self._embed("user", inputs, len(next(iter(inputs.values()))), batch_size)
 
     def _embed(self, side: str, inputs: dict[str, np.ndarray], n: int, batch_size: int):
         if side not in self._embed_functions:
@@ -449,7 +473,8 @@ class TwoTowerModel(tfrs.Model):
         return index, self.item_index_tower(inputs, training=training)
 
     def _user_embeddings(self, features: Mapping[str, tf.Tensor], training: bool) -> tf.Tensor:
-        if tf.convert_to_tensor(features["history"]).dtype == tf.string:
+        first = features[self._user_input_names[0]]
+        if tf.convert_to_tensor(first).dtype == tf.string:
             return self.user_tower(self.user_inputs(features), training=training)
         return self.user_index_tower(
             {name: features[name] for name in self._user_input_names}, training=training
@@ -550,9 +575,37 @@ class TwoTowerModel(tfrs.Model):
             candidate_sampling_probability=probability,
             score_mask=score_mask,
         )
+        if config.embedding_l2 > 0:
+            penalty = self.embedding_penalty(features, candidate_index)
+            loss_sum += config.embedding_l2 * tf.cast(penalty, loss_sum.dtype)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
         return loss_sum / global_batch
+
+    def embedding_penalty(self, features: Mapping[str, Any], candidate_index: tf.Tensor):
+        """``sum ||e||^2`` over the id-embedding rows a batch uses (LightGCN's regulariser).
+
+        The rows: each row's user id (``user_tower`` with an id), its history items
+        (padding excluded) and every candidate (positives and sampled negatives),
+        counted once per use. ``features`` holds raw ids or lookup indices.
+        """
+        total = tf.reduce_sum(tf.square(self._rows(self.item_embedding, candidate_index)))
+        for name in ("user_id", "history"):
+            if name not in self._user_input_names:
+                continue
+            embedding = self._input_embeddings[name]
+            index = tf.convert_to_tensor(features[name])
+            if index.dtype == tf.string:
+                index = embedding.index(index)
+            rows = self._rows(embedding, index)
+            if name == "history":  # index 0 pads
+                rows *= tf.cast(index != 0, rows.dtype)[..., None]
+            total += tf.reduce_sum(tf.square(rows))
+        return total
+
+    @staticmethod
+    def _rows(embedding: CategoricalEmbedding, index: tf.Tensor) -> tf.Tensor:
+        return tf.gather(embedding.embedding.embeddings, tf.cast(index, tf.int32))
 
 
 def _check_feature_names(side: str, wanted: Sequence[str], available: Mapping[str, Any]):

@@ -17,8 +17,12 @@ def load_data(config: TrainingConfig) -> data_lib.RetrievalData:
         config.dataset, config.data_dir, k_core=config.k_core, **config.dataset_options
     )
     if config.protocol == "sequential":
+        test = 0.1  # the paper's 8:1:1; valid_fraction moves users between train and valid
         return data_lib.sequential_split(
-            interactions, max_history=config.max_history, seed=config.seed
+            interactions,
+            max_history=config.max_history,
+            split=(1.0 - test - config.valid_fraction, config.valid_fraction, test),
+            seed=config.seed,
         )
     if interactions.has_split:
         train_part, test_part = interactions.train_test()
@@ -29,7 +33,11 @@ def load_data(config: TrainingConfig) -> data_lib.RetrievalData:
             f"{config.dataset!r} at {config.data_dir!r} has none. Use --protocol sequential."
         )
     return data_lib.collaborative_split(
-        train_part, test_part, max_history=config.max_history, seed=config.seed
+        train_part,
+        test_part,
+        max_history=config.max_history,
+        valid_fraction=config.valid_fraction,
+        seed=config.seed,
     )
 
 

@@ -13,7 +13,17 @@ from tfcro.constants import PROTOCOLS
 from tfcro.evaluation.metrics import DEFAULT_KS, check_ks, parse_monitor
 from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.optimizers import LazyAdam
-from tfcro.validation import check_choice, check_fields, check_float, check_int, invalid
+from tfcro.validation import (
+    check_choice,
+    check_fields,
+    check_float,
+    check_fraction,
+    check_int,
+    invalid,
+)
+
+#: ``TrainingConfig.lr_schedule`` values.
+LR_SCHEDULES = ("constant", "cosine")
 
 #: ``TrainingConfig.optimizer`` -> the Keras optimizer class.
 OPTIMIZERS = {
@@ -39,7 +49,23 @@ class TrainingConfig:
       max_history: ``L``, history length kept.
       seed: seeds the split, the shuffling, the initialisation and the sampler.
       model: :class:`TwoTowerConfig` fields (loss, negatives, scale, ...).
+      valid_fraction: the validation share carved from the training data:
+        ``collaborative``, of each user's training interactions (held out, not
+        trained on); ``sequential``, of the users (the paper: 0.1, the split
+        being 8:1:1). 0: no validation, the run trains ``epochs`` epochs and keeps
+        the last weights (``patience`` and ``monitor`` then select nothing).
+      refit: after the run, retrain on the whole training data (``valid_fraction``
+        0) for the selected number of epochs (the best validation epoch) and
+        report the test metrics of that model (:func:`~tfcro.training.train`,
+        sub-folder ``refit/``).
       optimizer, learning_rate, epochs, batch_size: the optimisation.
+      weight_decay: decoupled weight decay (AdamW-style: every step each weight
+        shrinks by ``learning_rate * weight_decay``), any optimizer; 0 for none.
+      lr_schedule: ``constant`` or ``cosine`` (decay to 0 over ``schedule_epochs``),
+        both after a linear warm-up of ``warmup_epochs`` (may be fractional).
+      schedule_epochs: the cosine's horizon in epochs (None: ``epochs``); a refit
+        keeps the selection run's horizon so that its first epochs see the same
+        learning rates.
       monitor: validation metric for model selection and early stopping.
       patience: evaluations without improvement before stopping (None: never).
       ks: cut-offs reported on the test users.
@@ -61,8 +87,14 @@ class TrainingConfig:
     max_history: int = 20
     seed: int = 0
     model: dict[str, Any] = dataclasses.field(default_factory=lambda: TwoTowerConfig().to_dict())
+    valid_fraction: float = 0.1
+    refit: bool = False
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    schedule_epochs: int | None = None
     epochs: int = 10
     batch_size: int = 256
     monitor: str = "recall@100"
@@ -76,6 +108,27 @@ class TrainingConfig:
         check_choice("dataset", self.dataset, data_lib.DATASETS)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        self.weight_decay = check_float("weight_decay", self.weight_decay, minimum=0)
+        self.warmup_epochs = check_float("warmup_epochs", self.warmup_epochs, minimum=0)
+        self.schedule_epochs = check_int(
+            "schedule_epochs", self.schedule_epochs, 1, allow_none=True
+        )
+        self.valid_fraction = check_fraction("valid_fraction", self.valid_fraction, high_open=True)
+        for flag in ("refit",):
+            if not isinstance(getattr(self, flag), bool):
+                raise invalid(flag, "True or False", getattr(self, flag))
+        if self.protocol == "sequential" and self.valid_fraction >= 0.9:
+            raise invalid(
+                "valid_fraction",
+                "a share of users below 0.9 with protocol='sequential' (10% are test users)",
+                self.valid_fraction,
+            )
+        if self.refit and self.valid_fraction == 0:
+            raise ValueError(
+                "`refit=True` retrains for the epoch count selected on validation and "
+                "needs `valid_fraction` > 0. Received: valid_fraction=0"
+            )
         if not isinstance(self.jit_compile, bool):
             raise invalid("jit_compile", "True or False", self.jit_compile)
         if self.jit_compile and self.optimizer == "lazy_adam":
@@ -98,6 +151,13 @@ class TrainingConfig:
         self.ks = check_ks(self.ks)
         # Validates the model and loss settings now, not after the data has loaded.
         self.model = TwoTowerConfig.from_dict(self.model).to_dict()
+        if self.model["user_tower"] == "id" and self.protocol == "sequential":
+            raise ValueError(
+                "`user_tower`='id' (matrix factorisation) embeds users seen in training; "
+                "the sequential protocol evaluates other users (a user-disjoint split), "
+                "so use user_tower='history' or 'id+history' there, or protocol="
+                "'collaborative'. Received: user_tower='id'"
+            )
         losses_lib.get(self.model["loss"], **self.model["loss_options"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,3 +185,14 @@ class TrainingResult:
     epochs_run: int
     model: TwoTowerModel
     data: data_lib.RetrievalData
+    refit: TrainingResult | None = None
+
+    @property
+    def epochs_selected(self) -> int:
+        """The epoch count that validation selected (all the epochs run without one)."""
+        return self.epochs_run if self.best_epoch is None else self.best_epoch + 1
+
+    @property
+    def final(self) -> TrainingResult:
+        """The model to use: the refit's when the run refitted, else this one."""
+        return self.refit or self

@@ -90,8 +90,8 @@ class SigtermGuard:
 
 
 #: Settings that change how a run executes, not what it computes: a rerun may change them
-#: (the epoch budget may grow; XLA on or off).
-EXECUTION_SETTINGS = ("epochs", "jit_compile")
+#: (the epoch budget may grow; XLA on or off; a refit may be added to a finished run).
+EXECUTION_SETTINGS = ("epochs", "jit_compile", "refit")
 
 
 def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | None:
@@ -106,6 +106,10 @@ def check_same_run(output_dir: str, config: TrainingConfig) -> dict[str, Any] | 
     saved = read_json(path)
     previous = dict(saved.get("training", {})) if isinstance(saved, dict) else {}
     current = config.to_dict()
+    try:  # settings added since the run started take their defaults
+        previous = TrainingConfig.from_dict(previous).to_dict()
+    except (TypeError, ValueError):
+        pass  # compared as saved: any difference refuses the resume
     # The epoch budget may grow on a rerun; everything else must match.
     differing = sorted(
         k

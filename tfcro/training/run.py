@@ -39,6 +39,7 @@ from tfcro.runfolder import (
     CONFIG_FILE,
     HISTORY_FILE,
     METRICS_FILE,
+    REFIT_DIR,
     STATE_FILE,
     RunFolderLock,
     json_default,
@@ -47,6 +48,7 @@ from tfcro.runfolder import (
     write_atomic,
     write_json,
 )
+from tfcro.training import schedules
 from tfcro.training.build import build_model, build_variables, load_data, train_columns
 from tfcro.training.config import OPTIMIZERS, TrainingConfig, TrainingResult
 from tfcro.training.faults import SigtermGuard, check_same_run, restore_checkpoint, resume_state
@@ -63,8 +65,15 @@ def train(
     data: data_lib.RetrievalData | None = None,
     verbose: int = 1,
     strategy: str | tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainingResult:
     """Trains (or resumes) the run of ``config`` in ``output_dir``; returns test metrics.
+
+    With ``config.refit`` the run is followed by a second one in ``output_dir/refit``
+    on the whole training data (``valid_fraction=0``) for the selected number of
+    epochs (the best validation epoch, with the same learning-rate horizon); its
+    test metrics are added to ``metrics.json`` under ``"refit"`` and the result's
+    :attr:`~TrainingResult.refit` (:attr:`~TrainingResult.final`) holds its model.
 
     Args:
       config: the run's settings.
@@ -78,6 +87,8 @@ def train(
         In a multi-worker run only the chief locks and writes ``output_dir`` (which
         must be on a filesystem shared by the workers to resume); the others write
         to a temporary folder that is removed.
+      callbacks: more Keras callbacks for ``fit``, called after the validation (its
+        ``val_<metric>`` values are in the epoch's logs), e.g. a tuner's pruning.
 
     Raises:
       ValueError: bad data or settings; :class:`~tfcro.runfolder.RunFolderError` for a
@@ -87,9 +98,48 @@ def train(
     """
     strategy = distributed.make_strategy(strategy)  # first: multi-worker before any TF op
     chief = distributed.is_chief(strategy)
+    if config.refit and data is not None:
+        raise ValueError(
+            "`refit=True` loads the whole training data itself: call train() without "
+            "`data=`, or train the refit's config yourself (refit_config)"
+        )
     # Only the chief writes the folder, so only it locks it: before anything reads it.
     with RunFolderLock(output_dir) if chief else contextlib.nullcontext():
-        return _train(config, output_dir, data, verbose, strategy, chief)
+        result = _train(config, output_dir, data, verbose, strategy, chief, callbacks)
+    if not config.refit:
+        return result
+    if verbose and chief:
+        print(f"[tfcro] refit on all the training data for {result.epochs_selected} epoch(s)")
+    refit = train(
+        refit_config(config, result.epochs_selected),
+        os.path.join(output_dir, REFIT_DIR),
+        verbose=verbose,
+        strategy=strategy,
+    )
+    if chief:
+        path = os.path.join(output_dir, METRICS_FILE)
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+        summary["refit"] = {**refit.metrics, "epochs": refit.epochs_run}
+        write_json(path, summary)
+    result.refit = refit
+    return result
+
+
+def refit_config(config: TrainingConfig, epochs: int) -> TrainingConfig:
+    """The refit of ``config``: all the training data, ``epochs`` epochs, no validation,
+    the same learning-rate horizon (``schedule_epochs``) as the selection run.
+    """
+    return TrainingConfig.from_dict(
+        {
+            **config.to_dict(),
+            "valid_fraction": 0.0,
+            "refit": False,
+            "epochs": epochs,
+            "patience": None,
+            "schedule_epochs": config.schedule_epochs or config.epochs,
+        }
+    )
 
 
 def _train(
@@ -99,6 +149,7 @@ def _train(
     verbose: int,
     strategy: tf.distribute.Strategy,
     chief: bool,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainingResult:
     """:func:`train` once the run folder is locked."""
     check_same_run(output_dir, config)
@@ -107,14 +158,22 @@ def _train(
     if data is None:
         data = load_data(config)
     logger.info("data: %s", data)
-    if len(data.valid) == 0:
+    if len(data.valid) == 0 and config.valid_fraction > 0:
         raise ValueError(
             f"no validation users: the dataset is too small to split ({data.summary()})"
         )
 
     with strategy.scope():
         model = build_model(config, data)
-        optimizer = OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate)
+        rate = schedules.learning_rate(
+            config.learning_rate,
+            config.lr_schedule,
+            steps_per_epoch=-(-len(data.train) // config.batch_size),
+            warmup_epochs=config.warmup_epochs,
+            schedule_epochs=config.schedule_epochs or config.epochs,
+        )
+        options = {"weight_decay": config.weight_decay} if config.weight_decay > 0 else {}
+        optimizer = OPTIMIZERS[config.optimizer](learning_rate=rate, **options)
         # XLA on one replica only: tf.distribute's collectives stay outside it.
         jit = config.jit_compile and strategy.num_replicas_in_sync == 1
         model.compile(optimizer=optimizer, jit_compile=jit)
@@ -123,7 +182,16 @@ def _train(
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfcro-worker-")
     try:
         return _run(
-            config, output_dir, write_dir, data, model, optimizer, strategy, verbose, started
+            config,
+            output_dir,
+            write_dir,
+            data,
+            model,
+            optimizer,
+            strategy,
+            verbose,
+            started,
+            callbacks,
         )
     finally:
         if not chief:
@@ -140,6 +208,7 @@ def _run(
     strategy: tf.distribute.Strategy,
     verbose: int,
     started: float,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainingResult:
     """The part of :func:`train` that reads and writes the run folder."""
     chief = write_dir == output_dir
@@ -198,22 +267,25 @@ def _run(
 
     best_path = os.path.join(output_dir, BEST_WEIGHTS_FILE)
     guard = SigtermGuard(output_dir, state["epochs_done"])
-    evaluation = _ResumableEvaluation(
-        data.valid,
-        data.items,
-        ks=(parse_monitor(config.monitor)[1],),
-        monitor=config.monitor,
-        patience=config.patience,
-        frequency=config.valid_every,
-        batch_size=config.eval_batch_size,
-        verbose=0,
-        resume=state,
-        best_weights_path=os.path.join(write_dir, BEST_WEIGHTS_FILE),
-        best_weights_source=best_path,
-    )
+    evaluation = None
+    if config.valid_fraction > 0:
+        evaluation = _ResumableEvaluation(
+            data.valid,
+            data.items,
+            ks=(parse_monitor(config.monitor)[1],),
+            monitor=config.monitor,
+            patience=config.patience,
+            frequency=config.valid_every,
+            batch_size=config.eval_batch_size,
+            verbose=0,
+            resume=state,
+            best_weights_path=os.path.join(write_dir, BEST_WEIGHTS_FILE),
+            best_weights_source=best_path,
+        )
     callbacks = [
         EpochSpeed(len(data.train)),
-        evaluation,
+        *([evaluation] if evaluation else []),
+        *extra_callbacks,
         _RunCheckpoint(write_dir, manager, epoch_var, state_var, evaluation, state, guard),
     ]
 
@@ -297,7 +369,7 @@ class _RunCheckpoint(keras.callbacks.Callback):
         manager: tf.train.CheckpointManager,
         epoch_var: tf.Variable,
         state_var: tf.Variable,
-        evaluation: RetrievalEvaluationCallback,
+        evaluation: RetrievalEvaluationCallback | None,
         state: dict[str, Any],
         guard: SigtermGuard,
     ):
@@ -313,18 +385,20 @@ class _RunCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         with self.guard.saving():
             logs = dict(logs or {})
-            if self.evaluation.best_epoch == epoch:
+            # without validation the chosen weights are the last epoch's
+            if self.evaluation is None or self.evaluation.best_epoch == epoch:
                 save_weights_atomic(self.model, os.path.join(self.output_dir, BEST_WEIGHTS_FILE))
             row = {"epoch": epoch + 1}
             row.update({k: float(v) for k, v in logs.items()})
             self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [
                 row
             ]
+            evaluation = self.evaluation
             self.state.update(
                 epochs_done=epoch + 1,
-                best=float(self.evaluation.best),
-                best_epoch=self.evaluation.best_epoch,
-                wait=self.evaluation.wait,
+                best=None if evaluation is None else float(evaluation.best),
+                best_epoch=epoch if evaluation is None else evaluation.best_epoch,
+                wait=0 if evaluation is None else evaluation.wait,
                 stopped=bool(self.model.stop_training),
             )
             self.epoch_var.assign(epoch + 1)
