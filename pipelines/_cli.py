@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 
 
@@ -89,3 +90,29 @@ def fit_verbosity(verbose: int | None, stream=None) -> int:
         return 1 if stream.isatty() else 2
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return 2
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options ``argv`` gives explicitly (even at their defaults)."""
+    probe = copy.deepcopy(parser)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
+
+
+def parse_with_preset(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """``parser.parse_args(argv)`` where ``--preset NAME`` (:mod:`tfcro.training.presets`)
+    replaces the defaults of the options it sets; explicit flags still win.
+    """
+    from tfcro.training.presets import preset_settings
+
+    args = parser.parse_args(argv)
+    if getattr(args, "preset", None) is None:
+        return args
+    explicit = explicit_options(parser, argv)
+    if "use_user_id" in explicit:  # the former spelling of --user-tower id+history
+        explicit.add("user_tower")
+    for name, value in preset_settings(args.preset).items():
+        if name not in explicit:
+            setattr(args, name, value)
+    return args

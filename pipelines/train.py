@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import fit_verbosity, int_list, name_list, new_parser
+from pipelines._cli import fit_verbosity, int_list, name_list, new_parser, parse_with_preset
 from tfcro import data as data_lib
 from tfcro import distributed
 from tfcro import kernels as kernels_lib
@@ -37,10 +37,17 @@ from tfcro import losses as losses_lib
 from tfcro.models.two_tower import USER_TOWERS
 from tfcro.training import OPTIMIZERS, TrainingConfig, TrainingInterrupted, train
 from tfcro.training.config import LR_SCHEDULES
+from tfcro.training.presets import PRESETS
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :class:`tfcro.training.TrainingConfig` as command-line flags."""
+    parser.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="start from a named recipe (README: what each sets); explicit flags override it",
+    )
     d = parser.add_argument_group("data")
     d.add_argument("--dataset", default="synthetic", choices=list(data_lib.DATASETS))
     d.add_argument(
@@ -326,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_with_preset(parser, argv)
     verbose = fit_verbosity(args.verbose)
     try:
         config = config_from_args(args)

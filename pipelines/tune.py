@@ -1,0 +1,74 @@
+r"""Tune a training recipe per loss on validation (Optuna), then train the chosen settings
+with several seeds and compare the losses on the test split.
+
+Examples::
+
+    python -m pipelines.tune --preset cf --dataset lightgcn \
+        --data-dir ../shared/data/yelp2018 --losses softmax,bpr,cro,cro-lambda \
+        --trials 8 --epochs 12 --tune-dir runs/tune-yelp2018
+    python -m pipelines.tune ... --seeds 1,2,3 --refit     # then: the chosen settings
+
+Every loss gets the same budget: ``--trials`` finished (complete or pruned) trials of
+at most ``--epochs`` epochs, selected on the validation split of the training data
+(``--monitor``). The training flags are those of ``pipelines.train`` and fix everything
+that is not searched. Rerunning with the same ``--tune-dir`` continues where it stopped
+(an interrupted trial resumes from its checkpoint). Outputs in ``--tune-dir``:
+study.db, trials.csv, tuning.md, tuning.png, seeds.csv (with ``--seeds``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
+from pipelines._cli import fit_verbosity, int_list, name_list, new_parser, parse_with_preset
+from pipelines.train import add_training_arguments, config_from_args
+from tfcro.experiments import tuning
+
+
+def build_parser():
+    parser = new_parser("tune", __doc__, verbose=0, keras=True)
+    add_training_arguments(parser)
+    t = parser.add_argument_group("tuning")
+    t.add_argument("--tune-dir", default="runs/tune", help="the tuning folder (resumable)")
+    t.add_argument(
+        "--losses",
+        type=name_list,
+        default=["softmax", "bpr", "cro", "cro-lambda"],
+        help="the losses to tune, comma-separated",
+    )
+    t.add_argument("--trials", type=int, default=8, help="finished trials per loss")
+    t.add_argument(
+        "--seeds",
+        type=int_list,
+        default=[],
+        help="after tuning, train each loss's best settings with these seeds (test metrics, "
+        "paired differences to softmax); with --refit the refit's",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_with_preset(parser, argv)
+    try:
+        base = config_from_args(args)
+        tuning.tune(
+            base,
+            args.losses,
+            args.tune_dir,
+            trials=args.trials,
+            verbose=fit_verbosity(args.verbose),
+        )
+        if args.seeds:
+            tuning.run_seeds(base, args.tune_dir, args.seeds, verbose=fit_verbosity(args.verbose))
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    with open(f"{args.tune_dir}/{tuning.REPORT_FILE}", encoding="utf-8") as f:
+        print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

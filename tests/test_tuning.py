@@ -1,0 +1,216 @@
+"""Tuning (Optuna studies per loss, resumable, validation only), the chosen settings over
+seeds, the report, and presets on the command line."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import train as train_cli
+from pipelines import tune as tune_cli
+from pipelines._cli import explicit_options, parse_with_preset
+from tests import cli
+from tests.test_recipe import _config, pairs_dir  # noqa: F401  (the fixture)
+from tfcro.experiments import tuning
+from tfcro.training import TrainingConfig
+from tfcro.training.presets import PRESETS, preset_settings
+
+optuna = pytest.importorskip("optuna")
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+class _FixedTrial:
+    """The part of ``optuna.Trial`` that :func:`tuning.suggest` uses, with set answers."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def suggest_float(self, name, low, high, log=False):
+        assert low <= self.values[name] <= high
+        return self.values[name]
+
+    def suggest_categorical(self, name, choices):
+        assert self.values[name] in choices
+        return self.values[name]
+
+
+def test_the_space_adds_alpha_and_kernel_for_croloss_only():
+    assert "alpha" not in tuning.space_for("softmax")
+    assert {"alpha", "kernel", "learning_rate", "scale"} <= set(tuning.space_for("cro-lambda"))
+
+
+def test_a_trial_config_places_each_setting():
+    base = TrainingConfig(model={"loss": "softmax", "loss_options": {}})
+    trial = _FixedTrial(
+        {
+            "learning_rate": 0.02,
+            "embedding_l2": 1e-4,
+            "scale": 12.0,
+            "logq_correction": True,
+            "alpha": 1.2,
+            "kernel": "sigmoid",
+        }
+    )
+    params = tuning.suggest(trial, "cro-lambda")
+    config = tuning.trial_config(base, "cro-lambda", params)
+    assert config.learning_rate == 0.02
+    assert config.model["embedding_l2"] == 1e-4 and config.model["scale"] == 12.0
+    assert config.model["logq_correction"] is True
+    assert config.model["loss"] == "cro-lambda"
+    assert config.model["loss_options"] == {
+        "weight_kernel": "sigmoid",
+        "kernel": "sigmoid",
+        "alpha": 1.2,
+    }
+    softmax = tuning.trial_config(config, "softmax", {"learning_rate": 0.01})
+    assert softmax.model["loss"] == "softmax" and softmax.model["loss_options"] == {}
+
+
+def test_the_same_parameters_give_the_same_run_folder():
+    one = tuning.params_key({"learning_rate": 0.01, "scale": 10.0})
+    assert one == tuning.params_key({"scale": 10.0, "learning_rate": 0.01})
+    assert one != tuning.params_key({"scale": 10.0, "learning_rate": 0.02})
+
+
+def test_paired_differences_pair_the_seeds():
+    frame = pd.DataFrame(
+        {
+            "loss": ["softmax", "softmax", "cro", "cro"],
+            "seed": [1, 2, 1, 2],
+            "recall@20": [0.10, 0.12, 0.11, 0.14],
+        }
+    )
+    deltas = tuning.paired_differences(frame, ["recall@20"])
+    row = deltas.iloc[0]
+    assert row["loss"] == "cro" and row["delta"] == pytest.approx(0.015)
+    assert row["std"] == pytest.approx(np.std([0.01, 0.02], ddof=1))
+    assert row["relative"] == pytest.approx(0.015 / 0.11)
+
+
+def test_tuning_refuses_a_run_without_validation(tmp_path):
+    with pytest.raises(ValueError, match="valid_fraction"):
+        tuning.tune(TrainingConfig(valid_fraction=0.0), ["softmax"], str(tmp_path))
+    with pytest.raises(ValueError, match="`losses`"):
+        tuning.tune(TrainingConfig(), ["nope"], str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+@pytest.mark.slow
+def test_tune_gives_every_loss_the_same_budget_and_resumes(tmp_path, pairs_dir):  # noqa: F811
+    base = _config(pairs_dir, epochs=2, refit=True)
+    space = {k: v for k, v in tuning.SEARCH_SPACE.items() if k in ("learning_rate", "alpha")}
+    calls = []
+
+    def counting_train(config, run_dir, **kwargs):
+        calls.append(run_dir)
+        assert not config.refit  # trials are selection runs
+        from tfcro.training import train
+
+        return train(config, run_dir, **kwargs)
+
+    out = str(tmp_path / "tune")
+    frame = tuning.tune(
+        base, ["softmax", "cro"], out, trials=2, space=space, train_fn=counting_train
+    )
+    assert len(calls) == 4
+    for loss in ("softmax", "cro"):
+        rows = frame[frame["loss"] == loss]
+        assert set(rows["state"]) <= {"COMPLETE", "PRUNED"} and len(rows) == 2
+    assert {"learning_rate"} <= set(frame.columns) and frame["value"].notna().all()
+    for name in (tuning.TRIALS_FILE, tuning.REPORT_FILE, tuning.STUDY_FILE):
+        assert os.path.isfile(os.path.join(out, name))
+    best = tuning.best_params(out)
+    assert set(best) == {"softmax", "cro"} and "alpha" in best["cro"]["params"]
+    # the budget is met: a rerun trains nothing more
+    tuning.tune(base, ["softmax", "cro"], out, trials=2, space=space, train_fn=counting_train)
+    assert len(calls) == 4
+    # seeds of the chosen settings, with their refit
+    seeds = tuning.run_seeds(base, out, [3, 4])
+    assert len(seeds) == 4 and set(seeds["seed"]) == {3, 4}
+    assert os.path.isdir(os.path.join(out, "cro", "seed-3", "refit"))
+    report = open(os.path.join(out, tuning.REPORT_FILE)).read()
+    assert "Paired differences to softmax" in report and "| cro | recall@10 |" in report
+
+
+def test_an_interrupted_trial_is_queued_again_with_its_parameters(tmp_path):
+    out = str(tmp_path)
+    study = tuning._study(optuna, out, "softmax", seed=0)
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 1e-3, 5e-2, log=True)  # then the process dies
+    again = tuning._study(optuna, out, "softmax", seed=0)
+    assert tuning._requeue_interrupted(optuna, again) == 1
+    states = [t.state.name for t in again.get_trials()]
+    assert states == ["FAIL", "WAITING"]
+    queued = again.get_trials()[1]
+    assert queued.system_attrs["fixed_params"] == trial.params
+
+
+def test_pruning_stops_the_run_and_says_so():
+    class Trial:
+        def __init__(self):
+            self.reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return len(self.reported) >= 2
+
+    class Model:
+        stop_training = False
+
+    callback = tuning.PruningCallback(Trial(), "recall@20")
+    callback.set_model(Model())
+    callback.on_epoch_end(0, {"val_recall@20": 0.1})
+    assert not callback.pruned
+    callback.on_epoch_end(1, {"loss": 1.0})  # no validation this epoch: nothing reported
+    callback.on_epoch_end(2, {"val_recall@20": 0.05})
+    assert callback.pruned and callback.model.stop_training
+    assert callback.trial.reported == [(0, 0.1), (2, 0.05)]
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_a_preset_sets_defaults_and_explicit_flags_win():
+    parser = train_cli.build_parser()
+    args = parse_with_preset(parser, ["--preset", "cf", "--learning-rate", "0.001"])
+    assert args.learning_rate == 0.001  # explicit, although it is the flag's default
+    assert args.user_tower == "id" and args.embedding_dim == 64
+    config = train_cli.config_from_args(args)
+    assert config.protocol == "collaborative" and config.model["user_tower"] == "id"
+    old = parse_with_preset(parser, ["--preset", "cf", "--use-user-id"])
+    assert train_cli.config_from_args(old).model["user_tower"] == "id+history"
+    assert explicit_options(parser, ["--epochs", "3"]) == {"epochs"}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_names_real_options_and_builds_a_config(name):
+    parser = train_cli.build_parser()
+    dests = {action.dest for action in parser._actions}
+    assert set(preset_settings(name)) <= dests
+    train_cli.config_from_args(parse_with_preset(parser, ["--preset", name]))
+
+
+def test_an_unknown_preset_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"`preset` should be one of .*Received: preset='x'"):
+        preset_settings("x")
+    proc = cli.run_module("pipelines.train", "--preset", "x")
+    assert proc.returncode == 2 and "--preset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_cli_parses_its_options():
+    args = tune_cli.build_parser().parse_args(
+        ["--losses", "softmax,cro", "--trials", "3", "--seeds", "1,2", "--tune-dir", "x"]
+    )
+    assert (args.losses, args.trials, args.seeds, args.tune_dir) == (
+        ["softmax", "cro"],
+        3,
+        [1, 2],
+        "x",
+    )

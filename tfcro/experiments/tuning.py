@@ -1,0 +1,492 @@
+"""Hyper-parameter search for a training recipe: one Optuna study per loss, same budget,
+validation only, resumable; then the chosen settings over several seeds.
+
+:func:`tune` runs, for every loss, an Optuna study (TPE sampler, median pruning on the
+per-epoch validation metric) of ``trials`` finished trials over :data:`SEARCH_SPACE`
+(learning rate, L2 penalty, score scale; ``alpha`` and kernel for the CROLoss family).
+Everything lives in one folder:
+
+=====================  ===========================================================
+``study.db``           the Optuna studies (SQLite), one per loss (``tune-<loss>``)
+``<loss>/trial-<h>/``  a trial's run folder; ``<h>`` hashes its parameters, so a
+                       trial cut off by a crash or a ``kill`` is re-queued with the
+                       same parameters and resumes from its last checkpoint
+``<loss>/seed-<s>/``   the chosen settings trained with seed ``s`` (:func:`run_seeds`)
+``trials.csv``         every trial: loss, number, state, parameters, validation value
+``tuning.md``          the best trial of each loss and the seeds' test metrics
+``tuning.png``         best validation value so far against the trial number
+=====================  ===========================================================
+
+Selection uses the validation split carved from the training data only (the test
+metrics a trial's run also computes are stored, never used to choose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tfcro._compat import keras
+from tfcro.experiments.results import aggregate
+from tfcro.runfolder import METRICS_FILE
+from tfcro.training import TrainingConfig, train
+from tfcro.validation import check_int, check_subset
+
+logger = logging.getLogger("tfcro.experiments")
+
+STUDY_FILE = "study.db"
+TRIALS_FILE = "trials.csv"
+REPORT_FILE = "tuning.md"
+PLOT_FILE = "tuning.png"
+
+#: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
+#: choices for categories; ``losses`` limits a setting to those losses. The negatives'
+#: logQ correction is searched; their number (the step's cost) is the base's.
+SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "learning_rate": {"range": (1e-3, 5e-2), "log": True},
+    "embedding_l2": {"range": (1e-8, 1e-2), "log": True},
+    "scale": {"range": (5.0, 25.0), "log": True},
+    "logq_correction": {"choices": (False, True)},
+    "alpha": {"range": (0.6, 1.6), "log": False, "losses": ("cro", "cro-lambda")},
+    "kernel": {"choices": ("softplus", "sigmoid"), "losses": ("cro", "cro-lambda")},
+}
+MODEL_SETTINGS = ("embedding_l2", "scale", "logq_correction")
+LOSS_SETTINGS = ("alpha", "kernel")
+
+
+def space_for(loss: str, space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE) -> dict:
+    """The part of ``space`` that applies to ``loss``."""
+    return {k: v for k, v in space.items() if loss in v.get("losses", (loss,))}
+
+
+def suggest(trial: Any, loss: str, space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE):
+    """Draws a trial's settings of ``space`` for ``loss`` (an ``optuna.Trial``)."""
+    params = {}
+    for name, spec in space_for(loss, space).items():
+        if "choices" in spec:
+            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        else:
+            low, high = spec["range"]
+            params[name] = trial.suggest_float(name, low, high, log=spec.get("log", False))
+    return params
+
+
+def trial_config(base: TrainingConfig, loss: str, params: Mapping[str, Any]) -> TrainingConfig:
+    """``base`` with ``loss`` and a trial's settings (``params``) applied."""
+    values = base.to_dict()
+    model = dict(values["model"])
+    options = dict(model["loss_options"]) if model["loss"] == loss else {}
+    model["loss"] = loss
+    for name, value in params.items():
+        if name in MODEL_SETTINGS:
+            model[name] = value if isinstance(value, bool) else float(value)
+        elif name in LOSS_SETTINGS:
+            options[name] = value
+        else:
+            values[name] = value
+    model["loss_options"] = _loss_options(loss, options)
+    values["model"] = model
+    return TrainingConfig.from_dict(values)
+
+
+def _loss_options(loss: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``loss`` takes (CROLoss-lambda keeps its weight kernel; others drop)."""
+    from tfcro import losses as losses_lib
+
+    defaults = {"cro-lambda": {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0}}
+    merged = {**defaults.get(loss, {}), **options}
+    accepted = losses_lib.get(loss, **merged).get_config()
+    return {k: v for k, v in merged.items() if k in accepted}
+
+
+def base_for_trials(config: TrainingConfig) -> TrainingConfig:
+    """``config`` for the trials: no refit (a trial is a selection run)."""
+    return TrainingConfig.from_dict({**config.to_dict(), "refit": False})
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """A short stable hash of a trial's parameters: its run folder's name."""
+    text = json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """Reports the epoch's validation value to an Optuna trial; stops a hopeless run.
+
+    Listed after the validation callback (``train(..., callbacks=[...])``): reads
+    ``val_<monitor>`` from the epoch's logs. When the pruner says so, it stops the
+    training (the run folder records it as stopped) and sets :attr:`pruned`.
+    """
+
+    def __init__(self, trial: Any, monitor: str):
+        super().__init__()
+        self.trial = trial
+        self.key = f"val_{monitor}"
+        self.pruned = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.key)
+        if value is None:
+            return
+        self.trial.report(float(value), epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as err:  # pragma: no cover - the tune extra is installed in CI
+        raise ImportError("tuning needs Optuna: pip install 'tfcro[tune]' (optuna==5.0.0)") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _study(optuna, output_dir: str, loss: str, seed: int):
+    storage = f"sqlite:///{os.path.abspath(os.path.join(output_dir, STUDY_FILE))}"
+    return optuna.create_study(
+        study_name=f"tune-{loss}",
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+    )
+
+
+def _requeue_interrupted(optuna, study) -> int:
+    """Trials left RUNNING by a killed process: failed, and their parameters queued again
+    (same parameters, same run folder: the rerun resumes from its checkpoint).
+    """
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params)
+    return len(running)
+
+
+def _counted(optuna, study) -> int:
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def tune(
+    base: TrainingConfig,
+    losses: Sequence[str],
+    output_dir: str,
+    *,
+    trials: int = 8,
+    space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE,
+    verbose: int = 0,
+    train_fn: Callable[..., Any] = train,
+) -> pd.DataFrame:
+    """Tunes every loss of ``losses`` with ``trials`` finished (complete or pruned) trials.
+
+    Args:
+      base: the fixed settings (data, protocol, model, epochs, batch, ...); each trial
+        replaces the loss and the searched settings. ``base.monitor`` on the validation
+        split is the objective, ``base.epochs`` a trial's epoch budget (with early
+        stopping by ``base.patience``), ``base.seed`` the sampler's seed.
+      losses: names of :func:`tfcro.losses.get`.
+      output_dir: the tuning folder (module docstring); rerunning continues it.
+      trials: the budget per loss, the same for every loss.
+      space: the search space (default :data:`SEARCH_SPACE`).
+      verbose: Keras verbosity of each trial's training.
+      train_fn: :func:`~tfcro.training.train` (tests may pass a stand-in).
+
+    Returns:
+      :func:`trials_frame` of the folder.
+    """
+    from tfcro import losses as losses_lib
+
+    check_subset("losses", losses, losses_lib.LOSSES)
+    trials = check_int("trials", trials, 1)
+    if base.valid_fraction == 0:
+        raise ValueError(
+            "tuning selects on validation: `valid_fraction` should be > 0. "
+            "Received: valid_fraction=0"
+        )
+    base = base_for_trials(base)
+    optuna = _optuna()
+    os.makedirs(output_dir, exist_ok=True)
+    for loss in losses:
+        study = _study(optuna, output_dir, loss, base.seed)
+        requeued = _requeue_interrupted(optuna, study)
+        if requeued:
+            logger.warning("%s: %d interrupted trial(s) queued again to resume", loss, requeued)
+        while _counted(optuna, study) < trials:
+            study.optimize(
+                _objective(base, loss, output_dir, space, verbose, train_fn, optuna),
+                n_trials=1,
+                catch=(),
+            )
+        write_report(output_dir)
+    return write_report(output_dir)
+
+
+def _objective(base, loss, output_dir, space, verbose, train_fn, optuna):
+    def objective(trial) -> float:
+        params = suggest(trial, loss, space)
+        config = trial_config(base, loss, params)
+        run_dir = os.path.join(output_dir, loss, f"trial-{params_key(params)}")
+        trial.set_user_attr("run_dir", os.path.relpath(run_dir, output_dir))
+        pruning = PruningCallback(trial, config.monitor)
+        result = train_fn(config, run_dir, verbose=verbose, callbacks=[pruning])
+        value = _validation_value(run_dir, config.monitor)
+        trial.set_user_attr("best_epoch", result.epochs_selected)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        if pruning.pruned:
+            raise optuna.TrialPruned()
+        return value
+
+    return objective
+
+
+def _read_json(path: str) -> Any:
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _validation_value(run_dir: str, monitor: str) -> float:
+    metrics = _read_json(os.path.join(run_dir, METRICS_FILE)) or {}
+    value = metrics.get(f"val_{monitor}")
+    return float("nan") if value is None else float(value)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def trials_frame(output_dir: str) -> pd.DataFrame:
+    """Every trial of the folder's studies: ``loss, number, state, value, <params>, ...``."""
+    path = os.path.join(output_dir, STUDY_FILE)
+    if not os.path.isfile(path):
+        return pd.DataFrame(columns=["loss", "number", "state", "value"])
+    optuna = _optuna()
+    storage = f"sqlite:///{os.path.abspath(path)}"
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        loss = summary.study_name.removeprefix("tune-")
+        for trial in study.get_trials(deepcopy=False):
+            rows.append(
+                {
+                    "loss": loss,
+                    "number": trial.number,
+                    "state": trial.state.name,
+                    "value": trial.value,
+                    **trial.params,
+                    **{k: v for k, v in trial.user_attrs.items()},
+                    "seconds": (
+                        (trial.datetime_complete - trial.datetime_start).total_seconds()
+                        if trial.datetime_complete and trial.datetime_start
+                        else None
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def best_params(output_dir: str) -> dict[str, dict[str, Any]]:
+    """``{loss: {"params": ..., "value": ..., "best_epoch": ...}}`` of each study's best
+    complete trial (ties: the earlier trial).
+    """
+    frame = trials_frame(output_dir)
+    out = {}
+    if frame.empty:
+        return out
+    done = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
+    for loss, group in done.groupby("loss", sort=False):
+        row = group.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
+        names = [k for k in SEARCH_SPACE if k in row.index and pd.notna(row[k])]
+        out[loss] = {
+            "params": {k: _plain(row[k]) for k in names},
+            "value": float(row["value"]),
+            "best_epoch": int(row["best_epoch"]),
+            "trial": int(row["number"]),
+        }
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def run_seeds(
+    base: TrainingConfig,
+    output_dir: str,
+    seeds: Sequence[int],
+    *,
+    verbose: int = 0,
+    train_fn: Callable[..., Any] = train,
+) -> pd.DataFrame:
+    """Trains each tuned loss's best settings with every seed of ``seeds``; test metrics.
+
+    Each run uses ``base`` (its epochs and patience: trained to early stopping on
+    validation) with the loss's best parameters and the seed (split, initialisation,
+    sampling); with ``base.refit`` the refit's test metrics are the ones reported.
+    Run folders ``<loss>/seed-<s>/`` resume. Returns one row per (loss, seed).
+    """
+    rows = []
+    for loss, best in best_params(output_dir).items():
+        for seed in seeds:
+            config = trial_config(
+                TrainingConfig.from_dict({**base.to_dict(), "seed": int(seed)}),
+                loss,
+                best["params"],
+            )
+            run_dir = os.path.join(output_dir, loss, f"seed-{seed}")
+            result = train_fn(config, run_dir, verbose=verbose)
+            final = result.final
+            rows.append(
+                {
+                    "loss": loss,
+                    "seed": int(seed),
+                    "best_epoch": result.epochs_selected,
+                    f"val_{base.monitor}": _validation_value(run_dir, base.monitor),
+                    **{k: float(v) for k, v in final.metrics.items()},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame.to_csv(os.path.join(output_dir, "seeds.csv"), index=False)
+    write_report(output_dir)
+    return frame
+
+
+def paired_differences(
+    frame: pd.DataFrame, metrics: Sequence[str], reference: str = "softmax"
+) -> pd.DataFrame:
+    """Per loss and metric: mean and std over seeds of ``loss - reference`` (same seed),
+    and the relative difference of the means.
+    """
+    rows = []
+    if frame.empty or reference not in set(frame["loss"]):
+        return pd.DataFrame(rows)
+    ref = frame[frame["loss"] == reference].set_index("seed")
+    for loss, group in frame.groupby("loss", sort=False):
+        if loss == reference:
+            continue
+        group = group.set_index("seed")
+        seeds = sorted(set(group.index) & set(ref.index))
+        for metric in metrics:
+            deltas = [group.at[s, metric] - ref.at[s, metric] for s in seeds]
+            mean, std, n = aggregate(deltas)
+            base = float(np.mean([ref.at[s, metric] for s in seeds])) if seeds else float("nan")
+            rows.append(
+                {
+                    "loss": loss,
+                    "metric": metric,
+                    "delta": mean,
+                    "std": std,
+                    "seeds": n,
+                    "relative": mean / base if base else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_report(output_dir: str) -> pd.DataFrame:
+    """Writes ``trials.csv``, ``tuning.md`` and (with matplotlib) ``tuning.png``."""
+    frame = trials_frame(output_dir)
+    frame.to_csv(os.path.join(output_dir, TRIALS_FILE), index=False)
+    lines = ["# Tuning", "", f"Folder: `{output_dir}`. Selection on validation only.", ""]
+    best = best_params(output_dir)
+    if best:
+        lines += [
+            "| loss | trials (complete/pruned) | best validation | best epoch | settings |",
+            "|---|---|---|---|---|",
+        ]
+        for loss, entry in best.items():
+            group = frame[frame["loss"] == loss]
+            counts = (
+                f"{int((group['state'] == 'COMPLETE').sum())}"
+                f"/{int((group['state'] == 'PRUNED').sum())}"
+            )
+            settings = ", ".join(f"{k}={_fmt(v)}" for k, v in entry["params"].items())
+            lines.append(
+                f"| {loss} | {counts} | {entry['value']:.4f} | {entry['best_epoch']} | {settings} |"
+            )
+    seeds_path = os.path.join(output_dir, "seeds.csv")
+    if os.path.isfile(seeds_path):
+        seeds = pd.read_csv(seeds_path)
+        ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
+        metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in seeds]
+        lines += ["", "Test metrics of the chosen settings (mean ± std over seeds):", ""]
+        lines += ["| loss | seeds | " + " | ".join(metrics) + " |"]
+        lines += ["|---|---|" + "---|" * len(metrics)]
+        for loss, group in seeds.groupby("loss", sort=False):
+            cells = []
+            for metric in metrics:
+                mean, std, _ = aggregate(group[metric])
+                cells.append(f"{mean:.4f} ± {std:.4f}")
+            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
+        deltas = paired_differences(seeds, metrics)
+        if not deltas.empty:
+            lines += ["", "Paired differences to softmax (same seed; mean ± std):", ""]
+            lines += ["| loss | metric | difference | relative |", "|---|---|---|---|"]
+            for row in deltas.itertuples():
+                lines.append(
+                    f"| {row.loss} | {row.metric} | {row.delta:+.4f} ± {row.std:.4f} "
+                    f"| {100 * row.relative:+.1f}% |"
+                )
+    with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    _plot(frame, os.path.join(output_dir, PLOT_FILE))
+    return frame
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _plot(frame: pd.DataFrame, path: str) -> str | None:
+    if frame.empty:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.info("matplotlib is not installed: no %s", path)
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for loss, group in frame.groupby("loss", sort=False):
+        group = group.sort_values("number")
+        values = group["value"].where(group["state"] == "COMPLETE")
+        ax.plot(group["number"] + 1, values.cummax(), marker="o", label=loss)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("best validation value so far")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = [
+    "SEARCH_SPACE",
+    "PruningCallback",
+    "base_for_trials",
+    "best_params",
+    "paired_differences",
+    "params_key",
+    "run_seeds",
+    "space_for",
+    "suggest",
+    "trial_config",
+    "trials_frame",
+    "tune",
+    "write_report",
+]
