@@ -50,8 +50,8 @@ PLOT_FILE = "tuning.png"
 #: choices for categories; ``losses`` limits a setting to those losses. The negatives'
 #: logQ correction is searched; their number (the step's cost) is the base's.
 SEARCH_SPACE: dict[str, dict[str, Any]] = {
-    "learning_rate": {"range": (1e-3, 5e-2), "log": True},
-    "embedding_l2": {"range": (1e-8, 1e-2), "log": True},
+    "learning_rate": {"range": (2e-3, 5e-2), "log": True},
+    "embedding_l2": {"range": (1e-6, 1e-1), "log": True},
     "scale": {"range": (5.0, 25.0), "log": True},
     "logq_correction": {"choices": (False, True)},
     "alpha": {"range": (0.6, 1.6), "log": False, "losses": ("cro", "cro-lambda")},
