@@ -6,7 +6,7 @@ Examples::
     python -m pipelines.tune --preset cf --dataset lightgcn \
         --data-dir ../shared/data/yelp2018 --losses softmax,bpr,cro,cro-lambda \
         --trials 8 --epochs 12 --tune-dir runs/tune-yelp2018
-    python -m pipelines.tune ... --seeds 1,2,3 --refit     # then: the chosen settings
+    python -m pipelines.tune ... --trials 0 --seeds 1,2,3 --epochs 30 --refit  # then
 
 Every loss gets the same budget: ``--trials`` finished (complete or pruned) trials of
 at most ``--epochs`` epochs, selected on the validation split of the training data
@@ -38,7 +38,12 @@ def build_parser():
         default=["softmax", "bpr", "cro", "cro-lambda"],
         help="the losses to tune, comma-separated",
     )
-    t.add_argument("--trials", type=int, default=8, help="finished trials per loss")
+    t.add_argument(
+        "--trials",
+        type=int,
+        default=8,
+        help="finished trials per loss (0: no tuning, only --seeds on the studies as they are)",
+    )
     t.add_argument(
         "--seeds",
         type=int_list,
@@ -54,15 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_preset(parser, argv)
     try:
         base = config_from_args(args)
-        tuning.tune(
-            base,
-            args.losses,
-            args.tune_dir,
-            trials=args.trials,
-            verbose=fit_verbosity(args.verbose),
-        )
+        verbose = fit_verbosity(args.verbose)
+        if args.trials < 0:
+            raise ValueError(f"--trials should be >= 0. Received: {args.trials}")
+        if args.trials:
+            tuning.tune(base, args.losses, args.tune_dir, trials=args.trials, verbose=verbose)
         if args.seeds:
-            tuning.run_seeds(base, args.tune_dir, args.seeds, verbose=fit_verbosity(args.verbose))
+            tuning.run_seeds(base, args.tune_dir, args.seeds, losses=args.losses, verbose=verbose)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     with open(f"{args.tune_dir}/{tuning.REPORT_FILE}", encoding="utf-8") as f:

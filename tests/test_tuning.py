@@ -214,3 +214,9 @@ def test_tune_cli_parses_its_options():
         [1, 2],
         "x",
     )
+
+
+def test_tune_cli_refuses_a_negative_budget(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        tune_cli.main(["--trials", "-1", "--tune-dir", str(tmp_path / "t")])
+    assert stop.value.code == 2

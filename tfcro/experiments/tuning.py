@@ -45,6 +45,7 @@ STUDY_FILE = "study.db"
 TRIALS_FILE = "trials.csv"
 REPORT_FILE = "tuning.md"
 PLOT_FILE = "tuning.png"
+SEEDS_FILE = "seeds.csv"
 
 #: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
 #: choices for categories; ``losses`` limits a setting to those losses. The negatives'
@@ -326,6 +327,7 @@ def run_seeds(
     output_dir: str,
     seeds: Sequence[int],
     *,
+    losses: Sequence[str] | None = None,
     verbose: int = 0,
     train_fn: Callable[..., Any] = train,
 ) -> pd.DataFrame:
@@ -334,10 +336,14 @@ def run_seeds(
     Each run uses ``base`` (its epochs and patience: trained to early stopping on
     validation) with the loss's best parameters and the seed (split, initialisation,
     sampling); with ``base.refit`` the refit's test metrics are the ones reported.
-    Run folders ``<loss>/seed-<s>/`` resume. Returns one row per (loss, seed).
+    Run folders ``<loss>/seed-<s>/`` resume. ``losses`` (default: every tuned one)
+    selects the losses. Returns one row per (loss, seed), also written to
+    ``seeds.csv`` (with the rows of losses run before).
     """
     rows = []
     for loss, best in best_params(output_dir).items():
+        if losses is not None and loss not in losses:
+            continue
         for seed in seeds:
             config = trial_config(
                 TrainingConfig.from_dict({**base.to_dict(), "seed": int(seed)}),
@@ -357,8 +363,14 @@ def run_seeds(
                 }
             )
     frame = pd.DataFrame(rows)
+    path = os.path.join(output_dir, SEEDS_FILE)
     if not frame.empty:
-        frame.to_csv(os.path.join(output_dir, "seeds.csv"), index=False)
+        if os.path.isfile(path):  # keep the other losses' and seeds' rows
+            old = pd.read_csv(path)
+            done = set(zip(frame["loss"], frame["seed"], strict=True))
+            keep = [(a, b) not in done for a, b in zip(old["loss"], old["seed"], strict=True)]
+            frame = pd.concat([old[keep], frame], ignore_index=True)
+        frame.to_csv(path, index=False)
     write_report(output_dir)
     return frame
 
@@ -416,7 +428,7 @@ def write_report(output_dir: str) -> pd.DataFrame:
             lines.append(
                 f"| {loss} | {counts} | {entry['value']:.4f} | {entry['best_epoch']} | {settings} |"
             )
-    seeds_path = os.path.join(output_dir, "seeds.csv")
+    seeds_path = os.path.join(output_dir, SEEDS_FILE)
     if os.path.isfile(seeds_path):
         seeds = pd.read_csv(seeds_path)
         ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
