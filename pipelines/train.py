@@ -67,7 +67,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--num-items", type=int, default=None, help="synthetic: items")
 
     m = parser.add_argument_group("loss and model")
-    m.add_argument("--loss", default="cro-lambda", choices=list(losses_lib.LOSSES))
+    m.add_argument(
+        "--loss",
+        default="cro-lambda",
+        choices=list(losses_lib.LOSSES),
+        help="cro, cro-lambda (CROLoss), the baselines softmax, bpr, triplet, or the peer "
+        "softmax variants psl (NeurIPS 2024), sl-at-k (KDD 2025), bsl (ICDE 2024)",
+    )
     m.add_argument(
         "--kernel",
         default="softplus",
@@ -80,6 +86,33 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--alpha", type=float, default=1.0, help="weighting exponent (paper 0.6-1.6)")
     m.add_argument("--margin", type=float, default=None, help="hinge/triplet margin")
+    m.add_argument(
+        "--top-k", type=int, default=None, help="sl-at-k: K of Recall@K it targets (default 20)"
+    )
+    m.add_argument(
+        "--weight-tau",
+        type=float,
+        default=None,
+        help="sl-at-k: temperature of its top-K weight, in raw-score (cosine) units (default 1)",
+    )
+    m.add_argument(
+        "--surrogate",
+        default=None,
+        choices=["tanh", "atan", "relu"],
+        help="psl: the surrogate of exp in each pair (default tanh)",
+    )
+    m.add_argument(
+        "--surrogate-tau",
+        type=float,
+        default=None,
+        help="psl: the surrogate's width in raw-score units (default 2, the authors')",
+    )
+    m.add_argument(
+        "--temperature-ratio",
+        type=float,
+        default=None,
+        help="bsl: negative-side over positive-side temperature (default 1)",
+    )
     m.add_argument(
         "--num-items-in-loss",
         dest="loss_num_items",
@@ -240,6 +273,9 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         loss_options["margin"] = args.margin
     if args.loss_num_items is not None:
         loss_options["num_items"] = args.loss_num_items
+    for flag in ("top_k", "weight_tau", "surrogate", "surrogate_tau", "temperature_ratio"):
+        if getattr(args, flag, None) is not None:
+            loss_options[flag] = getattr(args, flag)
     # keep only the options this loss takes, validated by building it once
     loss_options = {
         k: v

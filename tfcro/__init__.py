@@ -9,9 +9,12 @@ import sys as _sys
 from tfcro._compat import WORKING_SET, check_versions
 from tfcro.losses import (
     BPRLoss,
+    BSLLoss,
     CROLoss,
     LambdaCROLoss,
+    PSLLoss,
     RetrievalLoss,
+    SLatKLoss,
     SoftmaxLoss,
     TripletLoss,
     kernels,
@@ -64,6 +67,9 @@ __all__ = [
     "SoftmaxLoss",
     "BPRLoss",
     "TripletLoss",
+    "PSLLoss",
+    "SLatKLoss",
+    "BSLLoss",
     *_SUBMODULES,
     *_LAZY,
 ]

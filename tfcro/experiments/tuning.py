@@ -57,9 +57,12 @@ SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "logq_correction": {"choices": (False, True)},
     "alpha": {"range": (0.6, 1.6), "log": False, "losses": ("cro", "cro-lambda")},
     "kernel": {"choices": ("softplus", "sigmoid"), "losses": ("cro", "cro-lambda")},
+    "weight_tau": {"range": (0.5, 3.0), "log": False, "losses": ("sl-at-k",)},
+    "temperature_ratio": {"range": (0.7, 1.5), "log": False, "losses": ("bsl",)},
+    "surrogate": {"choices": ("tanh", "atan", "relu"), "losses": ("psl",)},
 }
 MODEL_SETTINGS = ("embedding_l2", "scale", "logq_correction")
-LOSS_SETTINGS = ("alpha", "kernel")
+LOSS_SETTINGS = ("alpha", "kernel", "weight_tau", "temperature_ratio", "surrogate")
 
 
 def space_for(loss: str, space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE) -> dict:

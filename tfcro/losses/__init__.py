@@ -7,6 +7,7 @@ from typing import Any
 from tfcro.losses.base import RetrievalLoss
 from tfcro.losses.baselines import BPRLoss, SoftmaxLoss, TripletLoss
 from tfcro.losses.cro import CROLoss, LambdaCROLoss
+from tfcro.losses.peers import BSLLoss, PSLLoss, SLatKLoss
 
 #: Names accepted by :func:`get` (and by ``pipelines.train --loss``).
 LOSSES: dict[str, type[RetrievalLoss]] = {
@@ -15,6 +16,9 @@ LOSSES: dict[str, type[RetrievalLoss]] = {
     "triplet": TripletLoss,
     "cro": CROLoss,
     "cro-lambda": LambdaCROLoss,
+    "psl": PSLLoss,
+    "sl-at-k": SLatKLoss,
+    "bsl": BSLLoss,
 }
 
 _OPTIONS = {
@@ -23,6 +27,9 @@ _OPTIONS = {
     "triplet": ("scale", "margin"),
     "cro": ("kernel", "alpha", "scale", "num_items", "margin"),
     "cro-lambda": ("weight_kernel", "kernel", "alpha", "scale", "num_items", "margin"),
+    "psl": ("surrogate", "surrogate_tau", "scale", "input_scale"),
+    "sl-at-k": ("top_k", "weight_tau", "scale", "num_items", "input_scale"),
+    "bsl": ("temperature_ratio", "scale"),
 }
 
 
@@ -47,5 +54,8 @@ __all__ = [
     "SoftmaxLoss",
     "BPRLoss",
     "TripletLoss",
+    "PSLLoss",
+    "SLatKLoss",
+    "BSLLoss",
     "get",
 ]

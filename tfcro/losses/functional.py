@@ -142,3 +142,114 @@ def triplet_loss(y_true, y_pred, scale=1.0, margin=1.0):
     """``[B]`` triplet row losses; see :class:`tfcro.TripletLoss`."""
     fn = functools.partial(triplet_positive_loss, margin=float(margin))
     return row_losses(y_true, y_pred, fn, scale)
+
+
+# ----------------------------------------------------------------------------- peer losses
+# PSL, SL@K and BSL. Their temperatures are in the units of the *raw* scores s (e.g.
+# cosines); ``outer = scale * input_scale`` is ``1 / tau`` of the softmax they modify,
+# the factor that turns raw score differences into the gaps the engine passes.
+
+_NEG_INF_F32 = float("-inf")
+
+#: PSL's surrogates of ``exp(d)``: ``sigma(d)`` with ``exp(sigma(d)) = 1 + f(d)``.
+PSL_SURROGATES = ("tanh", "atan", "relu")
+
+
+def _psl_sigma(d: tf.Tensor, surrogate: str) -> tf.Tensor:
+    """``log(1 + tanh d)``, ``log(1 + atan d)`` or ``log(relu(1 + d))`` (-inf below -1)."""
+    if surrogate == "tanh":  # 1 + tanh d = 2 / (1 + exp(-2d)): no underflow to log(0)
+        return tf.math.log(2.0) - tf.math.softplus(-2.0 * d)
+    if surrogate == "atan":
+        inner = 1.0 + tf.math.atan(d)
+    else:
+        inner = tf.nn.relu(1.0 + d)
+    tiny = tf.constant(1e-30, d.dtype)
+    # log(0) = -inf is the surrogate's value (a pair that adds nothing), with no NaN gradient
+    return tf.where(inner > tiny, tf.math.log(tf.maximum(inner, tiny)), _NEG_INF_F32)
+
+
+def psl_positive_loss(gaps, negatives, num_negatives, *, surrogate, tau, outer):
+    """``logsumexp_j outer * sigma((s_j - s_i) / tau)`` with ``gaps = outer * (s_j - s_i)``
+    (raw scores ``s``; the engine's ``scale`` times the inputs' ``input_scale`` is ``outer``).
+    """
+    del num_negatives
+    d = gaps / (float(outer) * float(tau))
+    return masked_logsumexp(float(outer) * _psl_sigma(d, surrogate), negatives)
+
+
+def _row_masks(y_true, y_pred):
+    y_pred = tf.convert_to_tensor(y_pred)
+    y_true = tf.convert_to_tensor(y_true)
+    check_shapes(y_true, y_pred)
+    scores = tf.cast(y_pred, tf.float32)
+    present = scores > ABSENT_SCORE
+    labels = tf.cast(y_true, tf.float32) > 0.5
+    positives = tf.logical_and(labels, present)
+    negatives = tf.logical_and(tf.logical_not(labels), present)
+    return tf.where(present, scores, 0.0), present, positives, negatives
+
+
+def topk_quantile_score(logits, present, top_k: int, num_items: int | None):
+    """``[B]`` estimate of the score of each row's ``top_k``-th best catalog item
+    (SL@K's ``beta``), without gradient.
+
+    The row's present candidates (its positives and negatives, ``C_b`` of them)
+    are a sample of the catalog: with ``num_items=None`` the estimate is their
+    ``top_k``-th largest score (the reference's choice: the user's positives and
+    its sampled negatives); with ``num_items = N`` it is their ``k``-th largest,
+    ``k = ceil(top_k * C_b / N)`` clipped to ``[1, min(top_k, C_b)]``: the same
+    quantile ``1 - top_k / N`` of the sample, which a uniform sample estimates
+    without bias (shared in-batch negatives, drawn by popularity, make it high).
+    """
+    values = tf.stop_gradient(tf.where(present, logits, _NEG_INF_F32))
+    count = tf.reduce_sum(tf.cast(present, tf.float32), axis=1)
+    width = tf.minimum(top_k, tf.shape(values)[1])
+    best = tf.math.top_k(values, k=width, sorted=True).values  # [B, min(K, C)]
+    if num_items is None:
+        k = tf.fill(tf.shape(count), float(top_k))
+    else:
+        k = tf.math.ceil(float(top_k) * count / float(num_items))
+    k = tf.clip_by_value(k, 1.0, tf.minimum(tf.cast(width, tf.float32), tf.maximum(count, 1.0)))
+    picked = tf.gather(best, tf.cast(k, tf.int32) - 1, batch_dims=1)
+    return tf.where(count > 0, picked, 0.0)
+
+
+def slatk_loss(
+    y_true, y_pred, top_k=20, weight_tau=1.0, scale=1.0, input_scale=1.0, num_items=None
+):
+    """``[B]`` SL@K row losses; see :class:`tfcro.SLatKLoss`.
+
+    Per positive ``i``: ``sigmoid((z_i - beta) / (outer * weight_tau)) * logsumexp_j
+    (z_j - z_i)`` with ``z = scale * y_pred`` (``y_pred`` = ``input_scale`` x raw
+    scores, ``outer = scale * input_scale``), ``beta`` from :func:`topk_quantile_score`
+    (no gradient); averaged over a row's positives (all share the row's negatives,
+    so they are done in one pass).
+    """
+    scores, present, positives, negatives = _row_masks(y_true, y_pred)
+    logits = float(scale) * scores
+    outer = float(scale) * float(input_scale)
+    beta = topk_quantile_score(logits, present, int(top_k), num_items)
+    weight = tf.math.sigmoid((logits - beta[:, None]) / (outer * float(weight_tau)))
+    softmax_term = masked_logsumexp(logits, negatives)[:, None] - logits
+    # no negative: the softmax term is -inf; such a positive contributes 0
+    per_positive = tf.where(tf.math.is_finite(softmax_term), weight * softmax_term, 0.0)
+    total = tf.reduce_sum(tf.where(positives, per_positive, 0.0), axis=1)
+    count = tf.reduce_sum(tf.cast(positives, tf.float32), axis=1)
+    return total / tf.maximum(count, 1.0)
+
+
+def bsl_loss(y_true, y_pred, ratio=1.0, scale=1.0):
+    """``[B]`` BSL row losses; see :class:`tfcro.BSLLoss`.
+
+    ``-log mean_{i in P} exp(z_i) + ratio * logsumexp_{j in J} (z_j / ratio)`` with
+    ``z = scale * s``: the positives' log-mean-exp (the positive-side robustness) and
+    the negatives' softmax at temperature ``ratio`` times the positive's.
+    """
+    scores, _, positives, negatives = _row_masks(y_true, y_pred)
+    logits = float(scale) * scores
+    count = tf.reduce_sum(tf.cast(positives, tf.float32), axis=1)
+    positive_term = masked_logsumexp(logits, positives) - tf.math.log(tf.maximum(count, 1.0))
+    negative_term = float(ratio) * masked_logsumexp(logits / float(ratio), negatives)
+    loss = negative_term - positive_term
+    valid = tf.logical_and(count > 0, tf.math.is_finite(negative_term))
+    return tf.where(valid, loss, 0.0)

@@ -152,13 +152,18 @@ class TwoTowerConfig:
         return cls(**data)
 
 
-def prepare_loss(loss: keras.losses.Loss, num_items: int) -> keras.losses.Loss:
-    """A copy of ``loss`` with reduction ``"sum"`` and, when it has ``num_items=None``,
-    ``num_items`` set to the catalog size.
+def prepare_loss(
+    loss: keras.losses.Loss, num_items: int, score_scale: float = 1.0
+) -> keras.losses.Loss:
+    """A copy of ``loss`` with reduction ``"sum"``; when it has ``num_items=None``,
+    ``num_items`` set to the catalog size; when it has ``input_scale=None`` (losses with
+    temperatures on raw scores, :mod:`tfcro.losses.peers`), the model's ``score_scale``.
     """
     config = loss.get_config()
     if "num_items" in config and config["num_items"] is None:
         config["num_items"] = int(num_items)
+    if "input_scale" in config and config["input_scale"] is None:
+        config["input_scale"] = float(score_scale)
     config["reduction"] = keras.losses.Reduction.SUM
     return loss.__class__.from_config(config)
 
@@ -333,7 +338,7 @@ class TwoTowerModel(tfrs.Model):
                 UserWarning,
                 stacklevel=2,
             )
-        self.loss_fn = prepare_loss(loss, self.num_items)
+        self.loss_fn = prepare_loss(loss, self.num_items, config.scale)
 
     # -- Keras config ----------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
