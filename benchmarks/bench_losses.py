@@ -5,7 +5,8 @@
 
 Measured on the same two-tower model ("DNN", embedding 32, scale 10) and the
 same batch, for softmax cross-entropy, BPR, triplet, CROLoss (softplus,
-alpha 1) and CROLoss-lambda (sigmoid/softplus, alpha 1):
+alpha 1), CROLoss-lambda (sigmoid/softplus, alpha 1) and the peer losses PSL
+(tanh), SL@20 and BSL:
 
 1. **model step**: one training step (forward, loss, gradients, Adam update)
    of the full model, eager and graph (``tf.function``); XLA cannot compile the
@@ -57,6 +58,9 @@ LOSSES: dict[str, tuple[str, dict]] = {
         "cro-lambda",
         {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.0},
     ),
+    "psl (tanh, tau 2)": ("psl", {"surrogate": "tanh", "surrogate_tau": 2.0}),
+    "sl@20 (tau_w 1)": ("sl-at-k", {"top_k": 20, "weight_tau": 1.0}),
+    "bsl (r 1.1)": ("bsl", {"temperature_ratio": 1.1}),
 }
 
 
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = float(base.model["scale"])
     loss_steps: dict[str, dict[str, Callable]] = {}
     for label, (loss, options) in LOSSES.items():
-        fn = prepare_loss(losses_lib.get(loss, **options), len(data.items))
+        fn = prepare_loss(losses_lib.get(loss, **options), len(data.items), scale)
 
         def loss_step(fn=fn):
             with tf.GradientTape() as tape:

@@ -174,6 +174,8 @@ class SLatKLoss(_RawScoreLoss):
         name: str | None = None,
     ):
         super().__init__(scale, input_scale, reduction, name)
+        if isinstance(top_k, float) and top_k.is_integer():  # e.g. 20.0 from a grid or YAML
+            top_k = int(top_k)
         self.top_k = check_int("top_k", top_k, 1)
         self.weight_tau = check_float("weight_tau", weight_tau, minimum=0.0, strict=True)
         self.num_items = check_num_items(num_items)
