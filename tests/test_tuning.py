@@ -122,7 +122,7 @@ def test_tune_gives_every_loss_the_same_budget_and_resumes(tmp_path, pairs_dir):
         rows = frame[frame["loss"] == loss]
         assert set(rows["state"]) <= {"COMPLETE", "PRUNED"} and len(rows) == 2
     assert {"learning_rate"} <= set(frame.columns) and frame["value"].notna().all()
-    for name in (tuning.TRIALS_FILE, tuning.REPORT_FILE, tuning.STUDY_FILE):
+    for name in (tuning.TRIALS_FILE, tuning.REPORT_FILE, tuning.STUDY_FILE, tuning.PLOT_FILE):
         assert os.path.isfile(os.path.join(out, name))
     best = tuning.best_params(out)
     assert set(best) == {"softmax", "cro"} and "alpha" in best["cro"]["params"]
@@ -133,6 +133,7 @@ def test_tune_gives_every_loss_the_same_budget_and_resumes(tmp_path, pairs_dir):
     seeds = tuning.run_seeds(base, out, [3, 4])
     assert len(seeds) == 4 and set(seeds["seed"]) == {3, 4}
     assert os.path.isdir(os.path.join(out, "cro", "seed-3", "refit"))
+    assert os.path.isfile(os.path.join(out, tuning.SEEDS_PLOT_FILE))
     report = open(os.path.join(out, tuning.REPORT_FILE)).read()
     assert "Paired differences to softmax" in report and "| cro | recall@10 |" in report
 

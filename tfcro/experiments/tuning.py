@@ -46,6 +46,7 @@ TRIALS_FILE = "trials.csv"
 REPORT_FILE = "tuning.md"
 PLOT_FILE = "tuning.png"
 SEEDS_FILE = "seeds.csv"
+SEEDS_PLOT_FILE = "seeds.png"
 
 #: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
 #: choices for categories; ``losses`` limits a setting to those losses. The negatives'
@@ -457,6 +458,8 @@ def write_report(output_dir: str) -> pd.DataFrame:
     with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     _plot(frame, os.path.join(output_dir, PLOT_FILE))
+    if os.path.isfile(seeds_path):
+        _plot_seeds(pd.read_csv(seeds_path), os.path.join(output_dir, SEEDS_PLOT_FILE))
     return frame
 
 
@@ -464,9 +467,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _plot(frame: pd.DataFrame, path: str) -> str | None:
-    if frame.empty:
-        return None
+def _pyplot(path: str):
     try:
         import matplotlib
 
@@ -474,6 +475,37 @@ def _plot(frame: pd.DataFrame, path: str) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         logger.info("matplotlib is not installed: no %s", path)
+        return None
+    return plt
+
+
+def _plot_seeds(seeds: pd.DataFrame, path: str) -> str | None:
+    """Test Recall@N of each loss's chosen settings: mean and std over seeds, per N."""
+    plt = _pyplot(path)
+    ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
+    if plt is None or seeds.empty or not ks:
+        return None
+    losses = list(dict.fromkeys(seeds["loss"]))
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], ks, strict=True):
+        stats = [aggregate(seeds.loc[seeds["loss"] == loss, f"recall@{k}"]) for loss in losses]
+        ax.bar(range(len(losses)), [m for m, _, _ in stats], yerr=[s for _, s, _ in stats])
+        ax.set_xticks(range(len(losses)), losses, rotation=45, ha="right")
+        ax.set_title(f"test Recall@{k}")
+        low = min(m for m, _, _ in stats)
+        ax.set_ylim(bottom=0.9 * low)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _plot(frame: pd.DataFrame, path: str) -> str | None:
+    if frame.empty:
+        return None
+    plt = _pyplot(path)
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for loss, group in frame.groupby("loss", sort=False):
