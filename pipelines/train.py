@@ -219,6 +219,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs epochs",
     )
     o.add_argument(
+        "--valid-split",
+        default="random",
+        choices=["random", "last"],
+        help="collaborative: hold out a random share of each user's training interactions, "
+        "or the last ones in the file's order (time-ordered files whose test split is later "
+        "in time, e.g. LightGCN's Yelp2018)",
+    )
+    o.add_argument(
         "--refit",
         action="store_true",
         help="then retrain on all the training data for the epochs selected on "
@@ -316,6 +324,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         model=model,
         valid_fraction=args.valid_fraction,
+        valid_split=args.valid_split,
         refit=args.refit,
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,

@@ -183,6 +183,27 @@ def test_collaborative_holdout_and_sampling(synth):
     assert np.array_equal(again.train.history, out.train.history)
 
 
+def test_collaborative_last_holdout_takes_each_users_last_items_in_file_order():
+    rows = [("a", "x1"), ("b", "y1"), ("a", "x2"), ("a", "x3"), ("b", "y2"), ("a", "x4")]
+    rows += [("a", "x5"), ("b", "y3"), ("b", "y4"), ("b", "y5")]
+    train = Interactions(pd.DataFrame(rows, columns=["user", "item"]))
+    test = Interactions(pd.DataFrame({"user": ["a", "b"], "item": ["x9", "y9"]}))
+    out = collaborative_split(train, test, max_history=3, valid_fraction=0.4, valid_split="last")
+    held = {u: sorted(t) for u, t in zip(out.valid.user_id, out.valid.targets, strict=True)}
+    assert held == {"a": ["x4", "x5"], "b": ["y4", "y5"]}
+    # the validation history is the user's most recent training items
+    history = dict(zip(out.valid.user_id, out.valid.history, strict=True))
+    assert set(history["a"]) - {PAD} == {"x1", "x2", "x3"}
+    assert sorted(out.train.target[out.train.user_id == "a"]) == ["x1", "x2", "x3"]
+    # the same for any seed; "random" varies with it
+    again = collaborative_split(
+        train, test, max_history=3, valid_fraction=0.4, valid_split="last", seed=9
+    )
+    assert [sorted(t) for t in again.valid.targets] == [sorted(t) for t in out.valid.targets]
+    with pytest.raises(ValueError, match=r"`valid_split` should be one of"):
+        collaborative_split(train, test, valid_split="first")
+
+
 def test_collaborative_from_pre_split_interactions():
     frame = pd.DataFrame(
         {"user": ["a", "a", "a"], "item": ["x", "y", "z"], "split": ["train", "train", "test"]}

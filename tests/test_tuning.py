@@ -50,6 +50,8 @@ def test_a_trial_config_places_each_setting():
             "embedding_l2": 1e-4,
             "scale": 12.0,
             "logq_correction": True,
+            "in_batch_negatives": False,
+            "num_negatives": 512,
             "alpha": 1.2,
             "kernel": "sigmoid",
         }
@@ -59,6 +61,7 @@ def test_a_trial_config_places_each_setting():
     assert config.learning_rate == 0.02
     assert config.model["embedding_l2"] == 1e-4 and config.model["scale"] == 12.0
     assert config.model["logq_correction"] is True
+    assert config.model["in_batch_negatives"] is False and config.model["num_negatives"] == 512
     assert config.model["loss"] == "cro-lambda"
     assert config.model["loss_options"] == {
         "weight_kernel": "sigmoid",

@@ -19,7 +19,7 @@ Modules: :mod:`~tfcro.data.types` (the contract), :mod:`~tfcro.data.readers`,
 from tfcro.data import preprocess, readers, synthetic
 from tfcro.data.datasets import DATASETS, load_dataset
 from tfcro.data.feeding import eval_batches, index_dataset, train_dataset
-from tfcro.data.protocols import collaborative_split, sequential_split
+from tfcro.data.protocols import VALID_SPLITS, collaborative_split, sequential_split
 from tfcro.data.readers import DataFormatError
 from tfcro.data.types import PAD, EvalUsers, Interactions, RetrievalData, TrainExamples
 
@@ -37,6 +37,7 @@ __all__ = [
     "load_dataset",
     "sequential_split",
     "collaborative_split",
+    "VALID_SPLITS",
     "train_dataset",
     "index_dataset",
     "eval_batches",

@@ -32,12 +32,15 @@ import pandas as pd
 
 from tfcro.data.preprocess import clean
 from tfcro.data.types import PAD, EvalUsers, Interactions, RetrievalData, TrainExamples
-from tfcro.validation import check_fraction, check_int, invalid
+from tfcro.validation import check_choice, check_fraction, check_int, invalid
 
 logger = logging.getLogger("tfcro.data")
 
 __all__ = ["sequential_split", "collaborative_split"]
 
+
+#: ``collaborative_split(valid_split=...)``: how each user's validation items are chosen.
+VALID_SPLITS = ("random", "last")
 
 # --------------------------------------------------------------------------- validation
 
@@ -266,13 +269,17 @@ def collaborative_split(
     max_history: int = 50,
     valid_fraction: float = 0.1,
     seed: int = 0,
+    valid_split: str = "random",
 ) -> RetrievalData:
     """LightGCN-style collaborative filtering protocol on a given train/test split.
 
     - **valid**: ``round(valid_fraction * n_u)`` of each user's ``n_u`` training
-      interactions (at most ``n_u - 1``), drawn with ``seed``, are held out; they
-      are the validation targets and are *not* trained on. ``seen`` = the user's
-      remaining training items.
+      interactions (at most ``n_u - 1``) are held out: drawn with ``seed``
+      (``valid_split="random"``) or the user's last ones in the data's order
+      (``"last"``: for time-ordered training data whose test split holds later
+      interactions, as LightGCN's Yelp2018 files; the validation then mimics the
+      test). They are the validation targets and are *not* trained on. ``seen`` =
+      the user's remaining training items.
     - **train**: one sample per remaining training interaction: target = the item,
       history = up to ``L`` *other* remaining training items of the user (a
       seeded random subset: a window of a per-user random permutation, so it
@@ -292,6 +299,7 @@ def collaborative_split(
         valid_fraction: the share of each user's training interactions held out,
             in ``[0, 1)``.
         seed: the hold-out draw and history sampling.
+        valid_split: ``"random"`` or ``"last"`` (see above; :data:`VALID_SPLITS`).
 
     Example:
         >>> import pandas as pd
@@ -304,6 +312,7 @@ def collaborative_split(
     max_history = check_int("max_history", max_history, 1)
     valid_fraction = check_fraction("valid_fraction", valid_fraction, high_open=True)
     seed = check_int("seed", seed, 0)
+    check_choice("valid_split", valid_split, VALID_SPLITS)
     if test_interactions is None:
         train_interactions, test_interactions = train_interactions.train_test()
 
@@ -318,9 +327,13 @@ def collaborative_split(
     )
     rng = np.random.default_rng(seed)
 
-    # Group training rows by user in a random order: the first k_u are held out.
+    # Group training rows by user in a random order (or, for "last", the data's order
+    # reversed): the first k_u are held out.
     user_code, item_code = user_codes[:n_train], item_codes[:n_train]
-    rows = _Grouped(user_code, len(users), key=rng.random(len(user_code)))
+    order_key = rng.random(len(user_code))
+    if valid_split == "last":
+        order_key = -np.arange(len(user_code), dtype=np.float64)
+    rows = _Grouped(user_code, len(users), key=order_key)
     item_sorted = item_code[rows.order]
     held = np.minimum(
         np.round(valid_fraction * rows.counts).astype(np.int64), np.maximum(rows.counts - 1, 0)

@@ -38,6 +38,7 @@ def load_data(config: TrainingConfig) -> data_lib.RetrievalData:
         max_history=config.max_history,
         valid_fraction=config.valid_fraction,
         seed=config.seed,
+        valid_split=config.valid_split,
     )
 
 

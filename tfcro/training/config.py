@@ -54,6 +54,9 @@ class TrainingConfig:
         trained on); ``sequential``, of the users (the paper: 0.1, the split
         being 8:1:1). 0: no validation, the run trains ``epochs`` epochs and keeps
         the last weights (``patience`` and ``monitor`` then select nothing).
+      valid_split: ``collaborative`` only: hold out a ``random`` share of each user's
+        training interactions, or the ``last`` ones in the file's order (for training
+        files in time order whose test split holds later interactions).
       refit: after the run, retrain on the whole training data (``valid_fraction``
         0) for the selected number of epochs (the best validation epoch) and
         report the test metrics of that model (:func:`~tfcro.training.train`,
@@ -88,6 +91,7 @@ class TrainingConfig:
     seed: int = 0
     model: dict[str, Any] = dataclasses.field(default_factory=lambda: TwoTowerConfig().to_dict())
     valid_fraction: float = 0.1
+    valid_split: str = "random"
     refit: bool = False
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -109,6 +113,7 @@ class TrainingConfig:
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("valid_split", self.valid_split, data_lib.VALID_SPLITS)
         self.weight_decay = check_float("weight_decay", self.weight_decay, minimum=0)
         self.warmup_epochs = check_float("warmup_epochs", self.warmup_epochs, minimum=0)
         self.schedule_epochs = check_int(
