@@ -6,7 +6,13 @@ the machine and the command; this only keeps the commands from rotting.
 
 import pytest
 
-from benchmarks import bench_accidental_hits, bench_losses, bench_retrieval, bench_training
+from benchmarks import (
+    bench_accidental_hits,
+    bench_losses,
+    bench_retrieval,
+    bench_training,
+    valid_split_check,
+)
 
 
 def _table_rows(text, header):
@@ -121,3 +127,19 @@ def test_bench_training(capsys):
         assert row[5].endswith("x")
     parts = _table_rows(out, "| part |")
     assert [row[0] for row in parts][-1] == "total"
+
+
+def test_valid_split_check(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i)) for u in range(40) for i in rng.choice(30, size=8, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user_procid", "item_procid"])
+    is_test = rng.random(len(frame)) < 0.25
+    frame[~is_test].to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    frame[is_test].to_csv(tmp_path / "test.tsv", sep="\t", index=False)
+    assert valid_split_check.main(["--dataset", "pairs", "--data-dir", str(tmp_path)]) == 0
+    rows = _table_rows(capsys.readouterr().out, "| users |")
+    assert [row[0] for row in rows] == ["validation, random", "validation, last", "test"]
+    assert all(0 <= float(row[2]) <= 1 for row in rows)
