@@ -22,7 +22,14 @@ import sys
 from collections.abc import Sequence
 
 import tfcro  # noqa: F401  (first: Keras 2 for TFRS)
-from pipelines._cli import fit_verbosity, int_list, name_list, new_parser, parse_with_preset
+from pipelines._cli import (
+    fit_verbosity,
+    float_list,
+    int_list,
+    name_list,
+    new_parser,
+    parse_with_preset,
+)
 from pipelines.train import add_training_arguments, config_from_args
 from tfcro.experiments import tuning
 
@@ -51,6 +58,14 @@ def build_parser():
         help="after tuning, train each loss's best settings with these seeds (test metrics, "
         "paired differences to softmax); with --refit the refit's",
     )
+    t.add_argument(
+        "--alphas",
+        type=float_list,
+        default=[],
+        help="then train --alpha-loss's best settings with each alpha (e.g. 0.6,0.8,...,1.6) "
+        "and report which alpha gives the best Recall@N for each N of --ks (alpha.md)",
+    )
+    t.add_argument("--alpha-loss", default="cro-lambda", choices=["cro", "cro-lambda"])
     return parser
 
 
@@ -66,6 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             tuning.tune(base, args.losses, args.tune_dir, trials=args.trials, verbose=verbose)
         if args.seeds:
             tuning.run_seeds(base, args.tune_dir, args.seeds, losses=args.losses, verbose=verbose)
+        if args.alphas:
+            tuning.alpha_sweep(
+                base,
+                args.tune_dir,
+                args.alphas,
+                loss=args.alpha_loss,
+                seeds=args.seeds or [base.seed],
+                verbose=verbose,
+            )
+            with open(f"{args.tune_dir}/alpha.md", encoding="utf-8") as f:
+                print(f.read())
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     with open(f"{args.tune_dir}/{tuning.REPORT_FILE}", encoding="utf-8") as f:

@@ -139,6 +139,14 @@ def test_tune_gives_every_loss_the_same_budget_and_resumes(tmp_path, pairs_dir):
     assert os.path.isfile(os.path.join(out, tuning.SEEDS_PLOT_FILE))
     report = open(os.path.join(out, tuning.REPORT_FILE)).read()
     assert "Paired differences to softmax" in report and "| cro | recall@10 |" in report
+    # which alpha for which N, chosen on validation
+    sweep = tuning.alpha_sweep(base, out, [0.8, 1.2], loss="cro", seeds=[3])
+    assert sorted(sweep["alpha"]) == [0.8, 1.2]
+    assert {"val_recall@5", "val_recall@10", "recall@5", "recall@10"} <= set(sweep.columns)
+    table = open(os.path.join(out, "alpha.md")).read()
+    assert "| 5 |" in table and "| 10 |" in table
+    with pytest.raises(ValueError, match="no finished tuning of 'cro-lambda'"):
+        tuning.alpha_sweep(base, out, [1.0], loss="cro-lambda")
 
 
 def test_an_interrupted_trial_is_queued_again_with_its_parameters(tmp_path):

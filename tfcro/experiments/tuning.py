@@ -388,6 +388,80 @@ def run_seeds(
     return frame
 
 
+def alpha_sweep(
+    base: TrainingConfig,
+    output_dir: str,
+    alphas: Sequence[float],
+    *,
+    loss: str = "cro-lambda",
+    seeds: Sequence[int] = (0,),
+    verbose: int = 0,
+    train_fn: Callable[..., Any] = train,
+) -> pd.DataFrame:
+    """The customisability check: ``loss``'s tuned settings with each ``alpha``; which
+    alpha gives the best Recall@N for each N of ``base.ks``?
+
+    Each run (``<loss>/alpha-<a>-seed-<s>/``, resumable) trains like
+    :func:`run_seeds`; its final model is evaluated at every N on the validation
+    users (the choice) and the test users (the outcome). Writes ``alpha.csv`` (one
+    row per alpha and seed) and ``alpha.md`` (per N: the alpha that validation
+    picks and the test Recall@N of every alpha, mean over seeds).
+    """
+    from tfcro.evaluation import evaluate
+
+    best = best_params(output_dir)
+    if loss not in best:
+        raise ValueError(
+            f"no finished tuning of {loss!r} in {output_dir!r}: tune it first "
+            f"(tuned: {sorted(best) or 'none'})"
+        )
+    rows = []
+    for alpha in alphas:
+        for seed in seeds:
+            params = {**best[loss]["params"], "alpha": float(alpha)}
+            config = trial_config(
+                TrainingConfig.from_dict({**base.to_dict(), "seed": int(seed)}), loss, params
+            )
+            run_dir = os.path.join(output_dir, loss, f"alpha-{float(alpha):g}-seed-{seed}")
+            result = train_fn(config, run_dir, verbose=verbose)
+            final = result.final
+            valid = evaluate(
+                result.model, result.data.valid, result.data.items, ks=config.ks
+            )  # the selection run's model: the refit has no validation users
+            rows.append(
+                {
+                    "alpha": float(alpha),
+                    "seed": int(seed),
+                    **{f"val_{k}": float(v) for k, v in valid.items()},
+                    **{k: float(v) for k, v in final.metrics.items()},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.to_csv(os.path.join(output_dir, "alpha.csv"), index=False)
+    means = frame.groupby("alpha").mean(numeric_only=True)
+    lines = [
+        f"# {loss}: which alpha for which N",
+        "",
+        "Chosen on validation Recall@N; test beside.",
+        "",
+    ]
+    lines += [
+        "| N | alpha chosen on validation | its test Recall@N | best test alpha | "
+        "test Recall@N by alpha |",
+        "|---|---|---|---|---|",
+    ]
+    for k in base.ks:
+        chosen = float(means[f"val_recall@{k}"].idxmax())
+        by_test = float(means[f"recall@{k}"].idxmax())
+        cells = ", ".join(f"{a:g}: {v:.4f}" for a, v in means[f"recall@{k}"].items())
+        lines.append(
+            f"| {k} | {chosen:g} | {means.at[chosen, f'recall@{k}']:.4f} | {by_test:g} | {cells} |"
+        )
+    with open(os.path.join(output_dir, "alpha.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return frame
+
+
 def paired_differences(
     frame: pd.DataFrame, metrics: Sequence[str], reference: str = "softmax"
 ) -> pd.DataFrame:
@@ -534,6 +608,7 @@ def _plot(frame: pd.DataFrame, path: str) -> str | None:
 __all__ = [
     "SEARCH_SPACE",
     "PruningCallback",
+    "alpha_sweep",
     "base_for_trials",
     "best_params",
     "paired_differences",
