@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", type=int, default=None, help="default: the next one")
     parser.add_argument(
+        "--keep-versions",
+        type=int,
+        default=None,
+        help="then remove all but the newest K versions (never one a running "
+        "pipelines.serve holds); default: keep every version",
+    )
+    parser.add_argument(
         "--include-scann-model",
         action="store_true",
         help="also save user inputs -> top-N ids with ScaNN ops in the graph "
@@ -68,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scann_params=args.scann_params,
             version=args.version,
             include_scann_model=args.include_scann_model,
+            keep_versions=args.keep_versions,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -13,7 +14,7 @@ import pytest
 
 from tests import cli
 from tests.test_serving_support import make_towers
-from tfcro.serving import Retriever, export_model
+from tfcro.serving import Retriever, export_model, versioning
 
 service = pytest.importorskip("tfcro.serving.service")
 httpx = pytest.importorskip("httpx")
@@ -354,3 +355,56 @@ def test_sigterm_lets_the_server_finish_and_exit_cleanly(server):
     assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM)
     log = open(server.log_path).read()
     assert "Shutting down" in log and "Finished server process" in log and "Traceback" not in log
+
+
+# ----------------------------------------------------------------------------- pruning
+
+
+def test_pruning_keeps_the_newest_and_the_version_a_service_holds(tmp_path):
+    out = tmp_path / "export"
+    _export(out)
+    holder = service.ModelHolder(str(out))
+    holder.refresh()  # serves version 1 and holds a lease on it
+    _export(out, seed=1)
+    result = export_model(
+        *make_towers(num_items=300, dim=8, seed=2),
+        str(out),
+        config={},
+        scale=10.0,
+        num_neighbors=50,
+        keep_versions=1,
+    )
+    assert result.version == 3
+    assert versioning.list_versions(str(out / "user_tower")) == [1, 3]  # 2 pruned, 1 held
+    assert versioning.list_versions(str(out / "scann")) == [1, 3]
+    holder.stop()  # drops the lease
+    assert versioning.held_versions(str(out)) == set()
+    assert versioning.prune_versions(str(out), 1, ["user_tower", "item_tower", "scann"]) == [1]
+
+
+def test_leases_of_dead_processes_and_stale_foreign_leases_do_not_hold(tmp_path):
+    folder = tmp_path / versioning.LEASE_DIR
+    folder.mkdir()
+    here = versioning._host()
+    dead = folder / f"{here}-999999999.json"
+    dead.write_text(json.dumps({"version": 4, "host": here, "pid": 999999999}))
+    fresh = folder / "other-host-12.json"
+    fresh.write_text(json.dumps({"version": 5, "host": "other-host", "pid": 12}))
+    stale = folder / "far-host-13.json"
+    stale.write_text(json.dumps({"version": 6, "host": "far-host", "pid": 13}))
+    old = time.time() - 2 * versioning.LEASE_TTL_SECONDS
+    os.utime(stale, (old, old))
+    (folder / "garbage.json").write_text("{")
+    assert versioning.held_versions(str(tmp_path)) == {5}
+    assert not dead.exists()  # a dead local process's lease is cleaned up
+    versioning.write_lease(str(tmp_path), 7)
+    assert versioning.held_versions(str(tmp_path)) == {5, 7}
+    versioning.remove_lease(str(tmp_path))
+    assert versioning.held_versions(str(tmp_path)) == {5}
+
+
+def test_keep_versions_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="`keep_versions` should be"):
+        export_model(
+            *make_towers(num_items=20, dim=4), str(tmp_path), config={}, scale=1.0, keep_versions=0
+        )

@@ -37,7 +37,7 @@ from tfcro.search import (
     scann_available,
 )
 from tfcro.serving import signatures as _signatures
-from tfcro.serving.versioning import StagedExport, next_version
+from tfcro.serving.versioning import StagedExport, next_version, prune_versions
 from tfcro.validation import check_float, check_int
 from tfcro.version import __version__
 
@@ -189,6 +189,7 @@ def export_model(
     num_neighbors: int = DEFAULT_NUM_NEIGHBORS,
     recall_queries: np.ndarray | None = None,
     batch_size: int = 4096,
+    keep_versions: int | None = None,
 ) -> ExportResult:
     """Exports the towers, the item embeddings and a ScaNN index as version ``version``.
 
@@ -211,6 +212,9 @@ def export_model(
       recall_queries: query embeddings for the recall measurement (default: a
         sample of item embeddings).
       batch_size: batch size for embedding the catalog.
+      keep_versions: after the export, remove all but the newest ``keep_versions``
+        versions, never one that a running service holds
+        (:func:`tfcro.serving.versioning.held_versions`); None keeps every version.
 
     Returns:
       An :class:`ExportResult`.
@@ -230,6 +234,7 @@ def export_model(
         raise ValueError("`item_ids` should be unique. Received: duplicated ids")
     scale = check_float("scale", scale, minimum=0.0, strict=True)
     version = check_int("version", version, allow_none=True)
+    keep_versions = check_int("keep_versions", keep_versions, allow_none=True)
     params = ScannParams.coerce(scann_params)
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -314,6 +319,8 @@ def export_model(
             json.dump(manifest, f, indent=2, default=runfolder.json_default)
         moves += [(ITEMS_FILE, ITEMS_FILE), (MANIFEST, MANIFEST)]
         stage.commit(moves)
+    if keep_versions is not None:
+        prune_versions(output_dir, keep_versions, VERSIONED_DIRS, protect=[int(version)])
 
     def where(relative: str | None) -> str | None:
         return None if relative is None else os.path.join(output_dir, relative)

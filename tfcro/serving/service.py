@@ -51,6 +51,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from tfcro.serving import export as _export
+from tfcro.serving import versioning
 from tfcro.serving.retriever import Retriever
 from tfcro.serving.signatures import HISTORY
 from tfcro.validation import check_float, check_int
@@ -205,6 +206,7 @@ class ModelHolder:
                 return False
             previous = self.current
             self.current = loaded  # one reference assignment: requests see old or new
+            self._hold(loaded.version)
             logger.info(
                 "serving export version %d of %s (%d items; was %s)",
                 loaded.version,
@@ -233,6 +235,13 @@ class ModelHolder:
             loaded_at=time.time(),
         )
 
+    def _hold(self, version: int) -> None:
+        """The lease that keeps ``pipelines.export --keep-versions`` off our version."""
+        try:
+            versioning.write_lease(self.export_dir, version)
+        except OSError as err:  # a read-only export folder: serve anyway
+            logger.warning("cannot write a lease in %s: %s", self.export_dir, err)
+
     def watch(self, poll_seconds: float) -> None:
         """Starts the background thread that calls :meth:`refresh` every ``poll_seconds``."""
         if self._thread is not None:
@@ -241,7 +250,8 @@ class ModelHolder:
         def loop():
             while not self._stop.wait(poll_seconds):
                 try:
-                    self.refresh()
+                    if not self.refresh() and self.current is not None:
+                        self._hold(self.current.version)  # keep the lease fresh
                 except Exception:  # noqa: BLE001 - keep watching whatever happens
                     logger.exception("checking %s for a new version failed", self.export_dir)
 
@@ -249,10 +259,12 @@ class ModelHolder:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops watching and drops the lease."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        versioning.remove_lease(self.export_dir)
 
 
 # ----------------------------------------------------------------------------- requests

@@ -14,11 +14,14 @@ into the same folder once that process is known to be gone.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -147,3 +150,84 @@ class StagedExport:
         if exc_type is not None:
             self.rollback()
         shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- leases, pruning
+# A running service (tfcro.serving.service) holds a *lease* on the version it serves: a
+# file ``<export_dir>/.leases/<host>-<pid>.json`` with the version, rewritten at every
+# poll. Pruning never removes a version that a live lease names: on this host a lease
+# is live while its process exists; from another host (a shared filesystem) while the
+# file is younger than LEASE_TTL_SECONDS.
+
+LEASE_DIR = ".leases"
+LEASE_TTL_SECONDS = 300.0
+
+
+def _lease_path(export_dir: str) -> str:
+    return os.path.join(export_dir, LEASE_DIR, f"{_host()}-{os.getpid()}.json")
+
+
+def write_lease(export_dir: str, version: int) -> str:
+    """Records (atomically) that this process serves ``version`` of ``export_dir``."""
+    path = _lease_path(export_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump({"version": int(version), "host": _host(), "pid": os.getpid()}, f)
+    os.replace(temporary, path)
+    return path
+
+
+def remove_lease(export_dir: str) -> None:
+    """Drops this process's lease (a service that stops)."""
+    try:
+        os.remove(_lease_path(export_dir))
+    except FileNotFoundError:
+        pass
+
+
+def held_versions(export_dir: str, now: float | None = None) -> set[int]:
+    """The versions that live leases name (dead local processes' leases are removed)."""
+    folder = os.path.join(export_dir, LEASE_DIR)
+    if not os.path.isdir(folder):
+        return set()
+    now = time.time() if now is None else now
+    held = set()
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                lease = json.load(f)
+            version, host, pid = int(lease["version"]), str(lease["host"]), int(lease["pid"])
+            age = now - os.stat(path).st_mtime
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not a lease
+        if host == _host():
+            if _process_exists(pid):
+                held.add(version)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        elif age < LEASE_TTL_SECONDS:
+            held.add(version)
+    return held
+
+
+def prune_versions(
+    output_dir: str, keep: int, subdirs: Iterable[str], protect: Iterable[int] = ()
+) -> list[int]:
+    """Removes all but the newest ``keep`` versions from every ``output_dir/<subdir>/``,
+    never one in ``protect`` or held by a running service (:func:`held_versions`).
+
+    Returns the versions removed.
+    """
+    subdirs = list(subdirs)
+    versions = sorted({v for sub in subdirs for v in list_versions(os.path.join(output_dir, sub))})
+    spared = set(versions[-keep:] if keep > 0 else []) | set(protect) | held_versions(output_dir)
+    removed = [v for v in versions if v not in spared]
+    for version in removed:
+        for sub in subdirs:
+            shutil.rmtree(os.path.join(output_dir, sub, str(version)), ignore_errors=True)
+    if removed:
+        logger.info("pruned export versions %s of %s", removed, output_dir)
+    return removed
