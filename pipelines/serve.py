@@ -61,13 +61,27 @@ def build_parser():
     return parser
 
 
+def _tf_serving_retriever(export_dir: str, *, url: str | None, grpc: str | None, model: str):
+    """A Retriever whose users TF Serving embeds with the user-tower version of the export
+    (pinned: while TF Serving also has the next version, the two never mix).
+    """
+    from tfcro.serving import GrpcUserEncoder, RestUserEncoder, Retriever, read_manifest
+
+    version = int(read_manifest(export_dir)["version"])
+    if url:
+        encoder = RestUserEncoder(url, model, version=version)
+    else:
+        encoder = GrpcUserEncoder(grpc, model, version=version)
+    return Retriever(export_dir, encoder=encoder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import uvicorn
 
     import tfcro  # noqa: F401  (first: Keras 2 for the SavedModels)
-    from tfcro.serving import GrpcUserEncoder, RestUserEncoder, Retriever
+    from tfcro.serving import Retriever
     from tfcro.serving.service import ModelHolder, ServiceConfig, create_app
 
     try:
@@ -85,13 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     factory = Retriever
-    if args.tf_serving_url:
+    if args.tf_serving_url or args.tf_serving_grpc:
         factory = functools.partial(
-            Retriever, encoder=RestUserEncoder(args.tf_serving_url, args.tf_serving_model)
-        )
-    elif args.tf_serving_grpc:
-        factory = functools.partial(
-            Retriever, encoder=GrpcUserEncoder(args.tf_serving_grpc, args.tf_serving_model)
+            _tf_serving_retriever,
+            url=args.tf_serving_url,
+            grpc=args.tf_serving_grpc,
+            model=args.tf_serving_model,
         )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -149,6 +149,8 @@ class ModelHolder:
         Serving encoders: ``functools.partial(Retriever, encoder=...)``).
       on_change: called with the new :class:`LoadedVersion` after each swap, and with
         ``(version, error)`` as ``on_refused`` after each refusal.
+      retry_seconds: a refused version is tried again after this long (or at once when
+        ``export.json`` changes): a TF Serving that has not loaded it yet may by then.
     """
 
     def __init__(
@@ -157,13 +159,16 @@ class ModelHolder:
         retriever_factory: Callable[[str], Retriever] = Retriever,
         on_change: Callable[[LoadedVersion], None] | None = None,
         on_refused: Callable[[int | None, str], None] | None = None,
+        retry_seconds: float = 30.0,
     ):
         self.export_dir = export_dir
+        self.retry_seconds = check_float("retry_seconds", retry_seconds, minimum=0)
         self.retriever_factory = retriever_factory
         self.on_change = on_change
         self.on_refused = on_refused
         self.current: LoadedVersion | None = None
         self._refused: tuple[int | None, float] | None = None  # (version, manifest mtime)
+        self._refused_at = 0.0
         self._lock = threading.Lock()  # one load at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,12 +192,12 @@ class ModelHolder:
             version, _ = state
             if self.current is not None and self.current.version == version:
                 return False
-            if self._refused == state:
-                return False  # refused as it is: retried once export.json changes
+            if self._refused == state and time.time() - self._refused_at < self.retry_seconds:
+                return False  # refused as it is: retried later, or once export.json changes
             try:
                 loaded = self._load(version)
             except Exception as err:  # noqa: BLE001 - a broken export must not stop serving
-                self._refused = state
+                self._refused, self._refused_at = state, time.time()
                 logger.error(
                     "refusing export version %s of %s: %s: %s (still serving version %s)",
                     version,
