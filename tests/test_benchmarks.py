@@ -143,3 +143,15 @@ def test_valid_split_check(tmp_path, capsys):
     rows = _table_rows(capsys.readouterr().out, "| users |")
     assert [row[0] for row in rows] == ["validation, random", "validation, last", "test"]
     assert all(0 <= float(row[2]) <= 1 for row in rows)
+
+
+@pytest.mark.slow
+def test_bench_service(capsys):
+    from benchmarks import bench_service
+
+    assert bench_service.main(["--catalogs", "2000", "--concurrency", "2", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = _table_rows(out, "| items | clients | service QPS")
+    assert rows[0][:2] == ["2,000", "2"] and float(rows[0][2]) > 0 and rows[0][5] == "0"
+    swap = _table_rows(out, "| items | clients during the swap")
+    assert swap[0][3] == "0" and swap[0][5].endswith(" s")  # no failure; version 2 answered
