@@ -408,3 +408,15 @@ def test_keep_versions_is_checked(tmp_path):
         export_model(
             *make_towers(num_items=20, dim=4), str(tmp_path), config={}, scale=1.0, keep_versions=0
         )
+
+
+def test_items_of_another_version_with_the_same_ids_are_detected(tmp_path):
+    out = tmp_path / "export"
+    _export(out, seed=0)
+    first_manifest = (out / "export.json").read_text()
+    _export(out, seed=1)  # same catalog ids, other embeddings
+    (out / "export.json").write_text(first_manifest)  # v1's manifest, v2's items.parquet
+    with pytest.raises(RuntimeError, match="do not match its export.json"):
+        Retriever(str(out), use_scann=False)
+    holder = service.ModelHolder(str(out))
+    assert not holder.refresh() and holder.current is None  # refused, not served wrongly

@@ -82,6 +82,13 @@ def ids_digest(ids: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def embeddings_digest(embeddings: np.ndarray) -> str:
+    """SHA-256 of the float32 item embeddings: ties ``items.parquet``'s vectors to a manifest
+    (its ids alone do not: two versions of one catalog share them).
+    """
+    return hashlib.sha256(np.ascontiguousarray(embeddings, np.float32).tobytes()).hexdigest()
+
+
 def embed_items(
     item_tower: keras.Model,
     item_ids: np.ndarray,
@@ -302,7 +309,11 @@ def export_model(
             "catalog_size": int(len(ids)),
             "embedding_dim": int(embeddings.shape[1]),
             "num_neighbors": int(min(num_neighbors, len(ids))),
-            "items": {"path": ITEMS_FILE, "ids_sha256": ids_digest(ids)},
+            "items": {
+                "path": ITEMS_FILE,
+                "ids_sha256": ids_digest(ids),
+                "embeddings_sha256": embeddings_digest(embeddings),
+            },
             "user_tower": {"path": f"{USER_TOWER}/{v}", "signatures": user_signatures},
             "item_tower": {"path": f"{ITEM_TOWER}/{v}", "signatures": item_signatures},
             "scann": scann_info,

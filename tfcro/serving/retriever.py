@@ -147,11 +147,18 @@ class Retriever:
             self.ids, self.embeddings = _export.read_items(
                 os.path.join(export_dir, self.manifest["items"]["path"])
             )
-        if len(self.ids) != self.catalog_size or (
-            _export.ids_digest(self.ids) != self.manifest["items"]["ids_sha256"]
+        expected = self.manifest["items"]
+        if (
+            len(self.ids) != self.catalog_size
+            or _export.ids_digest(self.ids) != expected["ids_sha256"]
+            or (  # exports before the embeddings' digest have none
+                self.embeddings is not None
+                and "embeddings_sha256" in expected
+                and _export.embeddings_digest(self.embeddings) != expected["embeddings_sha256"]
+            )
         ):
             raise RuntimeError(
-                f"the item ids in {export_dir!r} do not match its export.json (a new export "
+                f"the items in {export_dir!r} do not match its export.json (a new export "
                 "was written while loading?); load the Retriever again"
             )
         self._row = {item: row for row, item in enumerate(self.ids.tolist())}
