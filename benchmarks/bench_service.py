@@ -94,13 +94,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(export_dir: str, log_path: str):
+def start_service(export_dir: str, log_path: str, *flags: str):
     port = free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = open(log_path, "w")  # noqa: SIM115  (closed by stop_service)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.serve", "--export-dir", export_dir, "--port",
-         str(port), "--poll-seconds", "0.5", "--max-n", "1000", "--verbose", "0"],
+         str(port), "--poll-seconds", "0.5", "--max-n", "1000", "--verbose", "0", *flags],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     import httpx
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         f"TensorFlow {tf.__version__}; {args.seconds:g} s per run, top {args.n}, "
         f"one user with a {HISTORY}-item history per request"
     )
-    rows, swaps = [], []
+    rows, swaps, started = [], [], []
     try:
         for num_items in catalogs:
             served = os.path.join(work, f"export-{num_items}")
@@ -243,22 +243,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{num_items:,} items: export built in {build:.0f} s")
             bodies = request_bodies(num_items, 512, seed=2)
             retriever = Retriever(served)
-            proc, url, log = start_service(served, os.path.join(work, f"serve-{num_items}.log"))
+            local = {}
+            for concurrency in levels:
+                inprocess_load(retriever, bodies, args.n, concurrency, 1.0)  # warm-up
+                local[concurrency] = summary(
+                    *inprocess_load(retriever, bodies, args.n, concurrency, args.seconds)
+                )
+            del retriever
+            for mode, flags in (("unbatched", ("--no-batching",)), ("batched", ())):
+                proc, url, log = start_service(
+                    served, os.path.join(work, f"serve-{num_items}-{mode}.log"), *flags
+                )
+                started.append(proc)
+                try:
+                    for concurrency in levels:
+                        http_load(url, bodies, args.n, concurrency, 1.0)  # warm-up
+                        http = summary(*http_load(url, bodies, args.n, concurrency, args.seconds))
+                        rows.append((num_items, concurrency, mode, http, local[concurrency]))
+                        print(
+                            f"  c={concurrency} {mode}: {http['qps']:.0f} QPS, p50/p99 "
+                            f"{http['p50']:.1f}/{http['p99']:.1f} ms, {http['errors']} errors; "
+                            f"in-process {local[concurrency]['qps']:.0f} QPS"
+                        )
+                finally:
+                    if mode == "unbatched":
+                        stop_service(proc, log)
             try:
-                for concurrency in levels:
-                    http_load(url, bodies, args.n, concurrency, 1.0)  # warm-up
-                    http = summary(*http_load(url, bodies, args.n, concurrency, args.seconds))
-                    inprocess_load(retriever, bodies, args.n, concurrency, 1.0)
-                    local = summary(
-                        *inprocess_load(retriever, bodies, args.n, concurrency, args.seconds)
-                    )
-                    rows.append((num_items, concurrency, http, local))
-                    print(
-                        f"  c={concurrency}: service {http['qps']:.0f} QPS, p50/p99 "
-                        f"{http['p50']:.1f}/{http['p99']:.1f} ms, {http['errors']} errors; "
-                        f"in-process {local['qps']:.0f} QPS, p50/p99 "
-                        f"{local['p50']:.1f}/{local['p99']:.1f} ms"
-                    )
                 versions: list[tuple[float, int]] = []
                 published = {}
 
@@ -286,15 +296,18 @@ def main(argv: list[str] | None = None) -> int:
                 stop_service(proc, log)
             shutil.rmtree(spare, ignore_errors=True)
     finally:
+        for proc in started:  # after an error: no service left behind
+            if proc.poll() is None:
+                proc.kill()
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print("\n| items | clients | service QPS | p50 ms | p99 ms | errors | in-process QPS "
+    print("\n| items | clients | service | QPS | p50 ms | p99 ms | errors | in-process QPS "
           "| p50 ms | p99 ms | service / in-process QPS |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for num_items, concurrency, http, local in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for num_items, concurrency, mode, http, local in rows:
         print(
-            f"| {num_items:,} | {concurrency} | {http['qps']:.0f} | {http['p50']:.1f} "
+            f"| {num_items:,} | {concurrency} | {mode} | {http['qps']:.0f} | {http['p50']:.1f} "
             f"| {http['p99']:.1f} | {http['errors']} | {local['qps']:.0f} | {local['p50']:.1f} "
             f"| {local['p99']:.1f} | {http['qps'] / max(local['qps'], 1e-9):.2f} |"
         )

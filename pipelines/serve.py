@@ -53,6 +53,21 @@ def build_parser():
         "--poll-seconds", type=float, default=2.0, help="how often to look for a new version"
     )
     parser.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_false",
+        help="answer each request with its own call (default: concurrent requests are "
+        "answered together, one embedding + search call per batch)",
+    )
+    parser.add_argument("--max-batch-users", type=int, default=256, help="users per batch")
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a batch waits for more requests (0: requests gather only while "
+        "the previous batch runs)",
+    )
+    parser.add_argument(
         "--graceful-seconds",
         type=float,
         default=10.0,
@@ -93,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_history=args.max_history,
             max_body_bytes=args.max_body_bytes,
             poll_seconds=args.poll_seconds,
+            batching=args.batching,
+            max_batch_users=args.max_batch_users,
+            batch_wait_ms=args.batch_wait_ms,
         )
         if not 0 < args.port < 65536:
             raise ValueError(f"--port should be in [1, 65535]. Received: {args.port}")

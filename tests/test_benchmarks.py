@@ -151,7 +151,9 @@ def test_bench_service(capsys):
 
     assert bench_service.main(["--catalogs", "2000", "--concurrency", "2", "--seconds", "1"]) == 0
     out = capsys.readouterr().out
-    rows = _table_rows(out, "| items | clients | service QPS")
-    assert rows[0][:2] == ["2,000", "2"] and float(rows[0][2]) > 0 and rows[0][5] == "0"
+    rows = _table_rows(out, "| items | clients | service |")
+    assert [row[2] for row in rows] == ["unbatched", "batched"]
+    for row in rows:
+        assert row[:2] == ["2,000", "2"] and float(row[3]) > 0 and row[6] == "0"
     swap = _table_rows(out, "| items | clients during the swap")
     assert swap[0][3] == "0" and swap[0][5].endswith(" s")  # no failure; version 2 answered

@@ -420,3 +420,59 @@ def test_items_of_another_version_with_the_same_ids_are_detected(tmp_path):
         Retriever(str(out), use_scann=False)
     holder = service.ModelHolder(str(out))
     assert not holder.refresh() and holder.current is None  # refused, not served wrongly
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def test_concurrent_requests_are_batched_with_the_same_answers(export_dir):
+    import asyncio
+
+    holder = service.ModelHolder(export_dir)
+    holder.refresh()
+    loaded = holder.current
+    requests = [
+        _parse({"instances": [{"history": ["i1", "i2"]}], "n": 5}),
+        _parse({"instances": [{"history": ["i3"]}, {"history": []}], "n": 3}),
+        _parse({"instances": [{"history": ["i4", "i5", "i6", "i7"], "exclude": []}], "n": 4}),
+        _parse({"instances": [{"history": ["i9"]}], "n": 5}),
+    ]
+    sizes = []
+    batcher = service.Batcher(max_users=3, on_batch=lambda r, u: sizes.append(u))
+
+    async def run():
+        answers = await asyncio.gather(*(batcher.submit(loaded, r) for r in requests))
+        await batcher.close()
+        return answers
+
+    answers = asyncio.run(run())
+    for request, answer in zip(requests, answers, strict=True):
+        alone = service.retrieve(loaded, *request)  # the same items, scores up to rounding
+        assert answer["model_version"] == alone["model_version"]
+        for got, want in zip(answer["predictions"], alone["predictions"], strict=True):
+            assert got["ids"] == want["ids"]
+            np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5)
+    assert batcher.batches < len(requests) and max(sizes) <= 3 and sum(sizes) == 5
+
+
+def test_a_failing_batch_fails_its_requests_only():
+    import asyncio
+
+    class Broken:
+        version = 1
+
+        class retriever:  # noqa: N801  (a stand-in attribute)
+            @staticmethod
+            def retrieve(*args, **kwargs):
+                raise RuntimeError("search failed")
+
+    batcher = service.Batcher()
+
+    async def run():
+        try:
+            with pytest.raises(RuntimeError, match="search failed"):
+                await batcher.submit(Broken, _parse({"instances": [{"history": ["a"]}]}))
+        finally:
+            await batcher.close()
+
+    asyncio.run(run())

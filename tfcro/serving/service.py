@@ -15,7 +15,8 @@ Endpoints:
   Unknown item ids are fine (the tower's out-of-vocabulary bucket).
 - ``GET /v1/health``: 200 once a version is loaded and has answered a probe, else 503.
 - ``GET /metrics``: Prometheus text: requests and errors by endpoint and status, a
-  latency histogram, the loaded version, the catalog size, swaps by outcome.
+  latency histogram, the loaded version, the catalog size, swaps by outcome, requests
+  per batch.
 
 A client's mistake (not JSON, wrong types, missing or unknown fields, ``n`` outside
 ``[1, max_n]``, too many instances, too long a history, an oversized body) is a 400
@@ -33,6 +34,7 @@ is refused with a log line and the old one keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -73,6 +75,12 @@ class ServiceConfig:
       max_history: the longest ``history`` (and ``exclude``) list.
       max_body_bytes: the largest request body.
       poll_seconds: how often ``export.json`` is checked for a new version.
+      batching: answer concurrent requests with one embedding + search call
+        (:class:`Batcher`): while one batch runs, the requests that arrive wait for
+        the next; off, each request is its own call.
+      max_batch_users: the most users in one batch.
+      batch_wait_ms: how long a batch waits for more requests before it runs (0:
+        it runs at once; requests still gather while the previous batch runs).
     """
 
     export_dir: str
@@ -82,11 +90,22 @@ class ServiceConfig:
     max_history: int = 1000
     max_body_bytes: int = 1_000_000
     poll_seconds: float = 2.0
+    batching: bool = True
+    max_batch_users: int = 256
+    batch_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("default_n", "max_n", "max_instances", "max_history", "max_body_bytes"):
+        for name in (
+            "default_n",
+            "max_n",
+            "max_instances",
+            "max_history",
+            "max_body_bytes",
+            "max_batch_users",
+        ):
             setattr(self, name, check_int(name, getattr(self, name), 1))
         self.poll_seconds = check_float("poll_seconds", self.poll_seconds, minimum=0, strict=True)
+        self.batch_wait_ms = check_float("batch_wait_ms", self.batch_wait_ms, minimum=0)
         if self.default_n > self.max_n:
             raise ValueError(
                 f"`default_n` should be <= max_n ({self.max_n}). "
@@ -370,6 +389,116 @@ def retrieve(loaded: LoadedVersion, inputs, exclusions, n: int) -> dict[str, Any
     return {"predictions": predictions, "model_version": loaded.version}
 
 
+def _concatenate(requests: list[tuple[dict[str, np.ndarray], list[list[str]], int]]):
+    """One retrieval call's inputs for several parsed requests (histories padded)."""
+    inputs: dict[str, np.ndarray] = {}
+    for name in requests[0][0]:
+        parts = [r[0][name] for r in requests]
+        if name == HISTORY:
+            width = max(p.shape[1] for p in parts)
+            parts = [
+                np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values="") for p in parts
+            ]
+        inputs[name] = np.concatenate(parts)
+    exclusions = [e for r in requests for e in r[1]]
+    return inputs, exclusions, max(r[2] for r in requests)
+
+
+def retrieve_batch(loaded: LoadedVersion, requests) -> list[dict[str, Any]]:
+    """The response bodies of several requests, answered with one retrieval call (each gets
+    its own top ``n`` of the batch's largest ``n``: the same items, in the same order).
+    """
+    inputs, exclusions, n = _concatenate(requests)
+    whole = retrieve(loaded, inputs, exclusions, n)["predictions"]
+    out, start = [], 0
+    for request_inputs, _, own_n in requests:
+        rows = len(next(iter(request_inputs.values())))
+        predictions = [
+            {"ids": p["ids"][:own_n], "scores": p["scores"][:own_n]}
+            for p in whole[start : start + rows]
+        ]
+        out.append({"predictions": predictions, "model_version": loaded.version})
+        start += rows
+    return out
+
+
+class Batcher:
+    """Gathers concurrent requests into one :func:`retrieve_batch` call (on the event loop).
+
+    One batch runs at a time, in a worker thread; requests that arrive meanwhile (or
+    within ``wait_seconds`` of the first) form the next one, up to ``max_users`` users.
+    Requests on different export versions (around a swap) are answered separately.
+    """
+
+    def __init__(
+        self,
+        max_users: int = 256,
+        wait_seconds: float = 0.0,
+        on_batch: Callable[[int, int], None] | None = None,
+    ):
+        self.max_users = max_users
+        self.wait_seconds = wait_seconds
+        self.on_batch = on_batch  # (requests, users) of each batch
+        self._pending: list[tuple[LoadedVersion, tuple, asyncio.Future]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self.batches = 0  # calls made (for the metrics and the tests)
+
+    async def submit(self, loaded: LoadedVersion, request: tuple) -> dict[str, Any]:
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((loaded, request, future))
+        self._wakeup.set()
+        return await future
+
+    def _take(self) -> list[tuple[LoadedVersion, tuple, asyncio.Future]]:
+        first_version = self._pending[0][0]
+        taken, users, rest = [], 0, []
+        for entry in self._pending:
+            size = len(next(iter(entry[1][0].values())))
+            if entry[0] is first_version and (not taken or users + size <= self.max_users):
+                taken.append(entry)
+                users += size
+            else:
+                rest.append(entry)
+        self._pending = rest
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self.wait_seconds:
+                await asyncio.sleep(self.wait_seconds)
+            while self._pending:
+                batch = self._take()
+                loaded = batch[0][0]
+                try:
+                    bodies = await run_in_threadpool(
+                        retrieve_batch, loaded, [request for _, request, _ in batch]
+                    )
+                except Exception as err:  # noqa: BLE001 - each request gets the error
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(err)
+                    continue
+                self.batches += 1
+                if self.on_batch:
+                    users = sum(len(next(iter(r[0].values()))) for _, r, _ in batch)
+                    self.on_batch(len(batch), users)
+                for (_, _, future), body in zip(batch, bodies, strict=True):
+                    if not future.done():  # a cancelled (disconnected) request is skipped
+                        future.set_result(body)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 # ----------------------------------------------------------------------------- the app
 
 
@@ -397,6 +526,12 @@ class _Metrics:
         self.catalog = prom.Gauge(
             "tfcro_catalog_size", "items in the served catalog", registry=self.registry
         )
+        self.batch_requests = prom.Histogram(
+            "tfcro_batch_requests",
+            "requests answered by one embedding + search call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         self.swaps = prom.Counter(
             "tfcro_version_swaps",
             "new export versions swapped in (ok) or refused",
@@ -420,6 +555,11 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
     answers); the holder then watches for new ones every ``config.poll_seconds``.
     """
     metrics = _Metrics()
+    batcher = Batcher(
+        config.max_batch_users,
+        config.batch_wait_ms / 1000.0,
+        on_batch=lambda requests, users: metrics.batch_requests.observe(requests),
+    )
     holder = holder or ModelHolder(config.export_dir)
     holder.on_change = metrics.loaded
     holder.on_refused = metrics.refused
@@ -430,10 +570,12 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
         holder.watch(config.poll_seconds)
         yield
         holder.stop()
+        await batcher.close()
 
     app = FastAPI(title="tfcro retrieval service", lifespan=lifespan)
     app.state.holder = holder
     app.state.metrics = metrics
+    app.state.batcher = batcher
 
     def error(status: int, field: str, message: str) -> JSONResponse:
         return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
@@ -468,6 +610,8 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
             inputs, exclusions, n = parse_request(body, config, loaded.input_names)
         except RequestError as err:
             return error(400, err.field, err.message)
+        if config.batching:
+            return await batcher.submit(loaded, (inputs, exclusions, n))
         return await run_in_threadpool(retrieve, loaded, inputs, exclusions, n)
 
     @app.get("/v1/health")
