@@ -580,18 +580,7 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
     def error(status: int, field: str, message: str) -> JSONResponse:
         return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        endpoint = request.url.path if request.url.path in _ENDPOINTS else "other"
-        try:
-            response = await call_next(request)
-        except Exception:  # noqa: BLE001 - counted, then a JSON 500
-            logger.exception("request to %s failed", endpoint)
-            response = error(500, "server", "internal error (logged)")
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     @app.post("/v1/retrieve")
     async def retrieve_endpoint(request: Request):
@@ -611,8 +600,11 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
         except RequestError as err:
             return error(400, err.field, err.message)
         if config.batching:
-            return await batcher.submit(loaded, (inputs, exclusions, n))
-        return await run_in_threadpool(retrieve, loaded, inputs, exclusions, n)
+            body = await batcher.submit(loaded, (inputs, exclusions, n))
+        else:
+            body = await run_in_threadpool(retrieve, loaded, inputs, exclusions, n)
+        # serialised here: FastAPI's generic encoder is slow for long lists of floats
+        return Response(json.dumps(body).encode(), media_type="application/json")
 
     @app.get("/v1/health")
     async def health():
@@ -643,3 +635,41 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
 
 
 _ENDPOINTS = ("/v1/retrieve", "/v1/health", "/metrics")
+
+
+class _MetricsMiddleware:
+    """Counts every HTTP request by endpoint and status and times it (a plain ASGI
+    middleware: Starlette's ``BaseHTTPMiddleware`` costs milliseconds per request).
+    An exception that escapes the app is logged and answered with a JSON 500.
+    """
+
+    def __init__(self, app, metrics: _Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        endpoint = scope["path"] if scope["path"] in _ENDPOINTS else "other"
+        status = {"code": 500, "sent": False}
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["sent"] = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception:  # noqa: BLE001 - counted, then a JSON 500 if nothing was sent
+            logger.exception("request to %s failed", endpoint)
+            if not status["sent"]:
+                response = JSONResponse(
+                    {"error": {"field": "server", "message": "internal error (logged)"}},
+                    status_code=500,
+                )
+                await response(scope, receive, send)
+            status["code"] = 500
+        self.metrics.requests.labels(endpoint, str(status["code"])).inc()
+        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
