@@ -2,10 +2,11 @@
 
     .venv/bin/python -m benchmarks.loss_reference_error
 
-Runs the grid of tests/loss_grid.py, that of tests/test_losses_reference.py
+Runs the grids of tests/loss_grid.py, those of tests/test_losses_reference.py
 (kernels x alphas x num_items x one/several positives x float32/float16,
-CROLoss and the lambda method), and prints the largest absolute and relative
-differences, per dtype.
+CROLoss and the lambda method) and tests/test_losses_peers.py (PSL, SL@K, BSL
+over their parameters), and prints the largest absolute and relative differences
+(relative to max(|reference|, 1e-3)), per loss and dtype.
 """
 
 from __future__ import annotations
@@ -36,9 +37,23 @@ def main() -> None:
             rel_err = float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-3)))
             prev = worst.get(key, [0.0, 0.0])
             worst[key] = [max(prev[0], abs_err), max(prev[1], rel_err)]
-    print(f"{'dtype':<8} {'quantity':<8} {'max abs err':>12} {'max rel err':>12}")
+    print(f"{'loss':<10} {'dtype':<8} {'quantity':<8} {'max abs err':>12} {'max rel err':>12}")
     for (dtype, what), (abs_err, rel_err) in sorted(worst.items()):
-        print(f"{dtype:<8} {what:<8} {abs_err:>12.3e} {rel_err:>12.3e}")
+        print(f"{'cro':<10} {dtype:<8} {what:<8} {abs_err:>12.3e} {rel_err:>12.3e}")
+    peers: dict[tuple[str, str, str], list[float]] = {}
+    for name, cases in grid.PEER_GRIDS.items():
+        for dtype, params, layout in itertools.product(grid.PEER_DTYPES, cases, grid.LAYOUTS):
+            (got_loss, got_grad), (ref_loss, ref_grad) = grid.compare_peer(
+                name, params, layout, dtype
+            )
+            for what, got, ref in (("loss", got_loss, ref_loss), ("grad", got_grad, ref_grad)):
+                key = (name, dtype.name, what)
+                abs_err = float(np.max(np.abs(got - ref)))
+                rel_err = float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-3)))
+                prev = peers.get(key, [0.0, 0.0])
+                peers[key] = [max(prev[0], abs_err), max(prev[1], rel_err)]
+    for (name, dtype, what), (abs_err, rel_err) in peers.items():
+        print(f"{name:<10} {dtype:<8} {what:<8} {abs_err:>12.3e} {rel_err:>12.3e}")
 
 
 if __name__ == "__main__":

@@ -71,3 +71,77 @@ def compare_at(method, kernel, alpha, num_items, layout, dtype, weight_kernel="s
     return compare(
         loss, labels, scores, dtype, method=method, weight_kernel=weight_kernel, **options
     )
+
+
+# ----------------------------------------------------------------------------- peer losses
+
+PEER_DTYPES = DTYPES
+#: (surrogate, surrogate_tau, scale, input_scale)
+PSL_GRID = [
+    (surrogate, tau, scale, input_scale)
+    for surrogate in ("tanh", "atan", "relu")
+    for tau in (2.0, 5.0)
+    for scale in (1.0, 3.0)
+    for input_scale in (None, 2.0)
+]
+#: (top_k, weight_tau, scale, num_items, input_scale)
+SLATK_GRID = [
+    (top_k, weight_tau, scale, num_items, input_scale)
+    for top_k in (1, 3)
+    for weight_tau in (0.5, 2.0)
+    for scale in (1.0, 3.0)
+    for num_items in (None, 50)
+    for input_scale in (None, 2.0)
+]
+#: (temperature_ratio, scale)
+BSL_GRID = [(ratio, scale) for ratio in (0.5, 1.0, 1.5) for scale in (1.0, 3.0)]
+PEER_SEEDS = {"psl": 2, "sl-at-k": 3, "bsl": 4}
+
+
+def peer_case(name: str, params: tuple):
+    """``(loss, reference, input factor)`` of a peer-loss grid point: the unreduced loss,
+    the loop reference with the same options, and the factor applied to the batch's
+    scores (PSL keeps raw differences inside its surrogates' domain)."""
+    from tests import reference_peers as ref
+
+    if name == "psl":
+        surrogate, tau, scale, input_scale = params
+        loss = tfcro.PSLLoss(surrogate, tau, scale, input_scale, reduction="none")
+
+        def reference(y, s):
+            return ref.psl(
+                y, s, surrogate=surrogate, tau=tau, scale=scale, input_scale=input_scale or 1.0
+            )
+
+        return loss, reference, 0.4 * (input_scale or 1.0)
+    if name == "sl-at-k":
+        top_k, weight_tau, scale, num_items, input_scale = params
+        loss = tfcro.SLatKLoss(top_k, weight_tau, scale, num_items, input_scale, reduction="none")
+
+        def reference(y, s):
+            return ref.slatk(
+                y,
+                s,
+                top_k=top_k,
+                weight_tau=weight_tau,
+                scale=scale,
+                input_scale=input_scale or 1.0,
+                num_items=num_items,
+            )
+
+        return loss, reference, 1.0
+    ratio, scale = params
+    loss = tfcro.BSLLoss(ratio, scale, reduction="none")
+    return loss, (lambda y, s: ref.bsl(y, s, ratio=ratio, scale=scale)), 1.0
+
+
+PEER_GRIDS = {"psl": PSL_GRID, "sl-at-k": SLATK_GRID, "bsl": BSL_GRID}
+
+
+def compare_peer(name: str, params: tuple, layout: str, dtype):
+    """A peer loss's row losses and gradients and the reference's on the same rounded
+    scores: ``((loss, grad), (reference loss, reference grad))``."""
+    loss, reference, factor = peer_case(name, params)
+    labels, scores = batch(layout, seed=PEER_SEEDS[name])
+    scores = np.asarray(tf.cast(tf.constant(factor * scores, dtype), tf.float64))
+    return tf_losses_and_grads(loss, labels, scores, dtype), reference(labels, scores)

@@ -1,126 +1,31 @@
 """PSL, SL@K and BSL against the independent loop reference (values and gradients), their
 special cases, numerical extremes, serialisation, XLA, and training with them."""
 
-import itertools
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 import tfcro
+from tests import loss_grid
 from tests import reference_peers as ref
-from tests.loss_grid import batch, tf_losses_and_grads
+from tests.loss_grid import batch
 from tfcro import losses as losses_lib
 from tfcro.losses import functional
 from tfcro.models import TwoTowerConfig, TwoTowerModel
 from tfcro.models.two_tower import prepare_loss
 
 TOLERANCE = {tf.float32: dict(rtol=2e-5, atol=2e-6), tf.float16: dict(rtol=2e-2, atol=2e-2)}
-LAYOUTS = ["one", "several"]
-DTYPES = [tf.float32, tf.float16]
-
-PSL_GRID = list(itertools.product(["tanh", "atan", "relu"], [2.0, 5.0], [1.0, 3.0], [None, 2.0]))
-SLATK_GRID = list(itertools.product([1, 3], [0.5, 2.0], [1.0, 3.0], [None, 50], [None, 2.0]))
-BSL_GRID = list(itertools.product([0.5, 1.0, 1.5], [1.0, 3.0]))
+CASES = [(name, params) for name, grid in loss_grid.PEER_GRIDS.items() for params in grid]
 
 
-def _check(got, want, dtype):
-    (loss, grad), (ref_loss, ref_grad) = got, want
+@pytest.mark.parametrize("layout", loss_grid.LAYOUTS)
+@pytest.mark.parametrize("dtype", loss_grid.PEER_DTYPES, ids=["f32", "f16"])
+@pytest.mark.parametrize("name, params", CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_peer_losses_match_the_reference(name, params, layout, dtype):
+    (loss, grad), (ref_loss, ref_grad) = loss_grid.compare_peer(name, params, layout, dtype)
     np.testing.assert_allclose(loss, ref_loss, **TOLERANCE[dtype])
     np.testing.assert_allclose(grad, ref_grad, **TOLERANCE[dtype])
-
-
-def _worst(got, want):
-    (loss, grad), (ref_loss, ref_grad) = got, want
-    scale = max(np.abs(ref_grad).max(), np.abs(ref_loss).max(), 1e-12)
-    return max(np.abs(loss - ref_loss).max(), np.abs(grad - ref_grad).max()) / scale
-
-
-def _compare(loss, reference, labels, scores, dtype):
-    scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))
-    return tf_losses_and_grads(loss, labels, scores, dtype), reference(labels, scores)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16"])
-@pytest.mark.parametrize("surrogate, tau, scale, input_scale", PSL_GRID)
-def test_psl_matches_the_reference(surrogate, tau, scale, input_scale, layout, dtype):
-    labels, scores = batch(layout, seed=2)
-    scores = 0.4 * scores * (input_scale or 1.0)  # raw differences inside the domain
-    loss = tfcro.PSLLoss(surrogate, tau, scale, input_scale, reduction="none")
-    got, want = _compare(
-        loss,
-        lambda y, s: ref.psl(
-            y, s, surrogate=surrogate, tau=tau, scale=scale, input_scale=input_scale or 1.0
-        ),
-        labels,
-        scores,
-        dtype,
-    )
-    _check(got, want, dtype)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16"])
-@pytest.mark.parametrize("top_k, weight_tau, scale, num_items, input_scale", SLATK_GRID)
-def test_slatk_matches_the_reference(
-    top_k, weight_tau, scale, num_items, input_scale, layout, dtype
-):
-    labels, scores = batch(layout, seed=3)
-    loss = tfcro.SLatKLoss(top_k, weight_tau, scale, num_items, input_scale, reduction="none")
-    got, want = _compare(
-        loss,
-        lambda y, s: ref.slatk(
-            y,
-            s,
-            top_k=top_k,
-            weight_tau=weight_tau,
-            scale=scale,
-            input_scale=input_scale or 1.0,
-            num_items=num_items,
-        ),
-        labels,
-        scores,
-        dtype,
-    )
-    _check(got, want, dtype)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16"])
-@pytest.mark.parametrize("ratio, scale", BSL_GRID)
-def test_bsl_matches_the_reference(ratio, scale, layout, dtype):
-    labels, scores = batch(layout, seed=4)
-    loss = tfcro.BSLLoss(ratio, scale, reduction="none")
-    got, want = _compare(
-        loss, lambda y, s: ref.bsl(y, s, ratio=ratio, scale=scale), labels, scores, dtype
-    )
-    _check(got, want, dtype)
-
-
-def test_worst_reference_errors_in_float32_are_tiny():
-    worst = 0.0
-    for layout in LAYOUTS:
-        labels, scores = batch(layout, seed=5)
-        for surrogate, tau, scale, input_scale in PSL_GRID:
-            loss = tfcro.PSLLoss(surrogate, tau, scale, input_scale, reduction="none")
-            s = 0.4 * scores * (input_scale or 1.0)
-            worst = max(
-                worst,
-                _worst(
-                    *_compare(
-                        loss,
-                        lambda y, x, a=surrogate, t=tau, c=scale, i=input_scale: ref.psl(
-                            y, x, surrogate=a, tau=t, scale=c, input_scale=i or 1.0
-                        ),
-                        labels,
-                        s,
-                        tf.float32,
-                    )
-                ),
-            )
-    assert worst < 1e-5, worst
 
 
 # ----------------------------------------------------------------------------- special cases
@@ -210,7 +115,7 @@ def test_slatk_weight_keeps_its_gradient_and_beta_has_none():
     ],
     ids=lambda loss: f"{loss.name}-{getattr(loss, 'surrogate', '')}",
 )
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16"])
+@pytest.mark.parametrize("dtype", loss_grid.PEER_DTYPES, ids=["f32", "f16"])
 def test_extreme_scores_stay_finite(loss, dtype):
     scores = np.array([[50.0, -50.0, 40.0, 1e4, -1e4, -1e31], [-1e4, 1e4, 0.0, 0.0, 3.0, 2.0]])
     labels = np.array([[1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0]], np.float32)
@@ -329,7 +234,7 @@ def test_two_tower_model_learns_with_each_peer_loss(name):
     data = tf.data.Dataset.from_tensor_slices(columns).shuffle(1024, seed=0).batch(64)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     history = model.fit(data, epochs=6, verbose=0).history["loss"]
-    assert np.isfinite(history).all() and history[-1] < history[0], history
+    assert np.isfinite(history).all()  # learning is judged by ranks below
     user_vectors = model.embed_users({"user_id": np.arange(60).astype(str)})
     scores = user_vectors @ model.embed_items().T
     liked = (np.arange(60)[:, None] * 7 + np.arange(2)) % 40
@@ -364,10 +269,19 @@ def test_a_plain_tfrs_retrieval_task_trains_with_each_peer_loss(loss):
     users = rng.integers(0, 64, 2048)
     items = (users * 7 + rng.integers(0, 3, 2048)) % 48
     ds = tf.data.Dataset.from_tensor_slices({"user": users, "item": items}).batch(128)
+    tf.keras.utils.set_random_seed(0)
     model = _TinyRetrieval(loss)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     history = model.fit(ds, epochs=5, verbose=0).history["loss"]
-    assert np.isfinite(history).all() and history[-1] < history[0], history
+    # judged by ranks: SL@K's value can rise as positives enter the top K (its weight grows)
+    assert np.isfinite(history).all()
+    scores = model.users(np.arange(64)) @ tf.transpose(model.items(np.arange(48)))
+    liked = (np.arange(64)[:, None] * 7 + np.arange(3)) % 48
+    ranks = 1 + np.sum(
+        scores.numpy()[:, None, :] > np.take_along_axis(scores.numpy(), liked, 1)[:, :, None],
+        axis=2,
+    )
+    assert ranks.mean() < 6.0, ranks.mean()  # each user's 3 liked items of 48; random: ~24
 
 
 def test_the_factory_builds_every_peer_loss():
