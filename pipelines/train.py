@@ -205,6 +205,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="constant, or cosine decay to 0 over the epochs (after the warm-up)",
     )
     o.add_argument(
+        "--schedule-epochs",
+        type=int,
+        default=None,
+        help="the cosine's horizon in epochs (default: --epochs; give it to resume a "
+        "cosine run with more --epochs)",
+    )
+    o.add_argument(
         "--warmup-epochs",
         type=float,
         default=0.0,
@@ -331,6 +338,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         weight_decay=args.weight_decay,
         lr_schedule=args.lr_schedule,
         warmup_epochs=args.warmup_epochs,
+        schedule_epochs=args.schedule_epochs,
         epochs=args.epochs,
         batch_size=args.batch_size,
         monitor=args.monitor,

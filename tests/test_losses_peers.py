@@ -301,3 +301,25 @@ def test_cli_flags_reach_the_peer_losses():
     assert config.model["loss_options"] == {"temperature_ratio": 1.2}
     # a peer flag another loss does not take is left out
     assert "top_k" not in training_config(["--loss", "cro", "--top-k", "5"]).model["loss_options"]
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        tfcro.PSLLoss("relu", surrogate_tau=0.1),  # every pair outside relu's domain
+        tfcro.PSLLoss("tanh"),
+        tfcro.SLatKLoss(top_k=2),
+        tfcro.BSLLoss(1.2),
+    ],
+    ids=lambda loss: f"{loss.name}-{getattr(loss, 'surrogate', '')}",
+)
+def test_positives_without_negatives_add_zero_with_finite_gradients(loss):
+    loss = type(loss).from_config({**loss.get_config(), "reduction": "none"})
+    labels = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    scores = tf.Variable([[0.5, 0.3, -1e31], [0.9, 0.1, -1e31]])
+    with tf.GradientTape() as tape:
+        values = loss(labels, scores)
+        total = tf.reduce_sum(values)
+    grad = tape.gradient(total, scores).numpy()
+    assert values.numpy()[0] == 0.0 and np.all(np.isfinite(values.numpy()))
+    assert np.all(np.isfinite(grad)) and np.all(grad[0] == 0.0)

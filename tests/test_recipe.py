@@ -82,7 +82,7 @@ def test_an_id_only_user_tower_checks_its_size():
     users = CategoricalEmbedding(["a"], 4, name="users")
     with pytest.raises(ValueError, match="output_dim"):
         build_user_tower(None, 8, user_embedding=users)
-    with pytest.raises(ValueError, match="history or a user-id"):
+    with pytest.raises(ValueError, match="`history_embedding`, `user_embedding`"):
         build_user_tower(None, 8)
 
 
@@ -245,7 +245,9 @@ def test_bad_recipe_settings_are_clear_errors(field, value, message):
 
 def test_refit_needs_a_validation_split():
     with pytest.raises(ValueError, match="`refit=True`.*valid_fraction"):
-        TrainingConfig(refit=True, valid_fraction=0.0)
+        TrainingConfig(protocol="collaborative", refit=True, valid_fraction=0.0)
+    with pytest.raises(ValueError, match="`refit=True`.*collaborative.*protocol='sequential'"):
+        TrainingConfig(refit=True)
 
 
 def test_sequential_validation_share_leaves_training_users():
@@ -306,10 +308,27 @@ def test_refit_retrains_on_everything_for_the_selected_epochs(tmp_path, pairs_di
 
 
 def test_refit_config_keeps_the_selection_schedule():
-    config = TrainingConfig(epochs=20, refit=True, lr_schedule="cosine")
+    config = TrainingConfig(protocol="collaborative", epochs=20, refit=True, lr_schedule="cosine")
     refit = refit_config(config, 7)
     assert (refit.epochs, refit.schedule_epochs, refit.valid_fraction) == (7, 20, 0.0)
     assert refit.patience is None and not refit.refit
+    constant = refit_config(TrainingConfig(protocol="collaborative", epochs=20, refit=True), 7)
+    assert constant.schedule_epochs is None  # a rerun with more epochs stays the same run
+
+
+def test_a_cosine_horizon_is_fixed_when_the_config_is_made(tmp_path):
+    assert TrainingConfig(epochs=12, lr_schedule="cosine").schedule_epochs == 12
+    assert TrainingConfig(epochs=12).schedule_epochs is None
+    started = TrainingConfig(epochs=12, lr_schedule="cosine")
+    os.makedirs(tmp_path / "checkpoints")
+    (tmp_path / "config.json").write_text(json.dumps({"training": started.to_dict()}))
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    more = TrainingConfig(epochs=20, lr_schedule="cosine")  # would stretch the cosine
+    with pytest.raises(ValueError, match="schedule_epochs"):
+        check_same_run(str(tmp_path), more)
+    same_horizon = TrainingConfig(epochs=20, lr_schedule="cosine", schedule_epochs=12)
+    assert check_same_run(str(tmp_path), same_horizon) is not None
 
 
 def test_a_run_saved_before_the_recipe_settings_still_resumes(tmp_path):
@@ -342,14 +361,16 @@ def test_cli_maps_the_recipe_flags(tmp_path):
             weight_decay=0.01,
             lr_schedule="cosine",
             warmup_epochs=0.5,
+            schedule_epochs=15,
             valid_fraction=0.2,
             refit=True,
         )
     )
+
     config = train_cli.config_from_args(args)
     assert config.model["user_tower"] == "id" and config.model["embedding_l2"] == 1e-4
     assert (config.weight_decay, config.lr_schedule, config.warmup_epochs) == (0.01, "cosine", 0.5)
-    assert (config.valid_fraction, config.refit) == (0.2, True)
+    assert (config.valid_fraction, config.refit, config.schedule_epochs) == (0.2, True, 15)
     old = train_cli.config_from_args(parser.parse_args(["--use-user-id"]))
     assert old.model["user_tower"] == "id+history"
 

@@ -379,7 +379,17 @@ def test_pruning_keeps_the_newest_and_the_version_a_service_holds(tmp_path):
     assert versioning.list_versions(str(out / "scann")) == [1, 3]
     holder.stop()  # drops the lease
     assert versioning.held_versions(str(out)) == set()
-    assert versioning.prune_versions(str(out), 1, ["user_tower", "item_tower", "scann"]) == [1]
+    # after a swap, the version before stays leased too (requests in flight may use it)
+    swapping = service.ModelHolder(str(out))
+    swapping.refresh()  # version 3
+    export_model(
+        *make_towers(num_items=300, dim=8, seed=4), str(out), config={}, scale=10.0,
+        num_neighbors=50,
+    )  # fmt: skip
+    swapping.refresh()
+    assert versioning.held_versions(str(out)) == {3, 4}
+    swapping.stop()
+    assert versioning.prune_versions(str(out), 1, ["user_tower", "item_tower", "scann"]) == [1, 3]
 
 
 def test_leases_of_dead_processes_and_stale_foreign_leases_do_not_hold(tmp_path):
@@ -398,9 +408,10 @@ def test_leases_of_dead_processes_and_stale_foreign_leases_do_not_hold(tmp_path)
     assert versioning.held_versions(str(tmp_path)) == {5}
     assert not dead.exists()  # a dead local process's lease is cleaned up
     versioning.write_lease(str(tmp_path), 7)
-    assert versioning.held_versions(str(tmp_path)) == {5, 7}
+    versioning.write_lease(str(tmp_path), [8, 9], token="second")  # another holder
+    assert versioning.held_versions(str(tmp_path)) == {5, 7, 8, 9}
     versioning.remove_lease(str(tmp_path))
-    assert versioning.held_versions(str(tmp_path)) == {5}
+    assert versioning.held_versions(str(tmp_path)) == {5, 8, 9}
 
 
 def test_keep_versions_is_checked(tmp_path):
@@ -476,3 +487,18 @@ def test_a_failing_batch_fails_its_requests_only():
             await batcher.close()
 
     asyncio.run(run())
+
+
+def test_the_batcher_works_on_a_new_event_loop(export_dir):
+    import asyncio
+
+    holder = service.ModelHolder(export_dir)
+    holder.refresh()
+    batcher = service.Batcher()
+    request = _parse({"instances": [{"history": ["i1"]}], "n": 3})
+    for _ in range(2):  # e.g. an app restarted in the same process
+
+        async def once():
+            return await asyncio.wait_for(batcher.submit(holder.current, request), 30)
+
+        assert asyncio.run(once())["predictions"][0]["ids"]

@@ -1,6 +1,7 @@
 """Tuning (Optuna studies per loss, resumable, validation only), the chosen settings over
 seeds, the report, and presets on the command line."""
 
+import json
 import os
 
 import numpy as np
@@ -232,3 +233,51 @@ def test_tune_cli_refuses_a_negative_budget(tmp_path):
     with pytest.raises(SystemExit) as stop:
         tune_cli.main(["--trials", "-1", "--tune-dir", str(tmp_path / "t")])
     assert stop.value.code == 2
+
+
+class _Result:
+    def __init__(self, epochs):
+        self.epochs_selected = self.epochs_run = epochs
+
+
+def _fake_train(config, run_dir, **kwargs):
+    """Writes a run folder's metrics.json as train() would, with a made-up validation
+    value that depends on the settings; no training."""
+    os.makedirs(run_dir, exist_ok=True)
+    value = 0.1 - abs(np.log(config.learning_rate / 0.01)) / 100
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump({f"val_{config.monitor}": value}, f)
+    return _Result(2)
+
+
+def test_a_resumed_study_draws_new_settings_and_keeps_the_budget(tmp_path):
+    base = TrainingConfig(monitor="recall@10")
+    space = {"learning_rate": tuning.SEARCH_SPACE["learning_rate"]}
+    out = str(tmp_path)
+    tuning.tune(base, ["softmax"], out, trials=2, space=space, train_fn=_fake_train)
+    tuning.tune(base, ["softmax"], out, trials=4, space=space, train_fn=_fake_train)
+    frame = tuning.trials_frame(out)
+    assert len(frame) == 4 and frame["learning_rate"].nunique() == 4  # no replayed draws
+    best = tuning.best_params(out)["softmax"]
+    assert best["params"].keys() == {"learning_rate"}
+    assert best["value"] == pytest.approx(frame["value"].max())
+
+
+def test_a_trial_without_a_validation_value_stops_the_tuning(tmp_path):
+    def no_value(config, run_dir, **kwargs):
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+            json.dump({}, f)
+        return _Result(1)
+
+    with pytest.raises(ValueError, match="no validation recall@10"):
+        tuning.tune(
+            TrainingConfig(monitor="recall@10"), ["softmax"], str(tmp_path), train_fn=no_value
+        )
+
+
+def test_a_setting_with_no_home_is_a_clear_error():
+    with pytest.raises(ValueError, match="'margin_x' is neither"):
+        tuning.trial_config(TrainingConfig(), "softmax", {"margin_x": 1.0})
+    config = tuning.trial_config(TrainingConfig(), "sl-at-k", {"top_k": 50, "epochs": 3})
+    assert config.model["loss_options"]["top_k"] == 50 and config.epochs == 3

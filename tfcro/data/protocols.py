@@ -279,7 +279,9 @@ def collaborative_split(
       (``"last"``: for time-ordered training data whose test split holds later
       interactions, as LightGCN's Yelp2018 files; the validation then mimics the
       test). They are the validation targets and are *not* trained on. ``seen`` =
-      the user's remaining training items.
+      the user's remaining training items. (With ``"last"`` a training sample's
+      history is a window of the user's earlier items in time rather than a random
+      subset; this matters to history towers only.)
     - **train**: one sample per remaining training interaction: target = the item,
       history = up to ``L`` *other* remaining training items of the user (a
       seeded random subset: a window of a per-user random permutation, so it

@@ -23,9 +23,11 @@ metrics a trial's run also computes are stored, never used to choose).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -93,18 +95,29 @@ def suggest(trial: Any, loss: str, space: Mapping[str, Mapping[str, Any]] = SEAR
 
 
 def trial_config(base: TrainingConfig, loss: str, params: Mapping[str, Any]) -> TrainingConfig:
-    """``base`` with ``loss`` and a trial's settings (``params``) applied."""
+    """``base`` with ``loss`` and a trial's settings (``params``) applied: each goes to the
+    model (:data:`MODEL_SETTINGS`), the loss (an option it takes) or the training config
+    (one of its fields); anything else is a ValueError naming it.
+    """
+    from tfcro import losses as losses_lib
+
     values = base.to_dict()
     model = dict(values["model"])
     options = dict(model["loss_options"]) if model["loss"] == loss else {}
     model["loss"] = loss
+    training_fields = {f.name for f in dataclasses.fields(TrainingConfig)} - {"model"}
     for name, value in params.items():
         if name in MODEL_SETTINGS:
             model[name] = value if isinstance(value, bool | int) else float(value)
-        elif name in LOSS_SETTINGS:
+        elif name in LOSS_SETTINGS or name in losses_lib.OPTIONS.get(loss, ()):
             options[name] = value
-        else:
+        elif name in training_fields:
             values[name] = value
+        else:
+            raise ValueError(
+                f"search setting {name!r} is neither a model setting {list(MODEL_SETTINGS)}, "
+                f"an option of loss {loss!r} nor a TrainingConfig field"
+            )
     model["loss_options"] = _loss_options(loss, options)
     values["model"] = model
     return TrainingConfig.from_dict(values)
@@ -233,6 +246,10 @@ def tune(
     os.makedirs(output_dir, exist_ok=True)
     for loss in losses:
         study = _study(optuna, output_dir, loss, base.seed)
+        # a resumed study's sampler must not replay the draws it started with
+        study.sampler = optuna.samplers.TPESampler(
+            seed=base.seed + len(study.trials), n_startup_trials=4
+        )
         requeued = _requeue_interrupted(optuna, study)
         if requeued:
             logger.warning("%s: %d interrupted trial(s) queued again to resume", loss, requeued)
@@ -255,6 +272,12 @@ def _objective(base, loss, output_dir, space, verbose, train_fn, optuna):
         pruning = PruningCallback(trial, config.monitor)
         result = train_fn(config, run_dir, verbose=verbose, callbacks=[pruning])
         value = _validation_value(run_dir, config.monitor)
+        if not math.isfinite(value):  # Optuna would record a failure and try forever
+            raise ValueError(
+                f"the trial in {run_dir!r} has no validation {config.monitor}: validate at "
+                f"least once (valid_every <= epochs). Received: valid_every="
+                f"{config.valid_every}, epochs={config.epochs}"
+            )
         trial.set_user_attr("best_epoch", result.epochs_selected)
         trial.set_user_attr("epochs_run", result.epochs_run)
         if pruning.pruned:
@@ -314,19 +337,27 @@ def best_params(output_dir: str) -> dict[str, dict[str, Any]]:
     """``{loss: {"params": ..., "value": ..., "best_epoch": ...}}`` of each study's best
     complete trial (ties: the earlier trial).
     """
-    frame = trials_frame(output_dir)
-    out = {}
-    if frame.empty:
+    path = os.path.join(output_dir, STUDY_FILE)
+    out: dict[str, dict[str, Any]] = {}
+    if not os.path.isfile(path):
         return out
-    done = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
-    for loss, group in done.groupby("loss", sort=False):
-        row = group.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
-        names = [k for k in SEARCH_SPACE if k in row.index and pd.notna(row[k])]
-        out[loss] = {
-            "params": {k: _plain(row[k]) for k in names},
-            "value": float(row["value"]),
-            "best_epoch": int(row["best_epoch"]),
-            "trial": int(row["number"]),
+    optuna = _optuna()
+    storage = f"sqlite:///{os.path.abspath(path)}"
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value)
+        ]
+        if not done:
+            continue
+        best = min(done, key=lambda t: (-t.value, t.number))
+        out[summary.study_name.removeprefix("tune-")] = {
+            "params": {k: _plain(v) for k, v in best.params.items()},  # the space it used
+            "value": float(best.value),
+            "best_epoch": int(best.user_attrs.get("best_epoch", 0)),
+            "trial": best.number,
         }
     return out
 

@@ -223,7 +223,10 @@ def build_user_tower(
         embeddings["user_id"] = user_embedding
     embeddings.update(feature_embeddings or {})
     if not embeddings:
-        raise ValueError("the user tower needs a history or a user-id embedding (or features)")
+        raise ValueError(
+            "the user tower needs `history_embedding`, `user_embedding` or "
+            "`feature_embeddings`. Received: none of them"
+        )
     inputs = {
         key: keras.Input(shape=(None,) if key == "history" else (), dtype=tf.int32, name=key)
         for key in embeddings

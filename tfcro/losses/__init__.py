@@ -21,7 +21,8 @@ LOSSES: dict[str, type[RetrievalLoss]] = {
     "bsl": BSLLoss,
 }
 
-_OPTIONS = {
+#: The options each loss of :func:`get` takes.
+OPTIONS: dict[str, tuple[str, ...]] = {
     "softmax": ("scale",),
     "bpr": ("scale",),
     "triplet": ("scale", "margin"),
@@ -42,7 +43,7 @@ def get(name: str, **options: Any) -> RetrievalLoss:
     """
     if name not in LOSSES:
         raise ValueError(f"`loss` should be one of {list(LOSSES)}. Received: loss={name!r}")
-    kwargs = {k: v for k, v in options.items() if k in _OPTIONS[name] and v is not None}
+    kwargs = {k: v for k, v in options.items() if k in OPTIONS[name] and v is not None}
     return LOSSES[name](**kwargs)
 
 

@@ -174,7 +174,9 @@ def psl_positive_loss(gaps, negatives, num_negatives, *, surrogate, tau, outer):
     """
     del num_negatives
     d = gaps / (float(outer) * float(tau))
-    return masked_logsumexp(float(outer) * _psl_sigma(d, surrogate), negatives)
+    loss = masked_logsumexp(float(outer) * _psl_sigma(d, surrogate), negatives)
+    # no negative, or every pair outside the surrogate's domain: nothing to learn, 0
+    return tf.where(tf.math.is_finite(loss), loss, 0.0)
 
 
 def _row_masks(y_true, y_pred):
@@ -231,8 +233,10 @@ def slatk_loss(
     beta = topk_quantile_score(logits, present, int(top_k), num_items)
     weight = tf.math.sigmoid((logits - beta[:, None]) / (outer * float(weight_tau)))
     softmax_term = masked_logsumexp(logits, negatives)[:, None] - logits
-    # no negative: the softmax term is -inf; such a positive contributes 0
-    per_positive = tf.where(tf.math.is_finite(softmax_term), weight * softmax_term, 0.0)
+    # no negative: the softmax term is -inf; such a positive contributes 0 (masked before
+    # the product, so that no 0 * inf reaches the gradient)
+    finite = tf.math.is_finite(softmax_term)
+    per_positive = tf.where(finite, weight * tf.where(finite, softmax_term, 0.0), 0.0)
     total = tf.reduce_sum(tf.where(positives, per_positive, 0.0), axis=1)
     count = tf.reduce_sum(tf.cast(positives, tf.float32), axis=1)
     return total / tf.maximum(count, 1.0)

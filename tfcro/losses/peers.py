@@ -2,8 +2,9 @@ r"""The recall-oriented softmax variants beside CROLoss: PSL, SL@K and BSL.
 
 Same call contract as every tfcro loss (:mod:`tfcro.losses.pairwise`): ``[B, C]``
 0/1 labels (multi-hot and ``tf.eye(B, C)`` included), scores at or below ``-1e30``
-absent, a ``[B]`` row loss averaged over the row's positives, Keras reductions and
-sample weights, serialisable.
+absent, a ``[B]`` row loss (PSL and SL@K: the mean over the row's positives; BSL: a
+log-mean-exp over them), Keras reductions and sample weights, serialisable. A
+positive without any negative adds 0 (and no NaN gradient).
 
 Temperatures. The papers write their losses on raw scores ``s`` (cosines) with a
 softmax temperature ``tau``; here ``scale`` is ``1 / tau`` as for the other losses.

@@ -43,6 +43,7 @@ import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -188,6 +189,8 @@ class ModelHolder:
         self.current: LoadedVersion | None = None
         self._refused: tuple[int | None, float] | None = None  # (version, manifest mtime)
         self._refused_at = 0.0
+        self._previous: int | None = None
+        self._token = uuid.uuid4().hex[:8]  # this holder's lease (several may share a process)
         self._lock = threading.Lock()  # one load at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -230,7 +233,8 @@ class ModelHolder:
                 return False
             previous = self.current
             self.current = loaded  # one reference assignment: requests see old or new
-            self._hold(loaded.version)
+            self._previous = None if previous is None else previous.version
+            self._hold()
             logger.info(
                 "serving export version %d of %s (%d items; was %s)",
                 loaded.version,
@@ -259,10 +263,15 @@ class ModelHolder:
             loaded_at=time.time(),
         )
 
-    def _hold(self, version: int) -> None:
-        """The lease that keeps ``pipelines.export --keep-versions`` off our version."""
+    def _hold(self) -> None:
+        """The lease that keeps ``pipelines.export --keep-versions`` off the version we serve
+        and the one before it (requests in flight at the swap may still use it).
+        """
+        if self.current is None:
+            return
+        versions = [self.current.version] + ([self._previous] if self._previous else [])
         try:
-            versioning.write_lease(self.export_dir, version)
+            versioning.write_lease(self.export_dir, versions, token=self._token)
         except OSError as err:  # a read-only export folder: serve anyway
             logger.warning("cannot write a lease in %s: %s", self.export_dir, err)
 
@@ -274,8 +283,8 @@ class ModelHolder:
         def loop():
             while not self._stop.wait(poll_seconds):
                 try:
-                    if not self.refresh() and self.current is not None:
-                        self._hold(self.current.version)  # keep the lease fresh
+                    if not self.refresh():
+                        self._hold()  # keep the lease fresh
                 except Exception:  # noqa: BLE001 - keep watching whatever happens
                     logger.exception("checking %s for a new version failed", self.export_dir)
 
@@ -288,7 +297,7 @@ class ModelHolder:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        versioning.remove_lease(self.export_dir)
+        versioning.remove_lease(self.export_dir, token=self._token)
 
 
 # ----------------------------------------------------------------------------- requests
@@ -445,10 +454,13 @@ class Batcher:
         self.batches = 0  # calls made (for the metrics and the tests)
 
     async def submit(self, loaded: LoadedVersion, request: tuple) -> dict[str, Any]:
-        if self._task is None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            # first use, or on a new event loop (a restarted app): a fresh worker
+            self._pending = [entry for entry in self._pending if entry[2].get_loop() is loop]
             self._wakeup = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
         self._pending.append((loaded, request, future))
         self._wakeup.set()
         return await future
@@ -493,10 +505,11 @@ class Batcher:
                         future.set_result(body)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
 
 # ----------------------------------------------------------------------------- the app
@@ -594,7 +607,15 @@ def create_app(config: ServiceConfig, holder: ModelHolder | None = None):
                 "body",
                 f"should be at most {config.max_body_bytes} bytes. Received: {declared}",
             )
-        body = await request.body()
+        chunks, size = [], 0
+        async for chunk in request.stream():  # also bounded without a Content-Length
+            size += len(chunk)
+            if size > config.max_body_bytes:
+                return error(
+                    400, "body", f"should be at most {config.max_body_bytes} bytes. Received: more"
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             inputs, exclusions, n = parse_request(body, config, loaded.input_names)
         except RequestError as err:

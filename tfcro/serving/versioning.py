@@ -153,35 +153,36 @@ class StagedExport:
 
 
 # --------------------------------------------------------------------------- leases, pruning
-# A running service (tfcro.serving.service) holds a *lease* on the version it serves: a
-# file ``<export_dir>/.leases/<host>-<pid>.json`` with the version, rewritten at every
-# poll. Pruning never removes a version that a live lease names: on this host a lease
-# is live while its process exists; from another host (a shared filesystem) while the
-# file is younger than LEASE_TTL_SECONDS.
+# A running service (tfcro.serving.service) holds a *lease* on the versions it uses (the
+# one it serves and the one before): a file ``<export>/.leases/<host>-<pid>-<token>.json``
+# naming them, rewritten at every poll. Pruning never removes a version that a live lease
+# names: on this host a lease is live while its process exists; from another host (a
+# shared filesystem) while the file is younger than LEASE_TTL_SECONDS.
 
 LEASE_DIR = ".leases"
 LEASE_TTL_SECONDS = 300.0
 
 
-def _lease_path(export_dir: str) -> str:
-    return os.path.join(export_dir, LEASE_DIR, f"{_host()}-{os.getpid()}.json")
+def _lease_path(export_dir: str, token: str) -> str:
+    return os.path.join(export_dir, LEASE_DIR, f"{_host()}-{os.getpid()}-{token}.json")
 
 
-def write_lease(export_dir: str, version: int) -> str:
-    """Records (atomically) that this process serves ``version`` of ``export_dir``."""
-    path = _lease_path(export_dir)
+def write_lease(export_dir: str, versions: int | Iterable[int], token: str = "0") -> str:
+    """Records (atomically) that this process (its holder ``token``) uses ``versions``."""
+    versions = [int(versions)] if isinstance(versions, int) else [int(v) for v in versions]
+    path = _lease_path(export_dir, token)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as f:
-        json.dump({"version": int(version), "host": _host(), "pid": os.getpid()}, f)
+        json.dump({"versions": versions, "host": _host(), "pid": os.getpid()}, f)
     os.replace(temporary, path)
     return path
 
 
-def remove_lease(export_dir: str) -> None:
-    """Drops this process's lease (a service that stops)."""
+def remove_lease(export_dir: str, token: str = "0") -> None:
+    """Drops a lease of this process (a service that stops)."""
     try:
-        os.remove(_lease_path(export_dir))
+        os.remove(_lease_path(export_dir, token))
     except FileNotFoundError:
         pass
 
@@ -198,18 +199,19 @@ def held_versions(export_dir: str, now: float | None = None) -> set[int]:
         try:
             with open(path, encoding="utf-8") as f:
                 lease = json.load(f)
-            version, host, pid = int(lease["version"]), str(lease["host"]), int(lease["pid"])
+            versions = {int(v) for v in lease.get("versions", [lease.get("version")])}
+            host, pid = str(lease["host"]), int(lease["pid"])
             age = now - os.stat(path).st_mtime
         except (OSError, ValueError, KeyError, TypeError):
             continue  # being written, or not a lease
         if host == _host():
             if _process_exists(pid):
-                held.add(version)
+                held |= versions
             else:
                 with contextlib.suppress(OSError):
                     os.remove(path)
         elif age < LEASE_TTL_SECONDS:
-            held.add(version)
+            held |= versions
     return held
 
 

@@ -63,12 +63,15 @@ class TrainingConfig:
         sub-folder ``refit/``).
       optimizer, learning_rate, epochs, batch_size: the optimisation.
       weight_decay: decoupled weight decay (AdamW-style: every step each weight
-        shrinks by ``learning_rate * weight_decay``), any optimizer; 0 for none.
+        shrinks by ``learning_rate * weight_decay``), any optimizer; 0 for none. It
+        touches every row of the embedding tables at each step, which undoes
+        ``lazy_adam``'s saving; with ``lazy_adam`` prefer the model's ``embedding_l2``.
       lr_schedule: ``constant`` or ``cosine`` (decay to 0 over ``schedule_epochs``),
         both after a linear warm-up of ``warmup_epochs`` (may be fractional).
-      schedule_epochs: the cosine's horizon in epochs (None: ``epochs``); a refit
-        keeps the selection run's horizon so that its first epochs see the same
-        learning rates.
+      schedule_epochs: the cosine's horizon in epochs (None: ``epochs``, fixed when the
+        config is made, so that a rerun with more ``epochs`` is refused rather than
+        stretching a started cosine); a refit keeps the selection run's horizon so that
+        its epochs see the same learning rates.
       monitor: validation metric for model selection and early stopping.
       patience: evaluations without improvement before stopping (None: never).
       ks: cut-offs reported on the test users.
@@ -128,6 +131,16 @@ class TrainingConfig:
                 "valid_fraction",
                 "a share of users below 0.9 with protocol='sequential' (10% are test users)",
                 self.valid_fraction,
+            )
+        if self.lr_schedule == "cosine" and self.schedule_epochs is None:
+            # fixed now: a rerun with more epochs must not stretch a started cosine
+            self.schedule_epochs = self.epochs
+        if self.refit and self.protocol != "collaborative":
+            raise ValueError(
+                "`refit=True` retrains on the whole training file of the collaborative "
+                "protocol; the sequential protocol's validation users are other users "
+                "(lower `valid_fraction` to train on more of them). Received: "
+                f"protocol={self.protocol!r}"
             )
         if self.refit and self.valid_fraction == 0:
             raise ValueError(

@@ -50,8 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_history": 20,
             "embedding_dim": 32,
             "batch_size": 256,
-            "num_negatives": 2560,
-            "optimizer": "adam",
+            "optimizer": "adam",  # negatives: 10 x batch, the command line's default
             "learning_rate": 1e-3,
             "scale": 10.0,
             "epochs": 20,

@@ -137,7 +137,7 @@ def refit_config(config: TrainingConfig, epochs: int) -> TrainingConfig:
             "refit": False,
             "epochs": epochs,
             "patience": None,
-            "schedule_epochs": config.schedule_epochs or config.epochs,
+            "schedule_epochs": config.schedule_epochs,  # set for a cosine, else None
         }
     )
 
@@ -170,7 +170,7 @@ def _train(
             config.lr_schedule,
             steps_per_epoch=-(-len(data.train) // config.batch_size),
             warmup_epochs=config.warmup_epochs,
-            schedule_epochs=config.schedule_epochs or config.epochs,
+            schedule_epochs=config.schedule_epochs or config.epochs,  # (constant: unused)
         )
         options = {"weight_decay": config.weight_decay} if config.weight_decay > 0 else {}
         optimizer = OPTIMIZERS[config.optimizer](learning_rate=rate, **options)
