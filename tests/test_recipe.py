@@ -297,7 +297,7 @@ def test_refit_retrains_on_everything_for_the_selected_epochs(tmp_path, pairs_di
     assert result.refit.epochs_run == result.epochs_selected
     assert result.refit.output_dir == str(run_dir / "refit")
     saved = json.loads((run_dir / "refit" / "config.json").read_text())["training"]
-    assert (saved["valid_fraction"], saved["refit"], saved["schedule_epochs"]) == (0.0, False, 3)
+    assert (saved["valid_fraction"], saved["refit"], saved["schedule_epochs"]) == (0.0, False, None)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["refit"]["epochs"] == result.epochs_selected
     assert metrics["refit"]["recall@10"] == pytest.approx(result.refit.metrics["recall@10"])
