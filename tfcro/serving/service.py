@@ -55,7 +55,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tfcro.serving import export as _export
 from tfcro.serving import versioning
-from tfcro.serving.retriever import Retriever
+from tfcro.serving.retriever import Retriever, pad_histories
 from tfcro.serving.signatures import HISTORY
 from tfcro.validation import check_float, check_int
 
@@ -373,11 +373,7 @@ def parse_request(
     inputs = {}
     for name, values in columns.items():
         if name == HISTORY:
-            width = max(1, max(len(h) for h in values))
-            padded = np.full((len(values), width), "", dtype=object)
-            for row, history in enumerate(values):
-                padded[row, : len(history)] = history
-            inputs[name] = padded
+            inputs[name] = pad_histories(values)
         else:
             inputs[name] = np.asarray(values, dtype=object)
     return inputs, exclusions, int(n)
