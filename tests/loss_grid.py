@@ -1,13 +1,17 @@
 """The parameter grid of the loss-vs-reference tests, shared with
-``benchmarks/loss_reference_error.py`` (which reports the largest errors over it)."""
+``benchmarks/loss_reference_error.py`` (which reports the largest errors over it) and
+with the Keras 3 checks (``tests/keras3_cases.py``, every backend).
+
+``api`` is the module whose loss classes are checked: ``tfcro`` (Keras 2, the default)
+or ``tfcro.keras3``; values and gradients come from that API's framework
+(:func:`losses_and_grads`). No framework is imported here at module level.
+"""
 
 import numpy as np
 
-import tfcro
 from tests import reference
-from tfcro._compat import tf  # TensorFlow with tf-keras, whoever imports this module first
 
-DTYPES = [tf.float32, tf.float16]
+DTYPES = ["float32", "float16"]
 KERNELS = ["sigmoid", "softplus", "exponential", "hinge"]
 ALPHAS = [0.0, 0.6, 1.0, 1.4]
 NUM_ITEMS = [None, 50]
@@ -31,7 +35,62 @@ def batch(layout: str, seed: int = 0):
     return labels, scores
 
 
+def check(got, want, dtype):
+    """CROLoss tolerances (tests/test_losses_reference.py says why): float32 loss rtol 1e-4 /
+    atol 1e-5, gradient rtol 1e-3 / atol 1e-5; float16 gradient rtol 5e-3 / atol 1e-3."""
+    (got_loss, got_grad), (want_loss, want_grad) = got, want
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5)
+    if str(dtype).endswith("float32"):
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-3, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got_grad, want_grad, rtol=5e-3, atol=1e-3)
+
+
+#: The peer losses' tolerances, by dtype.
+PEER_TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float16": dict(rtol=2e-2, atol=2e-2)}
+
+
+def _api(api):
+    if api is None:
+        import tfcro
+
+        return tfcro
+    return api
+
+
+def losses_and_grads(loss_obj, labels, scores, dtype):
+    """``(row losses, gradient of their sum)`` as float64 NumPy arrays, computed by the
+    loss's framework: TensorFlow for Keras 2 losses and Keras 3 on TensorFlow, ``jax.vjp``
+    on JAX, ``torch.autograd`` on PyTorch."""
+    backend = "tensorflow"
+    if type(loss_obj).__module__.startswith("tfcro.keras3"):
+        import keras
+
+        backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        values, vjp = jax.vjp(
+            lambda s: loss_obj(jnp.asarray(labels, jnp.float32), s), jnp.asarray(scores, dtype)
+        )
+        (grad,) = vjp(jnp.ones_like(values))
+        assert values.dtype == jnp.float32 and grad.dtype == jnp.dtype(dtype)
+        return np.asarray(values, np.float64), np.asarray(grad, np.float64)
+    if backend == "torch":
+        import torch
+
+        s = torch.tensor(scores, dtype=getattr(torch, dtype), requires_grad=True)
+        values = loss_obj(torch.tensor(labels, dtype=torch.float32), s)
+        values.sum().backward()
+        return values.detach().double().numpy(), s.grad.double().numpy()
+    return tf_losses_and_grads(loss_obj, labels, scores, dtype)
+
+
 def tf_losses_and_grads(loss_obj, labels, scores, dtype):
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(dtype)
     y_pred = tf.Variable(tf.constant(scores, dtype))
     with tf.GradientTape() as tape:
         values = loss_obj(tf.constant(labels, tf.float32), y_pred)
@@ -47,26 +106,33 @@ def point(kernel, alpha, num_items):
     return dict(kernel=kernel, alpha=alpha, scale=SCALE, num_items=num_items, margin=MARGIN)
 
 
-def make_loss(method, kernel, alpha, num_items, weight_kernel="sigmoid"):
+def make_loss(method, kernel, alpha, num_items, weight_kernel="sigmoid", api=None):
     """The unreduced loss of a grid point: ``CROLoss`` (method "cro") or ``LambdaCROLoss``."""
     options = point(kernel, alpha, num_items)
     if method == "cro":
-        return tfcro.CROLoss(**options, reduction="none")
-    return tfcro.LambdaCROLoss(weight_kernel=weight_kernel, **options, reduction="none")
+        return _api(api).CROLoss(**options, reduction="none")
+    return _api(api).LambdaCROLoss(weight_kernel=weight_kernel, **options, reduction="none")
+
+
+def rounded(scores, dtype):
+    """``scores`` rounded to ``dtype`` and back to float64 (what the loss receives)."""
+    return np.asarray(scores, np.float64).astype(str(dtype).rsplit(".", 1)[-1]).astype(np.float64)
 
 
 def compare(loss_obj, labels, scores, dtype, **reference_options):
     """``loss_obj``'s row losses and gradients on ``scores`` in ``dtype``, and the reference's
     on the same rounded scores: ``((loss, grad), (reference loss, reference grad))``."""
-    scores = np.asarray(tf.cast(tf.constant(scores, dtype), tf.float64))  # same rounding
-    got = tf_losses_and_grads(loss_obj, labels, scores, dtype)
+    scores = rounded(scores, dtype)
+    got = losses_and_grads(loss_obj, labels, scores, dtype)
     return got, reference.row_losses_and_grads(labels, scores, **reference_options)
 
 
-def compare_at(method, kernel, alpha, num_items, layout, dtype, weight_kernel="sigmoid"):
+def compare_at(
+    method, kernel, alpha, num_items, layout, dtype, weight_kernel="sigmoid", api=None
+):
     """``compare`` at a grid point: ``make_loss``'s loss on the method's batch of ``layout``."""
     labels, scores = batch(layout, seed=SEEDS[method])
-    loss = make_loss(method, kernel, alpha, num_items, weight_kernel)
+    loss = make_loss(method, kernel, alpha, num_items, weight_kernel, api)
     options = point(kernel, alpha, num_items)
     return compare(
         loss, labels, scores, dtype, method=method, weight_kernel=weight_kernel, **options
@@ -98,15 +164,16 @@ BSL_GRID = [(ratio, scale) for ratio in (0.5, 1.0, 1.5) for scale in (1.0, 3.0)]
 PEER_SEEDS = {"psl": 2, "sl-at-k": 3, "bsl": 4}
 
 
-def peer_case(name: str, params: tuple):
+def peer_case(name: str, params: tuple, api=None):
     """``(loss, reference, input factor)`` of a peer-loss grid point: the unreduced loss,
     the loop reference with the same options, and the factor applied to the batch's
     scores (PSL keeps raw differences inside its surrogates' domain)."""
     from tests import reference_peers as ref
 
+    api = _api(api)
     if name == "psl":
         surrogate, tau, scale, input_scale = params
-        loss = tfcro.PSLLoss(surrogate, tau, scale, input_scale, reduction="none")
+        loss = api.PSLLoss(surrogate, tau, scale, input_scale, reduction="none")
 
         def reference(y, s):
             return ref.psl(
@@ -116,7 +183,7 @@ def peer_case(name: str, params: tuple):
         return loss, reference, 0.4 * (input_scale or 1.0)
     if name == "sl-at-k":
         top_k, weight_tau, scale, num_items, input_scale = params
-        loss = tfcro.SLatKLoss(top_k, weight_tau, scale, num_items, input_scale, reduction="none")
+        loss = api.SLatKLoss(top_k, weight_tau, scale, num_items, input_scale, reduction="none")
 
         def reference(y, s):
             return ref.slatk(
@@ -131,17 +198,17 @@ def peer_case(name: str, params: tuple):
 
         return loss, reference, 1.0
     ratio, scale = params
-    loss = tfcro.BSLLoss(ratio, scale, reduction="none")
+    loss = api.BSLLoss(ratio, scale, reduction="none")
     return loss, (lambda y, s: ref.bsl(y, s, ratio=ratio, scale=scale)), 1.0
 
 
 PEER_GRIDS = {"psl": PSL_GRID, "sl-at-k": SLATK_GRID, "bsl": BSL_GRID}
 
 
-def compare_peer(name: str, params: tuple, layout: str, dtype):
+def compare_peer(name: str, params: tuple, layout: str, dtype, api=None):
     """A peer loss's row losses and gradients and the reference's on the same rounded
     scores: ``((loss, grad), (reference loss, reference grad))``."""
-    loss, reference, factor = peer_case(name, params)
+    loss, reference, factor = peer_case(name, params, api)
     labels, scores = batch(layout, seed=PEER_SEEDS[name])
-    scores = np.asarray(tf.cast(tf.constant(factor * scores, dtype), tf.float64))
-    return tf_losses_and_grads(loss, labels, scores, dtype), reference(labels, scores)
+    scores = rounded(factor * scores, dtype)
+    return losses_and_grads(loss, labels, scores, dtype), reference(labels, scores)

@@ -303,7 +303,9 @@ def _run(code, **env_overrides):
 
 def test_import_sets_legacy_keras_and_fails_clearly_on_keras3():
     ok = _run("""
-        import tfcro, os, tensorflow as tf
+        import tfcro, os, sys
+        assert "tensorflow" not in sys.modules  # loaded with the first Keras 2 part
+        import tensorflow as tf
         assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
         assert tf.keras.__name__.startswith("tf_keras"), tf.keras.__name__
         print("OK")
@@ -313,6 +315,7 @@ def test_import_sets_legacy_keras_and_fails_clearly_on_keras3():
         import tensorflow as tf
         tf.keras.layers  # Keras 3 now
         import tfcro
+        tfcro.CROLoss
     """)
     assert bad.returncode != 0
     assert "ImportError" in bad.stderr and "TF_USE_LEGACY_KERAS=1" in bad.stderr
@@ -321,8 +324,8 @@ def test_import_sets_legacy_keras_and_fails_clearly_on_keras3():
 def test_docstring_examples_run():
     import doctest
 
-    from tfcro.losses import baselines, cro
+    from tfcro.losses import baselines, cro, peers
 
-    for module in (cro, baselines, losses_lib):
+    for module in (cro, baselines, peers, losses_lib):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__

@@ -25,7 +25,7 @@ from tfcro.search import (
 from tfcro.serving import Retriever, export_model
 
 # (`tfcro.evaluation.evaluate` the attribute is the function)
-evaluate_module = importlib.import_module("tfcro.evaluation.evaluate")
+evaluate_module = importlib.import_module("tfcro.evaluation.catalog")
 
 
 def loop_top_k(queries, items, k, exclude=None):

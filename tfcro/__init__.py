@@ -1,40 +1,58 @@
 """tfcro: CROLoss (Customizable Recall@N Optimization Loss) for TensorFlow/Keras retrieval.
 
-``import tfcro`` before TensorFlow: it sets ``TF_USE_LEGACY_KERAS=1`` so that
-``tf.keras`` is Keras 2 (tf-keras), which TensorFlow Recommenders needs.
+Two faces:
+
+- ``tfcro.CROLoss`` & co. are Keras 2 (tf-keras) losses, which TensorFlow
+  Recommenders needs. ``import tfcro`` before TensorFlow: it sets
+  ``TF_USE_LEGACY_KERAS=1`` (when TensorFlow is not loaded yet and the variable is
+  unset) so that ``tf.keras`` is Keras 2. TensorFlow itself loads on first use of a
+  Keras 2 part (``tfcro.CROLoss``, ``tfcro.models``, ...).
+- ``tfcro.keras3`` holds the same losses for Keras 3 on TensorFlow, JAX or PyTorch; it
+  needs no TensorFlow, and importing it takes back the ``TF_USE_LEGACY_KERAS`` that
+  ``import tfcro`` set while TensorFlow is still unloaded.
 """
 
+import os as _os
 import sys as _sys
 
-from tfcro._compat import WORKING_SET, check_versions
-from tfcro.losses import (
-    BPRLoss,
-    BSLLoss,
-    CROLoss,
-    LambdaCROLoss,
-    PSLLoss,
-    RetrievalLoss,
-    SLatKLoss,
-    SoftmaxLoss,
-    TripletLoss,
-    kernels,
-    pairwise,
-    ranking,
-    weighting,
-)
 from tfcro.version import __version__
 
-check_versions()
+#: True while the ``TF_USE_LEGACY_KERAS=1`` in the environment is the one this import set.
+_SET_LEGACY_KERAS = "tensorflow" not in _sys.modules and "TF_USE_LEGACY_KERAS" not in _os.environ
+if _SET_LEGACY_KERAS:
+    _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-# The loss math lives in tfcro.losses; its modules keep their short public names
-# (`tfcro.kernels`, `from tfcro.kernels import Hinge`, ...) as the same module objects.
-for _module in (kernels, pairwise, ranking, weighting):
-    _sys.modules[f"tfcro.{_module.__name__.rsplit('.', 1)[1]}"] = _module
-del _module
-
-# Heavier parts (TFRS, pandas, ScaNN) load on first use: `tfcro.models`, `tfcro.TwoTowerModel`, ...
-_SUBMODULES = ("data", "evaluation", "layers", "models", "sampling", "serving", "training")
+# Everything else loads on first use: the Keras 2 losses (and TensorFlow with them), the
+# heavier parts (TFRS, pandas, ScaNN), and the loss math's short module names
+# (`tfcro.kernels` is `tfcro.losses.kernels`, ...).
+_SUBMODULES = (
+    "core",
+    "data",
+    "evaluation",
+    "keras3",
+    "layers",
+    "losses",
+    "models",
+    "sampling",
+    "serving",
+    "training",
+    "kernels",
+    "pairwise",
+    "ranking",
+    "weighting",
+)
 _LAZY = {
+    "WORKING_SET": "_compat",
+    "check_versions": "_compat",
+    "RetrievalLoss": "losses",
+    "CROLoss": "losses",
+    "LambdaCROLoss": "losses",
+    "SoftmaxLoss": "losses",
+    "BPRLoss": "losses",
+    "TripletLoss": "losses",
+    "PSLLoss": "losses",
+    "SLatKLoss": "losses",
+    "BSLLoss": "losses",
     "TwoTowerModel": "models",
     "TwoTowerConfig": "models",
     "evaluate": "evaluation",
@@ -53,23 +71,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'tfcro' has no attribute {name!r}")
 
 
-__all__ = [
-    "__version__",
-    "WORKING_SET",
-    "check_versions",
-    "kernels",
-    "pairwise",
-    "ranking",
-    "weighting",
-    "RetrievalLoss",
-    "CROLoss",
-    "LambdaCROLoss",
-    "SoftmaxLoss",
-    "BPRLoss",
-    "TripletLoss",
-    "PSLLoss",
-    "SLatKLoss",
-    "BSLLoss",
-    *_SUBMODULES,
-    *_LAZY,
-]
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]

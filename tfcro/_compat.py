@@ -134,3 +134,7 @@ def register(cls_or_fn=None, *, name: str | None = None):
         return keras.utils.register_keras_serializable(package="tfcro", name=name)(obj)
 
     return wrap if cls_or_fn is None else wrap(cls_or_fn)
+
+
+# Loaded with the first Keras 2 part of tfcro: say now when the stack is not the verified one.
+check_versions()

@@ -13,15 +13,31 @@ Example:
 Modules: :mod:`~tfcro.data.types` (the contract), :mod:`~tfcro.data.readers`,
 :mod:`~tfcro.data.preprocess`, :mod:`~tfcro.data.synthetic`,
 :mod:`~tfcro.data.datasets` (``load_dataset``), :mod:`~tfcro.data.protocols`,
-:mod:`~tfcro.data.feeding`.
+:mod:`~tfcro.data.feeding` (the only one that needs TensorFlow; it loads on first use, so
+that the Keras 3 example reads data without it).
 """
 
 from tfcro.data import preprocess, readers, synthetic
 from tfcro.data.datasets import DATASETS, load_dataset
-from tfcro.data.feeding import eval_batches, index_dataset, train_dataset
-from tfcro.data.protocols import VALID_SPLITS, collaborative_split, sequential_split
+from tfcro.data.protocols import (
+    VALID_SPLITS,
+    collaborative_split,
+    random_holdout,
+    sequential_split,
+)
 from tfcro.data.readers import DataFormatError
 from tfcro.data.types import PAD, EvalUsers, Interactions, RetrievalData, TrainExamples
+
+_FEEDING = ("train_dataset", "index_dataset", "eval_batches")
+
+
+def __getattr__(name):
+    if name in _FEEDING or name == "feeding":
+        from tfcro.data import feeding
+
+        return feeding if name == "feeding" else getattr(feeding, name)
+    raise AttributeError(f"module 'tfcro.data' has no attribute {name!r}")
+
 
 __all__ = [
     "PAD",
@@ -37,6 +53,7 @@ __all__ = [
     "load_dataset",
     "sequential_split",
     "collaborative_split",
+    "random_holdout",
     "VALID_SPLITS",
     "train_dataset",
     "index_dataset",

@@ -36,7 +36,7 @@ from tfcro.validation import check_choice, check_fraction, check_int, invalid
 
 logger = logging.getLogger("tfcro.data")
 
-__all__ = ["sequential_split", "collaborative_split"]
+__all__ = ["sequential_split", "collaborative_split", "random_holdout"]
 
 
 #: ``collaborative_split(valid_split=...)``: how each user's validation items are chosen.
@@ -411,3 +411,30 @@ def collaborative_split(
     return _retrieval_data(
         "collaborative", train_interactions, items, train, valid_split, test_split, max_history
     )
+
+
+def random_holdout(interactions: Interactions, test_fraction: float = 0.2, seed: int = 0):
+    """Pre-split data for :func:`collaborative_split` from data without a test split.
+
+    Each user's interactions (after :func:`~tfcro.data.preprocess.clean`) are shuffled
+    with ``seed`` and ``round(test_fraction * n_u)`` of them (at most ``n_u - 1``) become
+    the user's test interactions: column ``split`` = ``"train"``/``"test"``.
+
+    Example:
+        >>> import pandas as pd
+        >>> data = Interactions(pd.DataFrame({"user": list("aaaaab"), "item": list("vwxyzv")}))
+        >>> random_holdout(data, 0.2).frame["split"].tolist().count("test")
+        1
+    """
+    test_fraction = check_fraction("test_fraction", test_fraction, high_open=True)
+    seed = check_int("seed", seed, 0)
+    frame = clean(interactions).frame.copy()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(frame))
+    shuffled = frame.iloc[order]
+    rank = shuffled.groupby("user", sort=False).cumcount().to_numpy()
+    size = shuffled.groupby("user", sort=False)["item"].transform("size").to_numpy()
+    quota = np.minimum(np.round(test_fraction * size), size - 1)
+    split = np.where(rank < quota, "test", "train")
+    frame["split"] = pd.Series(split, index=shuffled.index).reindex(frame.index).to_numpy()
+    return interactions.replace(frame.reset_index(drop=True))

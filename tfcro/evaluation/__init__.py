@@ -1,18 +1,11 @@
 """Full-catalog evaluation: Recall/HitRate/NDCG@N, exact and ScaNN top-N, validation callback.
 
 The top-N search itself is :mod:`tfcro.search` (shared with the export and the Retriever).
+The metrics (:mod:`~tfcro.evaluation.metrics`, NumPy) load without TensorFlow; the
+full-catalog evaluation (:mod:`~tfcro.evaluation.catalog`), the callback and the
+popularity baseline load on first use.
 """
 
-from tfcro.evaluation.callback import RetrievalEvaluationCallback
-from tfcro.evaluation.evaluate import (
-    METHODS,
-    catalog_indices,
-    embed_items,
-    embed_users,
-    evaluate,
-    scann_index_for,
-    top_n,
-)
 from tfcro.evaluation.metrics import (
     DEFAULT_KS,
     METRICS,
@@ -22,7 +15,26 @@ from tfcro.evaluation.metrics import (
     parse_monitor,
     ranking_metrics,
 )
-from tfcro.evaluation.popularity import PopularityBaseline
+
+_LAZY = {
+    "RetrievalEvaluationCallback": "callback",
+    "METHODS": "catalog",
+    "catalog_indices": "catalog",
+    "embed_items": "catalog",
+    "embed_users": "catalog",
+    "evaluate": "catalog",
+    "scann_index_for": "catalog",
+    "top_n": "catalog",
+    "PopularityBaseline": "popularity",
+}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tfcro.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tfcro.evaluation' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_KS",

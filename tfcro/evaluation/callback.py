@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tfcro._compat import keras
-from tfcro.evaluation.evaluate import evaluate
+from tfcro.evaluation.catalog import evaluate
 from tfcro.evaluation.metrics import parse_monitor
 from tfcro.validation import check_int
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcro.evaluation.evaluate import catalog_indices
+from tfcro.evaluation.catalog import catalog_indices
 
 
 class PopularityBaseline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfcro.core import definitions
 from tfcro.losses.base import RetrievalLoss
 from tfcro.losses.baselines import BPRLoss, SoftmaxLoss, TripletLoss
 from tfcro.losses.cro import CROLoss, LambdaCROLoss
@@ -22,16 +23,7 @@ LOSSES: dict[str, type[RetrievalLoss]] = {
 }
 
 #: The options each loss of :func:`get` takes.
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "softmax": ("scale",),
-    "bpr": ("scale",),
-    "triplet": ("scale", "margin"),
-    "cro": ("kernel", "alpha", "scale", "num_items", "margin"),
-    "cro-lambda": ("weight_kernel", "kernel", "alpha", "scale", "num_items", "margin"),
-    "psl": ("surrogate", "surrogate_tau", "scale", "input_scale"),
-    "sl-at-k": ("top_k", "weight_tau", "scale", "num_items", "input_scale"),
-    "bsl": ("temperature_ratio", "scale"),
-}
+OPTIONS: dict[str, tuple[str, ...]] = dict(definitions.OPTIONS)
 
 
 def get(name: str, **options: Any) -> RetrievalLoss:
@@ -41,11 +33,7 @@ def get(name: str, **options: Any) -> RetrievalLoss:
     ... # doctest: +ELLIPSIS
     <tfcro.losses.cro.LambdaCROLoss object at ...>
     """
-    if name not in LOSSES:
-        raise ValueError(f"`loss` should be one of {list(LOSSES)}. Received: loss={name!r}")
-    kwargs = {k: v for k, v in options.items() if k in OPTIONS[name] and v is not None}
-    return LOSSES[name](**kwargs)
-
+    return definitions.build(LOSSES, name, **options)
 
 __all__ = [
     "LOSSES",

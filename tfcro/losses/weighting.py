@@ -1,49 +1,13 @@
-"""The power weighting of CROLoss (paper section 3.3, eq. 10-16).
+"""The power weighting of CROLoss with TensorFlow (``tfcro.weighting``): the functions of
+:mod:`tfcro.core.weighting` with the op namespace bound to :mod:`tfcro.core.tf_ops`."""
 
-The importance of Recall@x is the density ``w(x) = c_alpha * x^(-alpha)`` on
-``[1, N + 1]``; the loss transform is its integral
+from tfcro._compat import tf  # noqa: F401  (TensorFlow with Keras 2 first)
+from tfcro.core import tf_ops
+from tfcro.core import weighting as _core
+from tfcro.core.ops import bind
 
-- ``alpha != 1``: ``F(x) = c_alpha * (x^(1 - alpha) - 1) / (1 - alpha)``
-- ``alpha == 1``: ``F(x) = log(x)``
+weight_constant = bind(tf_ops, _core.weight_constant)
+transform = bind(tf_ops, _core.transform)
+log_weight = bind(tf_ops, _core.log_weight)
 
-with ``c_alpha = (1 - alpha) log(N + 1) / ((N + 1)^(1 - alpha) - 1)`` so that
-``F(N + 1) = log(N + 1)`` for every alpha (``c_1 = 1``).
-
-All functions take the rank in log space, ``log_rank = log(r_hat)``, which is
-how the losses carry it: ``r_hat`` itself overflows float32 for the exponential
-kernel at score gaps above ~88.
-"""
-
-from __future__ import annotations
-
-from tfcro._compat import tf
-
-
-def _is_one(alpha: float) -> bool:
-    return float(alpha) == 1.0
-
-
-def weight_constant(alpha: float, num_items: tf.Tensor) -> tf.Tensor:
-    """``c_alpha`` for catalog size(s) ``num_items`` (any shape, float)."""
-    num_items = tf.convert_to_tensor(num_items, tf.float32)
-    if _is_one(alpha):
-        return tf.ones_like(num_items)
-    t = (1.0 - float(alpha)) * tf.math.log1p(num_items)
-    # t == 0 only when N == 0 (a row without negatives): the limit t / expm1(t) -> 1.
-    zero = tf.equal(t, 0.0)
-    t_safe = tf.where(zero, tf.ones_like(t), t)
-    return tf.where(zero, tf.ones_like(t), t_safe / tf.math.expm1(t_safe))
-
-
-def transform(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Tensor:
-    """``F(r_hat)`` from ``log(r_hat)``."""
-    if _is_one(alpha):
-        return log_rank
-    one_minus = 1.0 - float(alpha)
-    c = weight_constant(alpha, num_items)
-    return c * tf.math.expm1(one_minus * log_rank) / one_minus
-
-
-def log_weight(log_rank: tf.Tensor, alpha: float, num_items: tf.Tensor) -> tf.Tensor:
-    """``log w(r_hat) = log(c_alpha) - alpha * log(r_hat)``."""
-    return tf.math.log(weight_constant(alpha, num_items)) - float(alpha) * log_rank
+__all__ = ["weight_constant", "transform", "log_weight"]

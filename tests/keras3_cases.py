@@ -1,0 +1,317 @@
+"""Checks of :mod:`tfcro.keras3` on the Keras backend of this process (``KERAS_BACKEND``).
+
+Not collected by the main test run (the backend is fixed per process):
+``tests/test_keras3.py`` runs this file in a subprocess per backend, and in the
+TensorFlow-free environment; by hand:
+
+    KERAS_BACKEND=jax .venv/bin/python -m pytest tests/keras3_cases.py
+
+Tests marked ``needs_tensorflow`` are skipped where TensorFlow is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import tfcro.keras3 as cro
+from tests import loss_grid as grid
+from tests import reference
+
+import keras  # noqa: I001  (after tfcro.keras3, which takes back TF_USE_LEGACY_KERAS)
+from keras import ops
+
+BACKEND = keras.backend.backend()
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+needs_tensorflow = pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed")
+needs_keras_rs = pytest.mark.skipif(
+    importlib.util.find_spec("keras_rs") is None, reason="keras-rs is not installed"
+)
+
+GRID = [
+    (kernel, alpha, num_items, layout)
+    for kernel in grid.KERNELS
+    for alpha in grid.ALPHAS
+    for num_items in grid.NUM_ITEMS
+    for layout in grid.LAYOUTS
+]
+PEERS = [(name, params) for name, cases in grid.PEER_GRIDS.items() for params in cases]
+
+
+def test_import_left_the_legacy_switch_and_tensorflow_alone():
+    assert os.environ.get("TF_USE_LEGACY_KERAS") is None
+    if BACKEND != "tensorflow":
+        assert "tensorflow" not in sys.modules
+
+
+@pytest.mark.parametrize("dtype", grid.DTYPES)
+@pytest.mark.parametrize("method", ["cro", "lambda"])
+@pytest.mark.parametrize("kernel,alpha,num_items,layout", GRID)
+def test_cro_losses_match_the_reference(kernel, alpha, num_items, layout, method, dtype):
+    got, want = grid.compare_at(method, kernel, alpha, num_items, layout, dtype, api=cro)
+    grid.check(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", grid.DTYPES)
+@pytest.mark.parametrize("layout", grid.LAYOUTS)
+@pytest.mark.parametrize("name,params", PEERS)
+def test_peer_losses_match_the_reference(name, params, layout, dtype):
+    (loss, grad), (ref_loss, ref_grad) = grid.compare_peer(name, params, layout, dtype, api=cro)
+    np.testing.assert_allclose(loss, ref_loss, **grid.PEER_TOLERANCE[dtype])
+    np.testing.assert_allclose(grad, ref_grad, **grid.PEER_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("method", ["softmax", "bpr", "triplet"])
+def test_baselines_match_the_reference(method):
+    labels, scores = grid.batch("several", seed=5)
+    loss = cro.get(method, scale=grid.SCALE, margin=grid.MARGIN)
+    loss = type(loss).from_config({**loss.get_config(), "reduction": "none"})
+    got, want = grid.compare(
+        loss, labels, scores, "float32", method=method, scale=grid.SCALE, margin=grid.MARGIN
+    )
+    grid.check(got, want, "float32")
+
+
+def test_absent_candidates_are_ignored():
+    labels, scores = grid.batch("several", seed=10)
+    masked = scores.copy()
+    masked[:, 4] = -1e31
+    keep = [c for c in range(7) if c != 4]
+    loss = cro.LambdaCROLoss(alpha=1.2, scale=2.0, reduction="none")
+    got, grad = grid.losses_and_grads(loss, labels * (np.arange(7) != 4), masked, "float32")
+    want, want_grad = reference.row_losses_and_grads(
+        (labels * (np.arange(7) != 4))[:, keep], scores[:, keep], method="lambda", alpha=1.2,
+        scale=2.0,
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grad[:, keep], want_grad, rtol=1e-3, atol=1e-5)
+    assert np.all(grad[:, 4] == 0.0)
+
+
+def _jitted_value_and_grad(loss, labels, scores):
+    if BACKEND == "jax":
+        import jax
+
+        fn = jax.jit(jax.value_and_grad(lambda s: ops.sum(loss(labels, s))))
+        value, grad = fn(scores)
+        return float(value), np.asarray(grad)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def fn(s):
+            with tf.GradientTape() as tape:
+                tape.watch(s)
+                value = tf.reduce_sum(loss(labels, s))
+            return value, tape.gradient(value, s)
+
+        value, grad = fn(tf.constant(scores))
+        return float(value), grad.numpy()
+    pytest.skip(f"no compiled mode checked on the {BACKEND} backend")
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        cro.CROLoss(alpha=1.2, scale=2.0, reduction="none"),
+        cro.LambdaCROLoss("sigmoid", "exponential", alpha=1.4, scale=2.0, reduction="none"),
+        cro.SLatKLoss(3, 1.0, scale=2.0, num_items=50, reduction="none"),
+        cro.PSLLoss("tanh", 2.0, scale=2.0, reduction="none"),
+        cro.BSLLoss(1.5, scale=2.0, reduction="none"),
+        cro.SoftmaxLoss(scale=2.0, reduction="none"),
+    ],
+    ids=lambda loss: loss.name,
+)
+def test_compiled_equals_eager(loss):
+    """``jax.jit`` / ``tf.function(jit_compile=True)`` of the loss and its gradient (multi-hot
+    rows: the backend's loop over further positives runs inside the compiled function)."""
+    labels, scores = grid.batch("several", seed=6)
+    labels, scores = labels.astype("float32"), scores.astype("float32")
+    value, grad = _jitted_value_and_grad(loss, labels, scores)
+    eager, eager_grad = grid.losses_and_grads(loss, labels, scores, "float32")
+    np.testing.assert_allclose(value, eager.sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_extreme_scores_stay_finite():
+    scores = np.array([[50.0, -50.0, 40.0, 1e4, -1e4, -1e31], [-1e4, 1e4, 0.0, 0.0, 3.0, 2.0]])
+    labels = np.array([[1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0]], np.float32)
+    # bounded kernels: the exponential one is documented to need scale * |gap| < ~60
+    for name, kernel, alpha in [(name, "softplus", 0.8) for name in cro.LOSSES] + [
+        ("cro", "hinge", 0.0),
+        ("cro-lambda", "sigmoid", 1.4),
+    ]:
+        loss = cro.get(name, scale=10.0, kernel=kernel, alpha=alpha, num_items=1000)
+        loss = type(loss).from_config({**loss.get_config(), "reduction": "none"})
+        value, grad = grid.losses_and_grads(loss, labels, scores.astype("float32"), "float32")
+        assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad)), (name, kernel)
+
+
+def test_bad_arguments_name_the_parameter():
+    with pytest.raises(ValueError, match=r"`alpha` should be a float >= 0. Received: alpha=-1"):
+        cro.CROLoss(alpha=-1)
+    with pytest.raises(ValueError, match="`kernel` should be one of"):
+        cro.CROLoss(kernel="unit_step")
+    with pytest.raises(ValueError, match="`top_k` should be an integer >= 1"):
+        cro.SLatKLoss(top_k=0)
+    with pytest.raises(ValueError, match="`loss` should be one of"):
+        cro.get("nope")
+    with pytest.raises(ValueError, match="same \\[batch, candidates\\] shape"):
+        cro.CROLoss()(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def _scorer(num_items=50, dim=8):
+    """A model whose outputs are a score row per query: user embedding x item embeddings."""
+    users = keras.Input(shape=(), dtype="int32")
+    user_vectors = keras.layers.Embedding(40, dim)(users)
+    scores = keras.layers.Dense(num_items, use_bias=False)(user_vectors)
+    return keras.Model(users, scores)
+
+
+def _interactions(seed=0, num_users=40, num_items=50):
+    """Each user likes the items of its cluster (5 clusters): learnable from ids alone."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, num_users, 2000).astype("int32")
+    cluster = users % 5
+    items = (cluster * 10 + rng.integers(0, 10, users.size)) % num_items
+    return users, np.eye(num_items, dtype="float32")[items]
+
+
+def _recall_at_10(model, num_users=40, num_items=50):
+    scores = np.asarray(model.predict(np.arange(num_users, dtype="int32"), verbose=0))
+    top = np.argsort(-scores, axis=1)[:, :10]
+    relevant = [set(range((u % 5) * 10, (u % 5) * 10 + 10)) for u in range(num_users)]
+    return float(np.mean([len(relevant[u] & set(top[u])) / 10 for u in range(num_users)]))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [cro.LambdaCROLoss(alpha=1.2, scale=5.0), cro.CROLoss(scale=5.0)],
+    ids=["lambda", "cro"],
+)
+def test_model_fit_learns_and_saves(loss, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _scorer()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
+    before = _recall_at_10(model)
+    users, labels = _interactions()
+    history = model.fit(users, labels, batch_size=100, epochs=5, verbose=0)
+    if isinstance(loss, cro.CROLoss):  # the lambda loss's value is a surrogate, not a rank
+        assert history.history["loss"][-1] < history.history["loss"][0]
+    after = _recall_at_10(model)
+    assert after > 0.9 > before, (before, after)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored.loss) is type(loss)
+    assert restored.loss.get_config() == model.loss.get_config()
+    batch = model.predict(users[:64], verbose=0)
+    np.testing.assert_allclose(
+        np.asarray(restored.loss(labels[:64], batch)), np.asarray(model.loss(labels[:64], batch))
+    )
+    np.testing.assert_allclose(restored.predict(users[:64], verbose=0), batch, rtol=1e-6)
+
+
+def test_custom_kernel_round_trips_through_keras_saving():
+    @keras.saving.register_keras_serializable(package="tests")
+    def cube(x):
+        return ops.relu(x + 1.0) ** 3
+
+    loss = cro.CROLoss(kernel=cube, alpha=0.8, reduction="none")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    y, s = grid.batch("several", seed=3)
+    np.testing.assert_allclose(np.asarray(restored(y, s)), np.asarray(loss(y, s)), rtol=1e-6)
+    with pytest.raises(ValueError, match="does not round-trip"):
+        cro.CROLoss(kernel=lambda x: ops.exp(x))
+
+
+def test_remove_accidental_hits_makes_them_absent():
+    logits = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]], "float32")
+    labels = np.array([[0, 0, 1, 0], [0, 1, 0, 0]], "float32")
+    ids = np.array([[7, 5, 7, 8], [5, 5, 9, 9]], "int32")
+    masked = np.asarray(cro.RemoveAccidentalHits()(logits, labels, ids))
+    assert masked[0, 0] < -1e30 and masked[1, 0] < -1e30  # per-row positive ids
+    np.testing.assert_array_equal(np.delete(masked[0], 0), np.delete(logits[0], 0))
+    loss = cro.LambdaCROLoss(reduction="none")
+    np.testing.assert_allclose(
+        np.asarray(loss(labels[:1], masked[:1])),
+        np.asarray(loss(labels[:1, 1:], logits[:1, 1:])),
+        rtol=1e-6,
+    )
+
+
+@needs_keras_rs
+def test_keras_rs_remove_accidental_hits_leaves_logits_unchanged():
+    """keras-rs 0.4.0's layer adds ~1e-40 (keras-team/keras-rs PR #206): when this fails,
+    keras-rs masks for real and the docs of tfcro.keras3.RemoveAccidentalHits need a look."""
+    import keras_rs
+
+    logits = np.array([[1.0, 2.0, 3.0, 4.0]], "float32")
+    labels = np.array([[0, 0, 1, 0]], "float32")
+    out = keras_rs.layers.RemoveAccidentalHits()(logits, labels, np.array([7, 5, 7, 8]))
+    np.testing.assert_array_equal(np.asarray(out), logits)
+
+
+def _two_tower(loss, q=None):
+    keras.utils.set_random_seed(0)
+    model = cro.TwoTowerRetrieval(40, 50, 16, loss=loss, scale=10.0, item_probabilities=q, top_n=10)
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    return model
+
+
+@needs_keras_rs
+@pytest.mark.parametrize("logq", [False, True], ids=["plain", "logq"])
+def test_keras_rs_two_tower_learns_with_lambda_croloss(logq):
+    users, labels = _interactions(seed=1)
+    items = labels.argmax(1).astype("int32")
+    q = np.bincount(items, minlength=50) / len(items) if logq else None
+    model = _two_tower(cro.LambdaCROLoss(alpha=1.2), q)
+    model.fit(users, items, batch_size=64, epochs=8, verbose=0)
+    model.index()
+    top = model.recommend(np.arange(40, dtype="int32"))
+    assert top.shape == (40, 10)
+    relevant = [set(range((u % 5) * 10, (u % 5) * 10 + 10)) for u in range(40)]
+    recall = np.mean([len(relevant[u] & set(top[u].tolist())) / 10 for u in range(40)])
+    assert recall > 0.8, recall  # a random ranking gets 0.2
+    seen = [top[u][:3] for u in range(40)]
+    excluded = model.recommend(np.arange(40, dtype="int32"), exclude=seen)
+    assert not any(set(seen[u].tolist()) & set(excluded[u].tolist()) for u in range(40))
+    np.testing.assert_array_equal(excluded[:, :7], top[:, 3:])
+
+
+@needs_keras_rs
+def test_two_tower_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="`num_items` should be an integer >= 1"):
+        cro.TwoTowerRetrieval(10, 0)
+    with pytest.raises(ValueError, match="`item_probabilities` should be num_items"):
+        cro.TwoTowerRetrieval(10, 5, item_probabilities=[0.5, 0.5])
+    with pytest.raises(ValueError, match="`loss` should be a Keras 3 loss"):
+        cro.TwoTowerRetrieval(10, 5, loss="softmax")
+    with pytest.raises(ValueError, match="call `index\\(\\)` before"):
+        cro.TwoTowerRetrieval(10, 5).recommend([0])
+
+
+@needs_keras_rs
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="model.export: TensorFlow backend")
+def test_user_tower_exports_for_tf_serving(tmp_path):
+    import tensorflow as tf
+
+    users, labels = _interactions(seed=2)
+    model = _two_tower(cro.LambdaCROLoss())
+    model.fit(users, labels.argmax(1).astype("int32"), batch_size=64, epochs=1, verbose=0)
+    path = str(tmp_path / "user_tower")
+    model.export(
+        path,
+        format="tf_saved_model",
+        input_signature=[keras.InputSpec(shape=(None,), dtype="int32")],
+        verbose=False,
+    )
+    probe = np.arange(40, dtype="int32")
+    loaded = tf.saved_model.load(path)  # kept: its variables die with it
+    served = loaded.serve(tf.constant(probe))
+    np.testing.assert_allclose(served.numpy(), np.asarray(model(probe)), rtol=1e-6, atol=1e-7)
+    assert np.allclose(np.linalg.norm(served.numpy(), axis=1), 1.0, atol=1e-5)
