@@ -48,21 +48,31 @@ def test_import_left_the_legacy_switch_and_tensorflow_alone():
         assert "tensorflow" not in sys.modules
 
 
-@pytest.mark.parametrize("dtype", grid.DTYPES)
+# The whole grid in float32; Keras 3 losses cast their inputs to their own dtype (float32)
+# first, so float16 inputs are checked at a few points (values, and a float16 gradient).
+F16_POINTS = [("exponential", 1.4, None, "several"), ("softplus", 0.6, 50, "one")]
+
+
 @pytest.mark.parametrize("method", ["cro", "lambda"])
 @pytest.mark.parametrize("kernel,alpha,num_items,layout", GRID)
-def test_cro_losses_match_the_reference(kernel, alpha, num_items, layout, method, dtype):
-    got, want = grid.compare_at(method, kernel, alpha, num_items, layout, dtype, api=cro)
-    grid.check(got, want, dtype)
+def test_cro_losses_match_the_reference(kernel, alpha, num_items, layout, method):
+    got, want = grid.compare_at(method, kernel, alpha, num_items, layout, "float32", api=cro)
+    grid.check(got, want, "float32")
 
 
-@pytest.mark.parametrize("dtype", grid.DTYPES)
+@pytest.mark.parametrize("method", ["cro", "lambda"])
+@pytest.mark.parametrize("kernel,alpha,num_items,layout", F16_POINTS)
+def test_float16_inputs_match_the_reference(kernel, alpha, num_items, layout, method):
+    got, want = grid.compare_at(method, kernel, alpha, num_items, layout, "float16", api=cro)
+    grid.check(got, want, "float16")
+
+
 @pytest.mark.parametrize("layout", grid.LAYOUTS)
 @pytest.mark.parametrize("name,params", PEERS)
-def test_peer_losses_match_the_reference(name, params, layout, dtype):
-    (loss, grad), (ref_loss, ref_grad) = grid.compare_peer(name, params, layout, dtype, api=cro)
-    np.testing.assert_allclose(loss, ref_loss, **grid.PEER_TOLERANCE[dtype])
-    np.testing.assert_allclose(grad, ref_grad, **grid.PEER_TOLERANCE[dtype])
+def test_peer_losses_match_the_reference(name, params, layout):
+    got, want = grid.compare_peer(name, params, layout, "float32", api=cro)
+    for value, reference_value in zip(got, want):
+        np.testing.assert_allclose(value, reference_value, **grid.PEER_TOLERANCE["float32"])
 
 
 @pytest.mark.parametrize("method", ["softmax", "bpr", "triplet"])

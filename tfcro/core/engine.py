@@ -139,8 +139,9 @@ def tensorflow_loop(ops, scores, positives, negatives, num_negatives, counts, po
 
 
 def jax_loop(ops, scores, positives, negatives, num_negatives, counts, positive_loss, scale):
-    """The 2nd, 3rd, ... positives in a ``jax.lax.while_loop`` (zero iterations when no row
-    has two), each iteration's gradient by ``jax.value_and_grad`` inside it."""
+    """The 2nd, 3rd, ... positives in a ``jax.lax.while_loop`` under ``jax.jit`` (zero
+    iterations when no row has two; eager: a Python loop), each iteration's gradient by
+    ``jax.value_and_grad`` inside it."""
     import jax
     import jax.numpy as jnp
 
@@ -158,8 +159,17 @@ def jax_loop(ops, scores, positives, negatives, num_negatives, counts, positive_
         (_, loss_k), grad_k = jax.value_and_grad(summed_loss, has_aux=True)(scores, selected)
         return k + 1, loss_sum + loss_k, grad_sum + grad_k
 
-    init = (jnp.asarray(1, jnp.int32), jnp.zeros_like(num_negatives), jnp.zeros_like(scores))
-    _, loss_sum, grad_sum = jax.lax.while_loop(lambda s: s[0] < max_positives, body, init)
+    state = (jnp.asarray(1, jnp.int32), jnp.zeros_like(num_negatives), jnp.zeros_like(scores))
+    try:  # eager (no jit): the count is known, a Python loop (a while_loop compiles per call)
+        known = int(max_positives)
+    except jax.errors.ConcretizationTypeError:  # traced under jit: the compiled loop
+        known = None
+    if known is None:
+        state = jax.lax.while_loop(lambda s: s[0] < max_positives, body, state)
+    else:
+        for _ in range(1, known):
+            state = body(state)
+    _, loss_sum, grad_sum = state
     return jax.lax.stop_gradient(loss_sum), jax.lax.stop_gradient(grad_sum)
 
 

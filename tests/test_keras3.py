@@ -1,0 +1,184 @@
+"""tfcro.keras3: the backend checks (tests/keras3_cases.py) in subprocesses, one per Keras
+backend and one in a TensorFlow-free environment, and what runs in this process.
+
+The subprocesses start together (each is mostly one busy core) and each test reads its
+own result. The TensorFlow-free environment is ``.venv-keras3`` (keras, jax, numpy,
+pytest and tfcro without its dependencies), which ``./run test`` creates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tfcro
+from tests import loss_grid as grid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NO_TF_PYTHON = os.path.join(ROOT, os.environ.get("TFCRO_KERAS3_VENV", ".venv-keras3"), "bin", "python")
+# In the TensorFlow-free environment: the import claims and a slice of the reference grid.
+NO_TF_CASES = "import_left or (reference and sigmoid) or bad_arguments or remove_accidental or compiled"
+
+
+def _start(python, backend, *pytest_args):
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["KERAS_BACKEND"] = backend
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/keras3_cases.py"]
+    return subprocess.Popen(
+        [*command, *pytest_args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """``{name: (exit code, output)}`` of the backend runs, started together."""
+    procs = {
+        "jax": _start(sys.executable, "jax"),
+        "tensorflow": _start(sys.executable, "tensorflow"),
+    }
+    if os.path.exists(NO_TF_PYTHON):
+        procs["no-tensorflow"] = _start(NO_TF_PYTHON, "jax", "-k", NO_TF_CASES)
+    results = {}
+    for name, proc in procs.items():
+        output, _ = proc.communicate(timeout=1500)
+        results[name] = (proc.returncode, output)
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_backend_passes_the_reference_grid_and_the_model_checks(runs, backend):
+    code, output = runs[backend]
+    assert code == 0, output[-6000:]
+    assert " passed" in output and " failed" not in output
+
+
+@pytest.mark.slow
+def test_keras3_without_tensorflow(runs):
+    if "no-tensorflow" not in runs:
+        pytest.skip(f"no TensorFlow-free environment at {NO_TF_PYTHON} (./run test creates it)")
+    check = subprocess.run(
+        [NO_TF_PYTHON, "-c", "import importlib.util as u; print(u.find_spec('tensorflow'))"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.stdout.strip() == "None", "the TensorFlow-free environment has TensorFlow"
+    code, output = runs["no-tensorflow"]
+    assert code == 0, output[-6000:]
+    assert " passed" in output and " failed" not in output
+
+
+# ----------------------------------------------------------------- in this process
+# Keras 3 on the TensorFlow backend beside the Keras 2 losses (TensorFlow is already
+# loaded with tf-keras behind tf.keras, which Keras 3 does not use).
+
+
+@pytest.fixture(scope="module")
+def k3():
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("the in-process checks use Keras 3's TensorFlow backend")
+    import tfcro.losses  # noqa: F401  (TensorFlow with tf-keras first, as the other tests)
+    import tfcro.keras3
+
+    return tfcro.keras3
+
+
+NAMES = ["CROLoss", "LambdaCROLoss", "SoftmaxLoss", "BPRLoss", "TripletLoss", "PSLLoss", "SLatKLoss", "BSLLoss"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_arguments_defaults_and_config_on_both_kerases(k3, name):
+    k2_cls, k3_cls = getattr(tfcro, name), getattr(k3, name)
+    k2_params = inspect.signature(k2_cls).parameters
+    k3_params = inspect.signature(k3_cls).parameters
+    assert list(k2_params) == list(k3_params)
+    for arg in k2_params:
+        if arg != "reduction":
+            assert k2_params[arg].default == k3_params[arg].default, arg
+    k2_config, k3_config = k2_cls().get_config(), k3_cls().get_config()
+    for key in ("reduction", "dtype"):
+        k2_config.pop(key, None), k3_config.pop(key, None)
+    assert k2_config == k3_config
+    assert k2_cls.__doc__ == k3_cls.__doc__
+
+
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("CROLoss", {"alpha": -1.0}),
+        ("CROLoss", {"kernel": "unit_step"}),
+        ("CROLoss", {"num_items": 0}),
+        ("LambdaCROLoss", {"weight_kernel": "nope"}),
+        ("TripletLoss", {"margin": float("nan")}),
+        ("PSLLoss", {"surrogate": "cube"}),
+        ("SLatKLoss", {"top_k": 2.5}),
+        ("BSLLoss", {"temperature_ratio": 0}),
+        ("SoftmaxLoss", {"scale": 0}),
+    ],
+)
+def test_same_validation_messages_on_both_kerases(k3, name, kwargs):
+    messages = []
+    for api in (tfcro, k3):
+        with pytest.raises(ValueError) as err:
+            getattr(api, name)(**kwargs)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert next(iter(kwargs)) in messages[0]
+
+
+@pytest.mark.parametrize("method", ["cro", "lambda"])
+def test_same_values_as_keras2_in_one_process(k3, method):
+    labels, scores = grid.batch("several", seed=7)
+    got_2 = grid.losses_and_grads(
+        grid.make_loss(method, "softplus", 1.2, 50), labels, scores, "float32"
+    )
+    got_3 = grid.losses_and_grads(
+        grid.make_loss(method, "softplus", 1.2, 50, api=k3), labels, scores, "float32"
+    )
+    np.testing.assert_allclose(got_2[0], got_3[0], rtol=1e-6)
+    np.testing.assert_allclose(got_2[1], got_3[1], rtol=1e-5, atol=1e-7)
+
+
+def test_docstring_examples_run_on_keras3(k3):
+    import doctest
+
+    from tfcro.keras3 import losses
+
+    result = doctest.testmod(losses, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 8
+
+
+def _run(code: str, **env):
+    full = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=600
+    )
+
+
+def test_import_order_keeps_both_faces_working():
+    """tfcro, then tfcro.keras3 (JAX), then the Keras 2 losses with TFRS in one process."""
+    done = _run(
+        "import os, sys, tfcro, tfcro.keras3 as k3\n"
+        "assert 'TF_USE_LEGACY_KERAS' not in os.environ and 'tensorflow' not in sys.modules\n"
+        "import keras; assert keras.backend.backend() == 'jax'\n"
+        "loss = tfcro.CROLoss()  # loads TensorFlow with tf-keras now\n"
+        "import tensorflow as tf, tensorflow_recommenders as tfrs\n"
+        "assert tf.keras.__name__.startswith('tf_keras'), tf.keras.__name__\n"
+        "tfrs.tasks.Retrieval(loss=tfcro.LambdaCROLoss(reduction='sum'))\n"
+        "print(float(loss([[1.0, 0.0]], [[0.5, 0.2]])), float(k3.CROLoss()([[1.0, 0.0]], [[0.5, 0.2]])))\n",
+        KERAS_BACKEND="jax",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    value_2, value_3 = map(float, done.stdout.split()[-2:])
+    assert value_2 == pytest.approx(value_3, rel=1e-6)
