@@ -50,11 +50,10 @@ def parse_args(argv=None):
 
 def worker(args) -> list[dict]:
     """One backend (``KERAS_BACKEND``): train and evaluate each loss, return the rows."""
+    import keras  # noqa: I001
     import numpy as np
 
     import tfcro.keras3 as cro  # before keras: takes back TF_USE_LEGACY_KERAS
-
-    import keras  # noqa: I001
     from tfcro.data import collaborative_split, load_dataset, random_holdout
     from tfcro.evaluation.metrics import ranking_metrics
 
@@ -123,10 +122,9 @@ def worker(args) -> list[dict]:
 
 def export_user_tower(model, export_dir: str, probe) -> str:
     """``model.export`` of the user tower for TF Serving, reloaded and compared."""
+    import keras
     import numpy as np
     import tensorflow as tf
-
-    import keras
 
     model.export(
         export_dir,
@@ -159,7 +157,9 @@ def main(argv=None) -> None:
             capture_output=True,
             text=True,
         )
-        found = [json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        found = [
+            json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
+        ]
         if done.returncode != 0 or not found:
             sys.stderr.write(done.stderr[-4000:])
             raise SystemExit(f"the {backend} run failed (exit code {done.returncode})")

@@ -15,15 +15,14 @@ import importlib.util
 import os
 import sys
 
+import keras  # noqa: I001  (after tfcro.keras3, which takes back TF_USE_LEGACY_KERAS)
 import numpy as np
 import pytest
+from keras import ops
 
 import tfcro.keras3 as cro
 from tests import loss_grid as grid
 from tests import reference
-
-import keras  # noqa: I001  (after tfcro.keras3, which takes back TF_USE_LEGACY_KERAS)
-from keras import ops
 
 BACKEND = keras.backend.backend()
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
@@ -71,7 +70,7 @@ def test_float16_inputs_match_the_reference(kernel, alpha, num_items, layout, me
 @pytest.mark.parametrize("name,params", PEERS)
 def test_peer_losses_match_the_reference(name, params, layout):
     got, want = grid.compare_peer(name, params, layout, "float32", api=cro)
-    for value, reference_value in zip(got, want):
+    for value, reference_value in zip(got, want, strict=True):
         np.testing.assert_allclose(value, reference_value, **grid.PEER_TOLERANCE["float32"])
 
 
@@ -94,7 +93,10 @@ def test_absent_candidates_are_ignored():
     loss = cro.LambdaCROLoss(alpha=1.2, scale=2.0, reduction="none")
     got, grad = grid.losses_and_grads(loss, labels * (np.arange(7) != 4), masked, "float32")
     want, want_grad = reference.row_losses_and_grads(
-        (labels * (np.arange(7) != 4))[:, keep], scores[:, keep], method="lambda", alpha=1.2,
+        (labels * (np.arange(7) != 4))[:, keep],
+        scores[:, keep],
+        method="lambda",
+        alpha=1.2,
         scale=2.0,
     )
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

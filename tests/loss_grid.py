@@ -127,9 +127,7 @@ def compare(loss_obj, labels, scores, dtype, **reference_options):
     return got, reference.row_losses_and_grads(labels, scores, **reference_options)
 
 
-def compare_at(
-    method, kernel, alpha, num_items, layout, dtype, weight_kernel="sigmoid", api=None
-):
+def compare_at(method, kernel, alpha, num_items, layout, dtype, weight_kernel="sigmoid", api=None):
     """``compare`` at a grid point: ``make_loss``'s loss on the method's batch of ``layout``."""
     labels, scores = batch(layout, seed=SEEDS[method])
     loss = make_loss(method, kernel, alpha, num_items, weight_kernel, api)

@@ -20,9 +20,13 @@ import tfcro
 from tests import loss_grid as grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NO_TF_PYTHON = os.path.join(ROOT, os.environ.get("TFCRO_KERAS3_VENV", ".venv-keras3"), "bin", "python")
+NO_TF_PYTHON = os.path.join(
+    ROOT, os.environ.get("TFCRO_KERAS3_VENV", ".venv-keras3"), "bin", "python"
+)
 # In the TensorFlow-free environment: the import claims and a slice of the reference grid.
-NO_TF_CASES = "import_left or (reference and sigmoid) or bad_arguments or remove_accidental or compiled"
+NO_TF_CASES = (
+    "import_left or (reference and sigmoid) or bad_arguments or remove_accidental or compiled"
+)
 
 
 def _start(python, backend, *pytest_args):
@@ -87,13 +91,22 @@ def test_keras3_without_tensorflow(runs):
 def k3():
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         pytest.skip("the in-process checks use Keras 3's TensorFlow backend")
-    import tfcro.losses  # noqa: F401  (TensorFlow with tf-keras first, as the other tests)
     import tfcro.keras3
+    import tfcro.losses  # noqa: F401  (TensorFlow with tf-keras first, as the other tests)
 
     return tfcro.keras3
 
 
-NAMES = ["CROLoss", "LambdaCROLoss", "SoftmaxLoss", "BPRLoss", "TripletLoss", "PSLLoss", "SLatKLoss", "BSLLoss"]
+NAMES = [
+    "CROLoss",
+    "LambdaCROLoss",
+    "SoftmaxLoss",
+    "BPRLoss",
+    "TripletLoss",
+    "PSLLoss",
+    "SLatKLoss",
+    "BSLLoss",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -176,7 +189,8 @@ def test_import_order_keeps_both_faces_working():
         "import tensorflow as tf, tensorflow_recommenders as tfrs\n"
         "assert tf.keras.__name__.startswith('tf_keras'), tf.keras.__name__\n"
         "tfrs.tasks.Retrieval(loss=tfcro.LambdaCROLoss(reduction='sum'))\n"
-        "print(float(loss([[1.0, 0.0]], [[0.5, 0.2]])), float(k3.CROLoss()([[1.0, 0.0]], [[0.5, 0.2]])))\n",
+        "y, s = [[1.0, 0.0]], [[0.5, 0.2]]\n"
+        "print(float(loss(y, s)), float(k3.CROLoss()(y, s)))\n",
         KERAS_BACKEND="jax",
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -16,7 +16,6 @@ import tfcro
 from tests import loss_grid as grid
 from tests import reference
 
-
 _check = grid.check
 
 

@@ -418,7 +418,11 @@ class PSL(_RawScore):
         self.surrogate_tau = check_float("surrogate_tau", surrogate_tau, minimum=0.0, strict=True)
 
     def params(self):
-        return {**super().params(), "surrogate": self.surrogate, "surrogate_tau": self.surrogate_tau}
+        return {
+            **super().params(),
+            "surrogate": self.surrogate,
+            "surrogate_tau": self.surrogate_tau,
+        }
 
     def positive_loss(self, gaps, negatives, num_negatives):
         return functional.psl_positive_loss(
@@ -586,7 +590,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 
 def build(classes: dict, name: str, **options: Any):
     """``classes[name](**options)`` with the options that loss takes (others and None are
-    dropped): the factory by name behind ``tfcro.losses.get`` and ``tfcro.keras3.get``."""
+    dropped): the factory by name behind ``tfcro.losses.get`` and ``tfcro.keras3.get``.
+    """
     if name not in classes:
         raise ValueError(f"`loss` should be one of {list(classes)}. Received: loss={name!r}")
     kwargs = {k: v for k, v in options.items() if k in OPTIONS[name] and v is not None}

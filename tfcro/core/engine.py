@@ -48,7 +48,7 @@ def check_shapes(y_true, y_pred) -> None:
             f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
         )
     if pred is not None and true is not None:
-        if any(a is not None and b is not None and a != b for a, b in zip(true, pred)):
+        if any(a is not None and b is not None and a != b for a, b in zip(true, pred, strict=True)):
             raise ValueError(
                 "`y_true` and `y_pred` should have the same [batch, candidates] shape. "
                 f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
@@ -57,7 +57,8 @@ def check_shapes(y_true, y_pred) -> None:
 
 def row_masks(ops, y_true, y_pred):
     """``(scores, present, positives, negatives)`` of a ``[B, C]`` batch: float32 scores
-    with absent candidates at 0, and the three ``[B, C]`` bool masks."""
+    with absent candidates at 0, and the three ``[B, C]`` bool masks.
+    """
     scores, labels = ops.to_float32(y_pred), ops.to_float32(y_true)
     check_shapes(labels, scores)
     present = ops.greater(scores, ABSENT_SCORE)
@@ -84,7 +85,9 @@ def row_losses(ops, y_true, y_pred, positive_loss: PositiveLoss, scale: float, l
     # The first positive of every row (the only one for one-hot and eye labels) in one
     # vectorised pass, differentiated as usual ...
     first_index = ops.argmax(ops.int32(positives), axis=1)
-    first = ops.logical_and(positives, ops.equal(ops.arange(ops.shape(scores)[1]), first_index[:, None]))
+    first = ops.logical_and(
+        positives, ops.equal(ops.arange(ops.shape(scores)[1]), first_index[:, None])
+    )
     s_first = ops.sum(ops.where(first, scores, 0.0), axis=1, keepdims=True)
     loss = positive_loss(float(scale) * (scores - s_first), negatives, num_negatives)
     loss = ops.where(ops.greater(positive_counts, 0), loss, 0.0)
@@ -108,7 +111,8 @@ def _kth_positive_loss(ops, scores, selected, negatives, num_negatives, positive
 
 def tensorflow_loop(ops, scores, positives, negatives, num_negatives, counts, positive_loss, scale):
     """The 2nd, 3rd, ... positives in a ``tf.while_loop`` (skipped by a ``tf.cond`` when no
-    row has two), each iteration's gradient by a ``tf.GradientTape`` inside it."""
+    row has two), each iteration's gradient by a ``tf.GradientTape`` inside it.
+    """
     import tensorflow as tf
 
     scores = tf.stop_gradient(scores)
@@ -141,7 +145,8 @@ def tensorflow_loop(ops, scores, positives, negatives, num_negatives, counts, po
 def jax_loop(ops, scores, positives, negatives, num_negatives, counts, positive_loss, scale):
     """The 2nd, 3rd, ... positives in a ``jax.lax.while_loop`` under ``jax.jit`` (zero
     iterations when no row has two; eager: a Python loop), each iteration's gradient by
-    ``jax.value_and_grad`` inside it."""
+    ``jax.value_and_grad`` inside it.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -175,7 +180,8 @@ def jax_loop(ops, scores, positives, negatives, num_negatives, counts, positive_
 
 def eager_loop(ops, scores, positives, negatives, num_negatives, counts, positive_loss, scale):
     """The 2nd, 3rd, ... positives in a Python loop (eager backends: PyTorch): the value
-    carries its own gradient, the returned gradient term is 0."""
+    carries its own gradient, the returned gradient term is 0.
+    """
     ordinal = ops.cumsum(ops.int32(positives), axis=1)
     loss_sum = ops.zeros_like(num_negatives)
     for k in range(1, int(ops.max(counts)) if counts.shape[0] else 0):

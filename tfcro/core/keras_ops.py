@@ -1,5 +1,6 @@
 """The op namespace of :mod:`tfcro.core.ops` in ``keras.ops`` (Keras 3, any backend:
-TensorFlow, JAX, PyTorch), behind :mod:`tfcro.keras3`."""
+TensorFlow, JAX, PyTorch), behind :mod:`tfcro.keras3`.
+"""
 
 from keras import ops as _ops
 

@@ -51,7 +51,8 @@ def namespace_for(x) -> ModuleType:
 
 def bind(ops: ModuleType, fn):
     """``fn`` with its first argument, the op namespace, fixed to ``ops`` (name and
-    docstring kept): how the Keras 2 modules expose the math with TensorFlow."""
+    docstring kept): how the Keras 2 modules expose the math with TensorFlow.
+    """
     bound = functools.partial(fn, ops)
     functools.update_wrapper(bound, fn)
     return bound

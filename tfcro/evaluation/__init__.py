@@ -36,6 +36,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(f"tfcro.evaluation.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'tfcro.evaluation' has no attribute {name!r}")
 
+
 __all__ = [
     "DEFAULT_KS",
     "METHODS",

@@ -65,7 +65,6 @@ from tfcro.keras3.losses import (  # noqa: E402
 from tfcro.keras3.retrieval import RemoveAccidentalHits  # noqa: E402
 
 
-
 def __getattr__(name):
     if name == "TwoTowerRetrieval":  # needs keras-rs: loaded on first use
         from tfcro.keras3.models import TwoTowerRetrieval

@@ -1,5 +1,6 @@
 """The comparison kernels of :mod:`tfcro.core.kernels`, registered with Keras 3 under
-package ``tfcro`` and resolved with ``keras.saving``."""
+package ``tfcro`` and resolved with ``keras.saving``.
+"""
 
 from __future__ import annotations
 

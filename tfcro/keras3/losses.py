@@ -1,5 +1,6 @@
 """tfcro's losses as Keras 3 losses: the definitions of :mod:`tfcro.core.definitions` run
-with ``keras.ops`` (:mod:`tfcro.core.keras_ops`) on the active backend."""
+with ``keras.ops`` (:mod:`tfcro.core.keras_ops`) on the active backend.
+"""
 
 from __future__ import annotations
 
@@ -122,5 +123,6 @@ OPTIONS = dict(definitions.OPTIONS)
 
 def get(name: str, **options: Any) -> RetrievalLoss:
     """Builds a loss by name; options a loss does not take are ignored (as
-    :func:`tfcro.losses.get`)."""
+    :func:`tfcro.losses.get`).
+    """
     return definitions.build(LOSSES, name, **options)

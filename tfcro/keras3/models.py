@@ -47,7 +47,7 @@ class TwoTowerRetrieval(keras.Model):
         num_users: int,
         num_items: int,
         embedding_dim: int = 32,
-        loss: RetrievalLoss | None = None,
+        loss: keras.losses.Loss | None = None,
         scale: float = 10.0,
         item_probabilities=None,
         top_n: int = 100,
@@ -121,7 +121,8 @@ class TwoTowerRetrieval(keras.Model):
     def recommend(self, user_ids, exclude=None, batch_size: int = 1024) -> np.ndarray:
         """``[B, top_n]`` item ids, best first, without each user's ``exclude`` ids (e.g.
         the items seen in training; -1 pads a row that runs out). Call :meth:`index`
-        after training first."""
+        after training first.
+        """
         if self.retrieval.candidate_embeddings is None:
             raise ValueError("call `index()` before `recommend()`: no item is indexed yet")
         user_ids = np.asarray(user_ids, dtype="int32")
@@ -131,14 +132,16 @@ class TwoTowerRetrieval(keras.Model):
             self.retrieval.k = depth
         top = np.concatenate(
             [
-                np.asarray(self.retrieval(self(ops.convert_to_tensor(user_ids[i : i + batch_size]))))
+                np.asarray(
+                    self.retrieval(self(ops.convert_to_tensor(user_ids[i : i + batch_size])))
+                )
                 for i in range(0, len(user_ids), batch_size)
             ]
         ).reshape(len(user_ids), depth)
         if exclude is None:
             return top[:, : self.top_n]
         out = np.full((len(user_ids), self.top_n), -1, dtype=top.dtype)
-        for row, (ids, seen) in enumerate(zip(top, exclude)):
+        for row, (ids, seen) in enumerate(zip(top, exclude, strict=True)):
             kept = ids[~np.isin(ids, np.asarray(seen, dtype=ids.dtype))][: self.top_n]
             out[row, : len(kept)] = kept
         return out

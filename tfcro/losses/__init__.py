@@ -35,6 +35,7 @@ def get(name: str, **options: Any) -> RetrievalLoss:
     """
     return definitions.build(LOSSES, name, **options)
 
+
 __all__ = [
     "LOSSES",
     "RetrievalLoss",

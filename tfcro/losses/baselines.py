@@ -1,5 +1,6 @@
 """Baseline losses under the same call contract as CROLoss, as Keras 2 losses
-(definitions: :mod:`tfcro.core.definitions`)."""
+(definitions: :mod:`tfcro.core.definitions`).
+"""
 
 from __future__ import annotations
 

@@ -18,10 +18,9 @@ def row_losses(
     y_true: tf.Tensor, y_pred: tf.Tensor, positive_loss: PositiveLoss, scale: float = 1.0
 ) -> tf.Tensor:
     """``[B]`` float32 row losses: the mean of ``positive_loss(gaps, negatives,
-    num_negatives)`` over each row's positives (rows without a positive: 0)."""
-    return engine.row_losses(
-        tf_ops, y_true, y_pred, positive_loss, scale, engine.tensorflow_loop
-    )
+    num_negatives)`` over each row's positives (rows without a positive: 0).
+    """
+    return engine.row_losses(tf_ops, y_true, y_pred, positive_loss, scale, engine.tensorflow_loop)
 
 
 __all__ = ["PositiveLoss", "check_shapes", "row_losses"]

@@ -1,5 +1,6 @@
 """The recall-oriented softmax variants beside CROLoss, PSL, SL@K and BSL, as Keras 2
-losses (definitions, formulas and references: :mod:`tfcro.core.definitions`)."""
+losses (definitions, formulas and references: :mod:`tfcro.core.definitions`).
+"""
 
 from __future__ import annotations
 

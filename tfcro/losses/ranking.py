@@ -22,7 +22,8 @@ exact_ranks = bind(tf_ops, _core.exact_ranks)
 
 def rank_estimates(y_true, y_pred, kernel="sigmoid", scale=1.0, num_items=None, margin=1.0):
     """``[B, C]`` ``r_hat`` of every positive column (0 at non-positive columns); ``kernel``
-    is a name, :class:`~tfcro.kernels.Kernel` or callable."""
+    is a name, :class:`~tfcro.kernels.Kernel` or callable.
+    """
     kernel = kernels_lib.get(kernel, margin=margin)
     return _core.rank_estimates(tf_ops, y_true, y_pred, kernel, scale, num_items)
 

@@ -1,5 +1,6 @@
 """The power weighting of CROLoss with TensorFlow (``tfcro.weighting``): the functions of
-:mod:`tfcro.core.weighting` with the op namespace bound to :mod:`tfcro.core.tf_ops`."""
+:mod:`tfcro.core.weighting` with the op namespace bound to :mod:`tfcro.core.tf_ops`.
+"""
 
 from tfcro._compat import tf  # noqa: F401  (TensorFlow with Keras 2 first)
 from tfcro.core import tf_ops
