@@ -26,6 +26,7 @@ arguments also returns them from ``get_config``). :func:`get` with
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -305,3 +306,32 @@ def serialize(kernel: Kernel, *, saving) -> str | dict:
     if type(kernel) is KERNELS.get(kernel.name) and not kernel.get_config():
         return kernel.name
     return saving.serialize_keras_object(kernel)
+
+
+def keras_bindings(saving, register):
+    """Registers the built-in kernels with one Keras (``register(cls)``) and returns
+    ``(get, serialize)`` with that Keras's serialisation functions ``saving`` bound: how
+    :mod:`tfcro.losses.kernels` (Keras 2) and :mod:`tfcro.keras3.kernels` expose them.
+    """
+    for cls in REGISTERED:
+        register(cls)
+    bound = []
+    for fn in (get, serialize):
+        partial = functools.partial(fn, saving=saving)
+        functools.update_wrapper(partial, fn)
+        bound.append(partial)
+    return tuple(bound)
+
+
+__all__ = [
+    "KERNELS",
+    "GRADIENT_KERNELS",
+    "Kernel",
+    "UnitStep",
+    "Sigmoid",
+    "Softplus",
+    "Exponential",
+    "Hinge",
+    "CallableKernel",
+    "check_margin",
+]

@@ -33,8 +33,9 @@ _FEEDING = ("train_dataset", "index_dataset", "eval_batches")
 
 def __getattr__(name):
     if name in _FEEDING or name == "feeding":
-        from tfcro.data import feeding
+        import importlib
 
+        feeding = importlib.import_module("tfcro.data.feeding")
         return feeding if name == "feeding" else getattr(feeding, name)
     raise AttributeError(f"module 'tfcro.data' has no attribute {name!r}")
 
