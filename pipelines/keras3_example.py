@@ -31,7 +31,7 @@ from pipelines._cli import name_list, new_parser
 LOSSES = ("cro-lambda", "cross-entropy")
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("keras3_example", __doc__, verbose=None, keras=True)
     parser.add_argument("--data-dir", default=None, help="MovieLens folder (default: synthetic)")
     parser.add_argument("--backends", type=name_list, default=["jax", "tensorflow"])
@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export-dir", default=None, help="TensorFlow run: export here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser
 
 
 def worker(args) -> list[dict]:
@@ -53,7 +53,7 @@ def worker(args) -> list[dict]:
     import keras  # noqa: I001
     import numpy as np
 
-    import tfcro.keras3 as cro  # before keras: takes back TF_USE_LEGACY_KERAS
+    import tfcro.keras3 as cro
     from tfcro.data import collaborative_split, load_dataset, random_holdout
     from tfcro.evaluation.metrics import ranking_metrics
 
@@ -141,7 +141,7 @@ def export_user_tower(model, export_dir: str, probe) -> str:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.worker:
         for row in worker(args):
             print("RESULT " + json.dumps(row), flush=True)

@@ -15,7 +15,7 @@ import importlib.util
 import os
 import sys
 
-import keras  # noqa: I001  (after tfcro.keras3, which takes back TF_USE_LEGACY_KERAS)
+import keras
 import numpy as np
 import pytest
 from keras import ops

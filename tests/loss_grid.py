@@ -40,7 +40,7 @@ def check(got, want, dtype):
     atol 1e-5, gradient rtol 1e-3 / atol 1e-5; float16 gradient rtol 5e-3 / atol 1e-3."""
     (got_loss, got_grad), (want_loss, want_grad) = got, want
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5)
-    if str(dtype).endswith("float32"):
+    if dtype_name(dtype) == "float32":
         np.testing.assert_allclose(got_grad, want_grad, rtol=1e-3, atol=1e-5)
     else:
         np.testing.assert_allclose(got_grad, want_grad, rtol=5e-3, atol=1e-3)
@@ -62,7 +62,7 @@ def losses_and_grads(loss_obj, labels, scores, dtype):
     """``(row losses, gradient of their sum)`` as float64 NumPy arrays, computed by the
     loss's framework: TensorFlow for Keras 2 losses and Keras 3 on TensorFlow, ``jax.vjp``
     on JAX, ``torch.autograd`` on PyTorch."""
-    backend = "tensorflow"
+    backend, dtype = "tensorflow", dtype_name(dtype)
     if type(loss_obj).__module__.startswith("tfcro.keras3"):
         import keras
 
@@ -114,9 +114,14 @@ def make_loss(method, kernel, alpha, num_items, weight_kernel="sigmoid", api=Non
     return _api(api).LambdaCROLoss(weight_kernel=weight_kernel, **options, reduction="none")
 
 
+def dtype_name(dtype) -> str:
+    """``"float32"`` for ``"float32"``, ``tf.float32`` or ``np.float32``."""
+    return getattr(dtype, "name", None) or np.dtype(dtype).name
+
+
 def rounded(scores, dtype):
     """``scores`` rounded to ``dtype`` and back to float64 (what the loss receives)."""
-    return np.asarray(scores, np.float64).astype(str(dtype).rsplit(".", 1)[-1]).astype(np.float64)
+    return np.asarray(scores, np.float64).astype(dtype_name(dtype)).astype(np.float64)
 
 
 def compare(loss_obj, labels, scores, dtype, **reference_options):

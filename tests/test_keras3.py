@@ -8,6 +8,7 @@ pytest and tfcro without its dependencies), which ``./run test`` creates.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -44,7 +45,7 @@ def _start(python, backend, *pytest_args):
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(tmp_path_factory):
     """``{name: (exit code, output)}`` of the backend runs, started together."""
     procs = {
         "jax": _start(sys.executable, "jax"),
@@ -52,6 +53,25 @@ def runs():
     }
     if os.path.exists(NO_TF_PYTHON):
         procs["no-tensorflow"] = _start(NO_TF_PYTHON, "jax", "-k", NO_TF_CASES)
+    if importlib.util.find_spec("torch") is not None:  # not in CI: see the README
+        procs["torch"] = _start(sys.executable, "torch")
+    export = tmp_path_factory.mktemp("keras3-example") / "user_tower"
+    procs["example"] = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.keras3_example",
+            "--epochs",
+            "2",
+            "--export-dir",
+            str(export),
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     results = {}
     for name, proc in procs.items():
         output, _ = proc.communicate(timeout=1500)
@@ -80,6 +100,30 @@ def test_keras3_without_tensorflow(runs):
     code, output = runs["no-tensorflow"]
     assert code == 0, output[-6000:]
     assert " passed" in output and " failed" not in output
+
+
+@pytest.mark.slow
+def test_torch_backend_where_installed(runs):
+    if "torch" not in runs:
+        pytest.skip("PyTorch is not installed (its wheels pull GPU libraries; CI has none)")
+    code, output = runs["torch"]
+    assert code == 0, output[-6000:]
+
+
+@pytest.mark.slow
+def test_keras3_example_trains_both_losses_on_both_backends_and_exports(runs):
+    code, output = runs["example"]
+    assert code == 0, output[-6000:]
+    rows = [
+        line
+        for line in output.splitlines()
+        if line.startswith("| jax") or line.startswith("| tensorflow")
+    ]
+    assert len(rows) == 4, output[-3000:]
+    for row in rows:
+        recall = float(row.split("|")[3])
+        assert 0.0 < recall <= 1.0, row
+    assert "user tower exported for TF Serving" in output
 
 
 # ----------------------------------------------------------------- in this process

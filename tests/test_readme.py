@@ -34,7 +34,10 @@ def test_quickstart_is_two_commands_and_ci_runs_the_test_one():
 
 def test_run_script_creates_the_environment_and_knows_both_jobs():
     script = _read("run")
-    assert "-m venv" in script and 'pip install --quiet -e ".[dev,plots,tune,serving]"' in script
+    assert (
+        "-m venv" in script
+        and 'pip install --quiet -e ".[dev,plots,tune,serving,keras3]"' in script
+    )
     assert "main)" in script and "test)" in script and "pipelines.main" in script
     assert os.access(os.path.join(cli.ROOT, "run"), os.X_OK)
     assert os.access(os.path.join(cli.ROOT, ".ci", "run"), os.X_OK)

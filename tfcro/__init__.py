@@ -9,7 +9,7 @@ Two faces:
   Keras 2 part (``tfcro.CROLoss``, ``tfcro.models``, ...).
 - ``tfcro.keras3`` holds the same losses for Keras 3 on TensorFlow, JAX or PyTorch; it
   needs no TensorFlow, and importing it takes back the ``TF_USE_LEGACY_KERAS`` that
-  ``import tfcro`` set while TensorFlow is still unloaded.
+  ``import tfcro`` set.
 """
 
 import os as _os

@@ -63,7 +63,11 @@ class Definition:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # help(CROLoss) and inspect.signature show define's arguments plus Keras's own.
+        # help(CROLoss) and inspect.signature show define's arguments plus Keras's own,
+        # unless a subclass has an __init__ of its own (then that one's signature).
+        if not getattr(cls.__init__, "passes_to_define", False):
+            cls.__signature__ = None
+            return
         own = list(inspect.signature(cls.define).parameters.values())[1:]
         keyword = inspect.Parameter.KEYWORD_ONLY
         cls.__signature__ = inspect.Signature(

@@ -11,7 +11,7 @@ values (``"sum_over_batch_size"`` by default, ``"sum"``, ``"mean"``, ``"none"``)
 losses and kernels are registered with ``keras.saving`` under package ``tfcro``, so
 ``.keras`` files restore them. Importing this module never loads TensorFlow (unless
 the Keras backend is TensorFlow) and takes back the ``TF_USE_LEGACY_KERAS=1`` that
-``import tfcro`` set while TensorFlow was not loaded yet.
+``import tfcro`` set; imported before ``keras`` or after, it works the same.
 
 For keras-rs retrieval models: :class:`RemoveAccidentalHits` masks a batch's accidental
 hits so that these losses treat them as absent candidates (keras-rs 0.4.0's own layer
@@ -21,11 +21,13 @@ losses.
 """
 
 import os as _os
-import sys as _sys
 
 import tfcro as _tfcro
 
-if _tfcro._SET_LEGACY_KERAS and "tensorflow" not in _sys.modules:
+# Once TensorFlow is loaded the variable has done its work either way (`tf.keras` is
+# fixed for the process), so it goes whenever tfcro set it: Keras 3 and the processes
+# this one starts see the environment the user had.
+if _tfcro._SET_LEGACY_KERAS:
     _os.environ.pop("TF_USE_LEGACY_KERAS", None)
     _tfcro._SET_LEGACY_KERAS = False
 

@@ -34,6 +34,8 @@ class RetrievalLoss(Definition, keras.losses.Loss):
         keras.losses.Loss.__init__(self, reduction=reduction, name=name or self.default_name)
         self.define(*args, **kwargs)
 
+    __init__.passes_to_define = True  # the signature shown is define's (Definition)
+
     def call(self, y_true, y_pred):
         return self.row_losses(y_true, y_pred)
 
