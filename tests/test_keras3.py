@@ -8,6 +8,7 @@ pytest and tfcro without its dependencies), which ``./run test`` creates.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
 import os
@@ -135,10 +136,8 @@ def test_keras3_example_trains_both_losses_on_both_backends_and_exports(runs):
 def k3():
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         pytest.skip("the in-process checks use Keras 3's TensorFlow backend")
-    import tfcro.keras3
-    import tfcro.losses  # noqa: F401  (TensorFlow with tf-keras first, as the other tests)
-
-    return tfcro.keras3
+    importlib.import_module("tfcro.losses")  # TensorFlow with tf-keras first, as elsewhere
+    return importlib.import_module("tfcro.keras3")
 
 
 NAMES = [
@@ -240,3 +239,21 @@ def test_import_order_keeps_both_faces_working():
     assert done.returncode == 0, done.stderr[-3000:]
     value_2, value_3 = map(float, done.stdout.split()[-2:])
     assert value_2 == pytest.approx(value_3, rel=1e-6)
+
+
+def test_both_op_namespaces_define_every_name(k3):
+    from tfcro.core import keras_ops, ops, tf_ops
+
+    for name in ops.NAMES:
+        assert hasattr(tf_ops, name), f"tf_ops.{name}"
+        assert hasattr(keras_ops, name), f"keras_ops.{name}"
+
+
+def test_the_core_imports_no_framework():
+    done = _run(
+        "import sys\n"
+        "import tfcro.core.definitions, tfcro.core.functional, tfcro.core.engine\n"
+        "loaded = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
