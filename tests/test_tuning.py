@@ -161,6 +161,25 @@ def test_an_interrupted_trial_is_queued_again_with_its_parameters(tmp_path):
     assert states == ["FAIL", "WAITING"]
     queued = again.get_trials()[1]
     assert queued.system_attrs["fixed_params"] == trial.params
+    assert tuning._requeue_interrupted(optuna, again) == 0  # already queued: not twice
+
+
+def test_a_crashed_trial_is_retried_once(tmp_path):
+    study = tuning._study(optuna, str(tmp_path), "softmax", seed=0)
+
+    def crash(trial):
+        trial.suggest_float("learning_rate", 1e-3, 5e-2, log=True)
+        raise RuntimeError("the process died here")
+
+    with pytest.raises(RuntimeError):
+        study.optimize(crash, n_trials=1, catch=())
+    params = study.get_trials()[0].params
+    assert tuning._requeue_interrupted(optuna, study) == 1  # first error: retried
+    with pytest.raises(RuntimeError):
+        study.optimize(crash, n_trials=1, catch=())
+    assert study.get_trials()[1].params == params  # the queued parameters ran again
+    assert tuning._requeue_interrupted(optuna, study) == 0  # second error: not again
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "FAIL"]
 
 
 def test_pruning_stops_the_run_and_says_so():

@@ -189,15 +189,55 @@ def _study(optuna, output_dir: str, loss: str, seed: int):
     )
 
 
+#: How often a parameter set may fail with an error before a rerun stops retrying it.
+MAX_ERRORS = 2
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
 def _requeue_interrupted(optuna, study) -> int:
-    """Trials left RUNNING by a killed process: failed, and their parameters queued again
-    (same parameters, same run folder: the rerun resumes from its checkpoint).
+    """Queues again the parameters of trials a rerun should resume (same parameters, same
+    run folder: the rerun resumes from its checkpoint); returns how many.
+
+    - Trials left RUNNING by a killed process: marked failed (user attribute
+      ``interrupted``) and queued again.
+    - Trials that failed with an error (the process died on an exception): queued again
+      while their parameter set has failed fewer than :data:`MAX_ERRORS` times, so a
+      transient crash costs one retry and a deterministic one stops.
+    A parameter set that is finished, queued or running is never queued twice.
     """
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    states = optuna.trial.TrialState
+    running = study.get_trials(deepcopy=False, states=(states.RUNNING,))
     for trial in running:
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params)
-    return len(running)
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(trial._trial_id, states.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    live = {
+        _params_key(t.params or t.system_attrs.get("fixed_params", {}))
+        for t in trials
+        if t.state in (states.COMPLETE, states.PRUNED, states.WAITING, states.RUNNING)
+    }
+    errors: dict[tuple, int] = {}
+    for trial in trials:
+        if trial.state == states.FAIL and not trial.user_attrs.get("interrupted"):
+            key = _params_key(trial.params)
+            errors[key] = errors.get(key, 0) + 1
+    queued = 0
+    for trial in trials:
+        if trial.state != states.FAIL or not trial.params:
+            continue
+        key = _params_key(trial.params)
+        if key in live:
+            continue
+        if trial.user_attrs.get("interrupted") or errors.get(key, 0) < MAX_ERRORS:
+            study.enqueue_trial(trial.params)
+            live.add(key)
+            queued += 1
+        else:
+            logger.warning("parameters %s failed %d times: not retried", trial.params, errors[key])
+    return queued
 
 
 def _counted(optuna, study) -> int:
@@ -252,7 +292,9 @@ def tune(
         )
         requeued = _requeue_interrupted(optuna, study)
         if requeued:
-            logger.warning("%s: %d interrupted trial(s) queued again to resume", loss, requeued)
+            logger.warning(
+                "%s: %d interrupted or crashed trial(s) queued again to resume", loss, requeued
+            )
         while _counted(optuna, study) < trials:
             study.optimize(
                 _objective(base, loss, output_dir, space, verbose, train_fn, optuna),
