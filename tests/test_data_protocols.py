@@ -230,3 +230,30 @@ def test_clean_converts_raw_ids_to_strings():
     assert out.frame.values.tolist() == [["1", "6", 1.0], ["1", "5", 2.0], ["2", "5", 3.0]]
     split = sequential_split(Interactions(frame), split=(1, 0, 0))
     assert split.items.tolist() == ["5", "6"] and split.train.target.tolist() == ["5"]
+
+
+def test_random_holdout_holds_out_a_share_of_each_user_and_never_all():
+    import pandas as pd
+
+    from tfcro.data import Interactions, random_holdout
+
+    frame = pd.DataFrame(
+        {
+            "user": ["a"] * 10 + ["b"] * 5 + ["c"],
+            "item": [f"i{k}" for k in range(10)] + [f"j{k}" for k in range(5)] + ["k0"],
+        }
+    )
+    data = Interactions(frame)
+    split = random_holdout(data, 0.2, seed=3).frame
+    tests = split[split["split"] == "test"].groupby("user").size().to_dict()
+    assert tests == {"a": 2, "b": 1}  # round(0.2 * n), and never a user's only item
+    again = random_holdout(data, 0.2, seed=3).frame
+    assert again["split"].tolist() == split["split"].tolist()
+    other = random_holdout(data, 0.2, seed=4).frame
+    assert other["split"].tolist() != split["split"].tolist()
+    train, test = random_holdout(data, 0.2).train_test()
+    assert len(train) + len(test) == len(frame)
+    with pytest.raises(ValueError, match="`test_fraction` should be"):
+        random_holdout(data, 1.0)
+    with pytest.raises(ValueError, match="`seed` should be an integer >= 0"):
+        random_holdout(data, 0.2, seed=-1)

@@ -20,6 +20,7 @@ import pytest
 
 import tfcro
 from tests import loss_grid as grid
+from tfcro.core import definitions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_TF_PYTHON = os.path.join(
@@ -140,16 +141,7 @@ def k3():
     return importlib.import_module("tfcro.keras3")
 
 
-NAMES = [
-    "CROLoss",
-    "LambdaCROLoss",
-    "SoftmaxLoss",
-    "BPRLoss",
-    "TripletLoss",
-    "PSLLoss",
-    "SLatKLoss",
-    "BSLLoss",
-]
+NAMES = list(definitions.CLASS_NAMES.values())
 
 
 @pytest.mark.parametrize("name", NAMES)

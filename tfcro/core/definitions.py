@@ -6,7 +6,8 @@ A definition is a mixin. The backend's base class (Keras 2's
 adds the Keras ``Loss``, the op namespace ``ops``, the loop over further positives
 ``loop`` and the kernel serialisation ``saving``; its ``__init__`` hands the loss's
 own arguments to :meth:`Definition.define`, which checks and stores them (the same
-ValueErrors on both backends), and its ``get_config`` adds :meth:`Definition.params`.
+ValueErrors on both backends). ``call``, ``diagonal_call`` and ``get_config`` (Keras's
+config plus :meth:`Definition.params`) are the definition's, on both backends.
 The docstrings here are the losses' documentation on both backends; their examples
 run against both (``CROLoss`` is ``tfcro.CROLoss`` or ``tfcro.keras3.CROLoss``).
 """
@@ -95,6 +96,25 @@ class Definition:
         return engine.row_losses(
             self.ops, y_true, y_pred, self.positive_loss, self.scale, type(self).loop
         )
+
+    # The Keras side, the same on both faces (``super()`` is the backend's Keras ``Loss``).
+
+    def call(self, y_true, y_pred):
+        return self.row_losses(y_true, y_pred)
+
+    def diagonal_call(self, y_pred):
+        """``[B]`` row losses of ``y_pred [B, C]`` whose labels are ``eye(B, C)`` (a
+        retrieval batch: row ``b``'s positive is column ``b``). Subclasses may compute
+        it faster than :meth:`call`; the values are the same.
+        """
+        y_pred = self.ops.to_float32(y_pred)
+        rows, columns = self.ops.shape(y_pred)
+        return self.call(self.ops.eye(rows, columns), y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(self.params())
+        return config
 
     def _kernel(self, identifier, parameter, allowed):
         return kernels_lib.get(

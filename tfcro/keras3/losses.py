@@ -50,20 +50,6 @@ class RetrievalLoss(definitions.Definition, keras.losses.Loss):
 
     __init__.passes_to_define = True  # the signature shown is define's (Definition)
 
-    def call(self, y_true, y_pred):
-        return self.row_losses(y_true, y_pred)
-
-    def diagonal_call(self, y_pred):
-        """``[B]`` row losses of ``y_pred [B, C]`` whose labels are ``eye(B, C)``."""
-        y_pred = keras.ops.convert_to_tensor(y_pred)
-        rows, columns = keras.ops.shape(y_pred)
-        return self.call(keras.ops.eye(rows, columns, dtype="float32"), y_pred)
-
-    def get_config(self) -> dict[str, Any]:
-        config = keras.losses.Loss.get_config(self)
-        config.update(self.params())
-        return config
-
     @classmethod
     def from_config(cls, config):
         config = dict(config)

@@ -12,14 +12,7 @@ from tfcro.losses.peers import BSLLoss, PSLLoss, SLatKLoss
 
 #: Names accepted by :func:`get` (and by ``pipelines.train --loss``).
 LOSSES: dict[str, type[RetrievalLoss]] = {
-    "softmax": SoftmaxLoss,
-    "bpr": BPRLoss,
-    "triplet": TripletLoss,
-    "cro": CROLoss,
-    "cro-lambda": LambdaCROLoss,
-    "psl": PSLLoss,
-    "sl-at-k": SLatKLoss,
-    "bsl": BSLLoss,
+    name: globals()[cls_name] for name, cls_name in definitions.CLASS_NAMES.items()
 }
 
 #: The options each loss of :func:`get` takes.

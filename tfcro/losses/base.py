@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tfcro._compat import keras, tf
+from tfcro._compat import keras
 from tfcro.core import engine, tf_ops
 from tfcro.core.definitions import Definition, check_num_items
 
@@ -35,23 +33,6 @@ class RetrievalLoss(Definition, keras.losses.Loss):
         self.define(*args, **kwargs)
 
     __init__.passes_to_define = True  # the signature shown is define's (Definition)
-
-    def call(self, y_true, y_pred):
-        return self.row_losses(y_true, y_pred)
-
-    def diagonal_call(self, y_pred: tf.Tensor) -> tf.Tensor:
-        """``[B]`` row losses of ``y_pred [B, C]`` whose labels are ``tf.eye(B, C)`` (a
-        retrieval batch: row ``b``'s positive is column ``b``). Subclasses may compute
-        it faster than :meth:`call`; the values are the same.
-        """
-        y_pred = tf.convert_to_tensor(y_pred)
-        shape = tf.shape(y_pred)
-        return self.call(tf.eye(shape[0], shape[1], dtype=tf.float32), y_pred)
-
-    def get_config(self) -> dict[str, Any]:
-        config = keras.losses.Loss.get_config(self)
-        config.update(self.params())
-        return config
 
 
 __all__ = ["RetrievalLoss", "check_num_items"]

@@ -15,7 +15,7 @@ class SoftmaxLoss(definitions.Softmax, RetrievalLoss):
     __doc__ = definitions.Softmax.__doc__
 
     def diagonal_call(self, y_pred):
-        overridden = type(self).call is not RetrievalLoss.call or (
+        overridden = type(self).call is not definitions.Definition.call or (
             type(self).row_losses is not SoftmaxLoss.row_losses
             or type(self).positive_loss is not SoftmaxLoss.positive_loss
         )
