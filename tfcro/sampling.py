@@ -10,12 +10,9 @@ so that TFRS's ``labels = tf.eye(B, B + K)`` marks each row's own positive.
   :func:`in_batch_score_mask`.
 - A sampled negative (or another row's positive) equal to a row's positive is
   an accidental hit, removed by id in ``tfrs.tasks.Retrieval(remove_accidental_hits=True)``.
-- logQ correction: the candidates form one sample from the mixture proposal of
-  ``B`` draws from the item frequencies ``f`` (in-batch) and ``K`` uniform draws,
-  so every candidate ``j`` is corrected with the mixture probability
-  ``q_j = (B f_j + K / N) / (B + K)`` (:func:`mixture_probability`; the balance
-  heuristic of multiple importance sampling). Only in-batch negatives gives
-  ``q_j = f_j``; only uniform negatives gives the constant ``1 / N`` (a no-op).
+- logQ correction: every candidate ``j`` is corrected with its probability under the
+  batch's mixture proposal, ``q_j = (B f_j + K / N) / (B + K)``
+  (:func:`mixture_probability`; the formula's home is :mod:`tfcro.core.sampling`).
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfcro._compat import tf
+from tfcro.core import sampling as core_sampling
 from tfcro.validation import check_int
 
 
@@ -102,15 +100,17 @@ def mixture_probability(
     """Per-draw probability of each candidate under the batch's mixture proposal.
 
     ``q_j = (B_in f_j + K / N) / (B_in + K)`` with ``B_in = B`` when in-batch
-    negatives are used, else 0 (then ``q_j = 1 / N``). ``frequencies`` are the
-    ``f_j`` of the candidates (any shape). Feed ``q`` to
+    negatives are used, else 0 (then ``q_j = 1 / N``): the formula of
+    :func:`tfcro.core.sampling.mixture_probability`. ``frequencies`` are the ``f_j``
+    of the candidates (any shape). Feed ``q`` to
     ``Retrieval(candidate_sampling_probability=q)``, which subtracts ``log q_j``.
 
     >>> float(mixture_probability(tf.constant(0.5), 2, 2, 4))  # (2*0.5 + 2/4) / 4
     0.375
     """
-    frequencies = tf.cast(frequencies, tf.float32)
     b_in = tf.cast(batch_size, tf.float32) if in_batch else tf.constant(0.0)
-    k = tf.constant(float(num_negatives))
-    uniform = k / float(num_items)
-    return (b_in * frequencies + uniform) / tf.maximum(b_in + k, 1.0)
+    if num_negatives == 0:  # in-batch only: q = f (and no 0 / 0 for an empty batch)
+        b_in = tf.maximum(b_in, 1.0)
+    return core_sampling.mixture_probability(
+        tf.cast(frequencies, tf.float32), b_in, num_negatives, num_items
+    )

@@ -34,6 +34,13 @@ def is_integer(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``bool(value)`` when it is a Python or NumPy bool (not 0/1, not a string)."""
+    if not isinstance(value, bool | np.bool_):
+        raise invalid(name, "True or False", value)
+    return bool(value)
+
+
 def check_int(
     name: str, value: Any, minimum: int = 1, *, allow_none: bool = False, hint: str = ""
 ) -> int | None:

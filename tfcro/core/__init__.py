@@ -14,4 +14,6 @@ the Keras 2 losses of :mod:`tfcro.losses`) and :mod:`tfcro.core.keras_ops`
   candidates, multi-hot rows) and the loops over further positives, one per backend.
 - :mod:`~tfcro.core.definitions`: each loss's parameters, their checks and config,
   shared by the Keras 2 and Keras 3 classes.
+- :mod:`~tfcro.core.sampling`: the logQ probability of a batch's candidates (plain
+  arithmetic), shared by the Keras 2 and Keras 3 two-tower models.
 """

@@ -620,3 +620,16 @@ def build(classes: dict, name: str, **options: Any):
         raise ValueError(f"`loss` should be one of {list(classes)}. Received: loss={name!r}")
     kwargs = {k: v for k, v in options.items() if k in OPTIONS[name] and v is not None}
     return classes[name](**kwargs)
+
+
+def for_model(config: dict[str, Any], num_items: int, score_scale: float) -> dict[str, Any]:
+    """A loss config as a retrieval model uses it: ``num_items=None`` set to the catalog
+    size, ``input_scale=None`` (losses with temperatures on raw scores) to the model's
+    score scale. Other configs (any Keras loss) come back unchanged.
+    """
+    config = dict(config)
+    if "num_items" in config and config["num_items"] is None:
+        config["num_items"] = int(num_items)
+    if "input_scale" in config and config["input_scale"] is None:
+        config["input_scale"] = float(score_scale)
+    return config

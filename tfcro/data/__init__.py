@@ -13,12 +13,14 @@ Example:
 Modules: :mod:`~tfcro.data.types` (the contract), :mod:`~tfcro.data.readers`,
 :mod:`~tfcro.data.preprocess`, :mod:`~tfcro.data.synthetic`,
 :mod:`~tfcro.data.datasets` (``load_dataset``), :mod:`~tfcro.data.protocols`,
+:mod:`~tfcro.data.indexing` (integer ids for id-tower models),
 :mod:`~tfcro.data.feeding` (the only one that needs TensorFlow; it loads on first use, so
 that the Keras 3 example reads data without it).
 """
 
 from tfcro.data import preprocess, readers, synthetic
 from tfcro.data.datasets import DATASETS, load_dataset
+from tfcro.data.indexing import IndexedQueries, IndexedSplit, index_split
 from tfcro.data.protocols import (
     VALID_SPLITS,
     collaborative_split,
@@ -56,6 +58,9 @@ __all__ = [
     "collaborative_split",
     "random_holdout",
     "VALID_SPLITS",
+    "index_split",
+    "IndexedSplit",
+    "IndexedQueries",
     "train_dataset",
     "index_dataset",
     "eval_batches",

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from tfcro._compat import keras
 from tfcro.evaluation.catalog import evaluate
-from tfcro.evaluation.metrics import parse_monitor
-from tfcro.validation import check_int
+from tfcro.evaluation.selection import ValidationSelection
 
 
-class RetrievalEvaluationCallback(keras.callbacks.Callback):
+class RetrievalEvaluationCallback(ValidationSelection, keras.callbacks.Callback):
     """Evaluates the model on validation users after every ``frequency`` epochs.
 
     Each metric of :func:`tfcro.evaluation.evaluate` is written into the epoch's
@@ -24,7 +21,8 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
     Early stopping: training stops after ``patience`` evaluations without an
     improvement of ``monitor`` larger than ``min_delta`` (``patience=None``:
     never), and with ``restore_best_weights`` the weights of the best
-    evaluation are put back when training ends.
+    evaluation are put back when training ends (the logic of
+    :class:`tfcro.evaluation.selection.ValidationSelection`, shared with Keras 3).
 
     Args:
       users: validation ``EvalUsers`` (or a dict with the same keys).
@@ -56,59 +54,10 @@ class RetrievalEvaluationCallback(keras.callbacks.Callback):
         verbose: int = 0,
         **evaluate_options: Any,
     ):
-        super().__init__()
+        super().__init__(ks, monitor, patience, min_delta, restore_best_weights, frequency, verbose)
         self.users = users
         self.items = items
-        self.ks = tuple(ks)
-        metric, cut = parse_monitor(monitor)
-        self.monitor = f"{metric}@{cut}"  # the key of evaluate's results
-        if cut not in self.ks:
-            self.ks = self.ks + (cut,)
-        self.patience = check_int("patience", patience, 0, allow_none=True)
-        self.min_delta = float(min_delta)
-        self.restore_best_weights = restore_best_weights
-        self.frequency = check_int("frequency", frequency, 1)
-        self.verbose = verbose
         self.evaluate_options = evaluate_options
-        self.best = -np.inf
-        self.best_epoch: int | None = None
-        self.best_weights: list[np.ndarray] | None = None
-        self.wait = 0
-        self.stopped_epoch: int | None = None
-        self.history: list[dict[str, float]] = []
 
-    def on_train_begin(self, logs=None):
-        self.best, self.best_epoch, self.best_weights = -np.inf, None, None
-        self.wait, self.stopped_epoch, self.history = 0, None, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.frequency:
-            return
-        results = evaluate(self.model, self.users, self.items, ks=self.ks, **self.evaluate_options)
-        self.history.append(results)
-        if logs is not None:
-            logs.update({f"val_{key}": value for key, value in results.items()})
-        if self.verbose:
-            print(
-                f"\nepoch {epoch + 1}: "
-                + ", ".join(f"val_{k}={v:.4f}" for k, v in sorted(results.items()))
-            )
-        current = results[self.monitor]
-        if current > self.best + self.min_delta or self.best_epoch is None:
-            self.best, self.best_epoch, self.wait = current, epoch, 0
-            if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
-            return
-        self.wait += 1
-        if self.patience is not None and self.wait >= self.patience:
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_weights is not None:
-            if self.verbose:
-                print(
-                    f"restoring the weights of epoch {self.best_epoch + 1} "
-                    f"({self.monitor}={self.best:.4f})"
-                )
-            self.model.set_weights(self.best_weights)
+    def compute_metrics(self) -> dict[str, float]:
+        return evaluate(self.model, self.users, self.items, ks=self.ks, **self.evaluate_options)

@@ -23,7 +23,10 @@ Modules:
   constants (no TensorFlow).
 - :mod:`.presets`: :data:`PRESETS`, :func:`preset_config`, :func:`cell_config`.
 - :mod:`.runner`: :func:`run_grids` (resumable runs, learning-rate choice on
-  validation), :class:`RunRecord`, :class:`GridResult`.
+  validation), :class:`RunRecord`, :class:`GridResult`. It and :mod:`.presets` load
+  TensorFlow, on first use.
+- :mod:`.space`: the tuning search space (no framework); :mod:`.tuning`: the Optuna
+  studies over it.
 - :mod:`.results`: :func:`aggregate`, :func:`results_frame`,
   :func:`paired_deltas` (pandas, imported when called).
 - :mod:`.tables`: Markdown and CSV tables; :mod:`.plots`: PNG plots
@@ -56,7 +59,6 @@ from tfcro.experiments.grids import (
     make_grid,
 )
 from tfcro.experiments.plots import plot_grid
-from tfcro.experiments.presets import PRESETS, cell_config, preset_config
 from tfcro.experiments.results import (
     aggregate,
     metric_names,
@@ -64,15 +66,30 @@ from tfcro.experiments.results import (
     results_frame,
     validation_score,
 )
-from tfcro.experiments.runner import (
-    GridResult,
-    RunRecord,
-    choose_learning_rate,
-    read_metrics,
-    run_dir,
-    run_grids,
-)
 from tfcro.experiments.tables import chosen_settings, markdown_deltas, markdown_table, write_tables
+
+# The modules that train (TensorFlow) load on first use: the search space
+# (:mod:`.space`) and the tables serve Keras 3 benchmarks on machines without TensorFlow.
+_LAZY = {
+    "PRESETS": "presets",
+    "cell_config": "presets",
+    "preset_config": "presets",
+    "GridResult": "runner",
+    "RunRecord": "runner",
+    "choose_learning_rate": "runner",
+    "read_metrics": "runner",
+    "run_dir": "runner",
+    "run_grids": "runner",
+}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tfcro.experiments.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tfcro.experiments' has no attribute {name!r}")
+
 
 __all__ = [
     "ALPHAS",

@@ -37,6 +37,7 @@ import pandas as pd
 
 from tfcro._compat import keras
 from tfcro.experiments.results import aggregate
+from tfcro.experiments.space import LOSS_SETTINGS, MODEL_SETTINGS, SEARCH_SPACE, space_for
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
 from tfcro.validation import check_int, check_subset
@@ -49,37 +50,6 @@ REPORT_FILE = "tuning.md"
 PLOT_FILE = "tuning.png"
 SEEDS_FILE = "seeds.csv"
 SEEDS_PLOT_FILE = "seeds.png"
-
-#: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
-#: choices for categories; ``losses`` limits a setting to those losses. The negatives are
-#: part of the recipe: in-batch negatives on or off (they are popularity-sampled), the
-#: logQ correction, and the number of uniform negatives per batch.
-SEARCH_SPACE: dict[str, dict[str, Any]] = {
-    "learning_rate": {"range": (2e-3, 5e-2), "log": True},
-    "embedding_l2": {"range": (1e-6, 1e-1), "log": True},
-    "scale": {"range": (5.0, 25.0), "log": True},
-    "logq_correction": {"choices": (False, True)},
-    "in_batch_negatives": {"choices": (True, False)},
-    "num_negatives": {"choices": (512, 1024, 2048)},
-    "alpha": {"range": (0.6, 1.6), "log": False, "losses": ("cro", "cro-lambda")},
-    "kernel": {"choices": ("softplus", "sigmoid"), "losses": ("cro", "cro-lambda")},
-    "weight_tau": {"range": (0.5, 3.0), "log": False, "losses": ("sl-at-k",)},
-    "temperature_ratio": {"range": (0.7, 1.5), "log": False, "losses": ("bsl",)},
-    "surrogate": {"choices": ("tanh", "atan", "relu"), "losses": ("psl",)},
-}
-MODEL_SETTINGS = (
-    "embedding_l2",
-    "scale",
-    "logq_correction",
-    "in_batch_negatives",
-    "num_negatives",
-)
-LOSS_SETTINGS = ("alpha", "kernel", "weight_tau", "temperature_ratio", "surrogate")
-
-
-def space_for(loss: str, space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE) -> dict:
-    """The part of ``space`` that applies to ``loss``."""
-    return {k: v for k, v in space.items() if loss in v.get("losses", (loss,))}
 
 
 def suggest(trial: Any, loss: str, space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE):

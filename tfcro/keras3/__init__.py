@@ -17,7 +17,7 @@ For keras-rs retrieval models: :class:`RemoveAccidentalHits` masks a batch's acc
 hits so that these losses treat them as absent candidates (keras-rs 0.4.0's own layer
 leaves the logits unchanged); :class:`TwoTowerRetrieval`, a two-tower model on keras-rs
 layers (``BruteForceRetrieval``, ``SamplingProbabilityCorrection``) trained with these
-losses.
+losses; :func:`evaluate` and :class:`RankingEvaluation` (validation, early stopping) for it.
 """
 
 import os as _os
@@ -39,6 +39,7 @@ if not keras.__version__.startswith("3."):
         "install keras>=3 (pip install 'tfcro[keras3]')."
     )
 
+from tfcro.keras3.evaluation import RankingEvaluation, evaluate  # noqa: E402
 from tfcro.keras3.kernels import (  # noqa: E402
     GRADIENT_KERNELS,
     KERNELS,
@@ -99,4 +100,6 @@ __all__ = [
     "CallableKernel",
     "RemoveAccidentalHits",
     "TwoTowerRetrieval",
+    "RankingEvaluation",
+    "evaluate",
 ]

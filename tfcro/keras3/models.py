@@ -9,22 +9,31 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfcro.keras3.losses import LambdaCROLoss
+from tfcro.constants import MASKED_SCORE
+from tfcro.core import definitions
+from tfcro.core.sampling import mixture_probability
+from tfcro.keras3.losses import LambdaCROLoss, RetrievalLoss
 from tfcro.keras3.retrieval import RemoveAccidentalHits
-from tfcro.validation import check_float, check_int
+from tfcro.validation import check_bool, check_float, check_int
 
 
 class TwoTowerRetrieval(keras.Model):
     """Matrix factorisation as a two-tower model: a user-id tower and an item-id tower,
-    unit-norm embeddings scored by ``scale * cosine``, in-batch negatives.
+    unit-norm embeddings scored by ``scale * cosine``; in-batch and uniform negatives.
 
-    The training step (:meth:`compute_loss`) scores each user against the batch's
-    items (``[B, B]``, labels ``eye(B)``), subtracts ``log q`` of each candidate with
+    The training step (:meth:`compute_loss`) scores each user against the candidates
+    ``[the batch's items, K uniform items]`` (``[B, B + K]``, labels ``eye(B, B + K)``;
+    the layout and the options of the Keras 2 :class:`tfcro.TwoTowerModel`), subtracts
+    ``log q`` of each candidate under the batch's mixture proposal
+    (:func:`tfcro.core.sampling.mixture_probability`) with
     ``keras_rs.layers.SamplingProbabilityCorrection`` when ``item_probabilities`` are
     given (in-batch negatives are drawn by popularity), masks accidental hits with
-    :class:`tfcro.keras3.RemoveAccidentalHits`, and applies ``loss``. Top-N retrieval
-    is ``keras_rs.layers.BruteForceRetrieval`` over the item tower (:meth:`index`, then
-    :meth:`recommend`). The model's ``call`` is the query tower (user ids to
+    :class:`tfcro.keras3.RemoveAccidentalHits` (and the other rows' items when
+    ``in_batch_negatives=False``), applies ``loss`` and adds the LightGCN-style L2
+    penalty ``embedding_l2 * sum ||e||^2 / B`` over the embedding rows the batch used.
+    Top-N retrieval is ``keras_rs.layers.BruteForceRetrieval`` over the item tower
+    (:meth:`index`, then :meth:`recommend`, which masks each user's excluded items
+    before its top-N). The model's ``call`` is the query tower (user ids to
     embeddings): what ``model.export(...)`` serves.
 
     Args:
@@ -40,6 +49,13 @@ class TwoTowerRetrieval(keras.Model):
         in-batch candidate (its share of the training interactions) for the logQ
         correction; None: no correction.
       top_n: how many items :meth:`recommend` returns.
+      num_negatives: ``K`` items drawn uniformly (with replacement) per batch, shared
+        by its rows; 0 for none.
+      in_batch_negatives: the other rows' items are negatives too (False needs
+        ``num_negatives >= 1``).
+      embedding_l2: ``lambda`` of the L2 penalty on the batch's embedding rows (the
+        user of each row and every candidate, before normalisation); 0 for none.
+      seed: seed of the negative sampler (None: Keras's global seed).
     """
 
     def __init__(
@@ -51,6 +67,10 @@ class TwoTowerRetrieval(keras.Model):
         scale: float = 10.0,
         item_probabilities=None,
         top_n: int = 100,
+        num_negatives: int = 0,
+        in_batch_negatives: bool = True,
+        embedding_l2: float = 0.0,
+        seed: int | None = None,
         **kwargs,
     ):
         import keras_rs
@@ -61,12 +81,26 @@ class TwoTowerRetrieval(keras.Model):
         self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
         self.scale = check_float("scale", scale, minimum=0.0, strict=True)
         self.top_n = check_int("top_n", top_n, 1)
+        self.num_negatives = check_int("num_negatives", num_negatives, 0)
+        self.in_batch_negatives = check_bool("in_batch_negatives", in_batch_negatives)
+        if not self.in_batch_negatives and self.num_negatives == 0:
+            raise ValueError(
+                "`in_batch_negatives=False` needs sampled negatives, `num_negatives` >= 1. "
+                "Received: num_negatives=0"
+            )
+        self.embedding_l2 = check_float("embedding_l2", embedding_l2, minimum=0.0)
+        self.seed_generator = keras.random.SeedGenerator(seed)
         if loss is not None and not isinstance(loss, keras.losses.Loss):
             raise ValueError(
                 "`loss` should be a Keras 3 loss, e.g. tfcro.keras3.LambdaCROLoss(). "
                 f"Received: loss={loss!r}"
             )
-        self.retrieval_loss = loss if loss is not None else LambdaCROLoss(alpha=1.0)
+        loss = loss if loss is not None else LambdaCROLoss(alpha=1.0)
+        if isinstance(loss, RetrievalLoss):  # the catalog size and score scale it needs
+            loss = loss.__class__.from_config(
+                definitions.for_model(loss.get_config(), self.num_items, self.scale)
+            )
+        self.retrieval_loss = loss
         self.log_q = None
         if item_probabilities is not None:
             q = np.asarray(item_probabilities, dtype="float32")
@@ -96,16 +130,45 @@ class TwoTowerRetrieval(keras.Model):
         return ops.normalize(self.item_embedding(item_ids), axis=-1, order=2)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The in-batch retrieval loss of users ``x`` (embedded: ``y_pred``) and items ``y``."""
-        items = self.embed_items(y)
+        """The retrieval loss of users ``x`` (embedded: ``y_pred``) and items ``y``: the
+        mean row loss plus the L2 penalty.
+        """
+        positives = ops.cast(ops.reshape(y, (-1,)), "int32")
+        rows = ops.shape(positives)[0]
+        candidates = positives
+        if self.num_negatives:
+            negatives = keras.random.randint(
+                (self.num_negatives,), 0, self.num_items, dtype="int32", seed=self.seed_generator
+            )
+            candidates = ops.concatenate([positives, negatives], axis=0)
+        raw_items = self.item_embedding(candidates)
+        items = ops.normalize(raw_items, axis=-1, order=2)
         scores = self.scale * ops.matmul(y_pred, ops.transpose(items))
-        rows = ops.shape(scores)[0]
-        labels = ops.eye(rows, dtype="float32")
+        columns = ops.shape(scores)[1]
+        labels = ops.eye(rows, columns, dtype="float32")
         if self.log_q is not None:
-            q = ops.take(ops.convert_to_tensor(self.log_q), y)
+            frequencies = ops.take(ops.convert_to_tensor(self.log_q), candidates)
+            in_batch = ops.cast(rows, "float32") if self.in_batch_negatives else 0.0
+            q = mixture_probability(frequencies, in_batch, self.num_negatives, self.num_items)
             scores = self.correction(scores, ops.broadcast_to(q[None, :], ops.shape(scores)))
-        scores = self.remove_accidental_hits(scores, labels, y)
-        return self.retrieval_loss(labels, scores, sample_weight)
+        scores = self.remove_accidental_hits(scores, labels, candidates)
+        if not self.in_batch_negatives:
+            others = ops.logical_and(
+                ops.less(ops.arange(columns)[None, :], rows), ops.less(labels, 0.5)
+            )
+            scores = ops.where(others, ops.cast(MASKED_SCORE, scores.dtype), scores)
+        if isinstance(self.retrieval_loss, RetrievalLoss):  # tfcro: the eye-label fast path
+            row_losses = self.retrieval_loss.diagonal_call(scores)
+            if sample_weight is not None:
+                row_losses = row_losses * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            loss = ops.sum(row_losses) / ops.cast(rows, "float32")
+        else:
+            loss = self.retrieval_loss(labels, scores, sample_weight)
+        if self.embedding_l2 > 0:
+            users = self.user_embedding(ops.cast(ops.reshape(x, (-1,)), "int32"))
+            penalty = ops.sum(ops.square(users)) + ops.sum(ops.square(raw_items))
+            loss = loss + self.embedding_l2 * penalty / ops.cast(rows, "float32")
+        return loss
 
     def index(self, batch_size: int = 4096) -> None:
         """Loads every item's embedding into the brute-force top-N layer."""
@@ -118,30 +181,54 @@ class TwoTowerRetrieval(keras.Model):
         )
         self.retrieval.update_candidates(vectors, ids)
 
-    def recommend(self, user_ids, exclude=None, batch_size: int = 1024) -> np.ndarray:
-        """``[B, top_n]`` item ids, best first, without each user's ``exclude`` ids (e.g.
-        the items seen in training; -1 pads a row that runs out). Call :meth:`index`
+    def recommend(
+        self, user_ids, exclude=None, batch_size: int = 1024, top_n: int | None = None
+    ) -> np.ndarray:
+        """``[B, top_n]`` item ids, best first (``top_n`` default: the model's), without
+        each user's ``exclude`` ids (e.g. the items seen in training), which are masked on
+        the device before the top-N (-1 pads a row that runs out). Call :meth:`index`
         after training first.
         """
-        if self.retrieval.candidate_embeddings is None:
+        embeddings = self.retrieval.candidate_embeddings
+        if embeddings is None:
             raise ValueError("call `index()` before `recommend()`: no item is indexed yet")
-        user_ids = np.asarray(user_ids, dtype="int32")
-        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
-        depth = min(self.top_n + extra, self.num_items)
-        if depth != self.retrieval.k:
-            self.retrieval.k = depth
-        top = np.concatenate(
-            [
-                np.asarray(
-                    self.retrieval(self(ops.convert_to_tensor(user_ids[i : i + batch_size])))
-                )
-                for i in range(0, len(user_ids), batch_size)
-            ]
-        ).reshape(len(user_ids), depth)
-        if exclude is None:
-            return top[:, : self.top_n]
-        out = np.full((len(user_ids), self.top_n), -1, dtype=top.dtype)
-        for row, (ids, seen) in enumerate(zip(top, exclude, strict=True)):
-            kept = ids[~np.isin(ids, np.asarray(seen, dtype=ids.dtype))][: self.top_n]
-            out[row, : len(kept)] = kept
+        top_n = self.top_n if top_n is None else check_int("top_n", top_n, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        user_ids = np.asarray(user_ids, dtype="int32").reshape(-1)
+        if exclude is not None and len(exclude) != len(user_ids):
+            raise ValueError(
+                "`exclude` should hold one list of item ids per user. "
+                f"Received: {len(exclude)} lists for {len(user_ids)} users"
+            )
+        depth = min(top_n, self.num_items)
+        out = np.full((len(user_ids), top_n), -1, dtype="int32")
+        for start in range(0, len(user_ids), batch_size):
+            users = user_ids[start : start + batch_size]
+            scores = self.retrieval.compute_score(self(ops.convert_to_tensor(users)), embeddings)
+            if exclude is not None:
+                scores = self._mask(scores, exclude[start : start + batch_size])
+            values, top = ops.top_k(scores, k=depth)
+            values, top = np.asarray(values), np.asarray(top).astype("int32")
+            out[start : start + len(users), :depth] = np.where(values > MASKED_SCORE / 2, top, -1)
         return out
+
+    def _mask(self, scores, exclude):
+        """``scores [b, num_items]`` with each row's ``exclude`` ids at the masked score."""
+        lengths = [len(ids) for ids in exclude]
+        if sum(lengths) == 0:
+            return scores
+        columns = np.concatenate([np.asarray(ids, dtype="int64").reshape(-1) for ids in exclude])
+        if columns.min() < 0 or columns.max() >= self.num_items:
+            bad = columns[(columns < 0) | (columns >= self.num_items)][0]
+            raise ValueError(
+                f"`exclude` should hold item ids in [0, {self.num_items}). Received: {bad}"
+            )
+        rows = np.repeat(np.arange(len(exclude)), lengths)
+        # padded to a power of two (zeros add nothing): few shapes, few compilations
+        size = 1 << (len(columns) - 1).bit_length()
+        indices = np.zeros((size, 2), dtype="int32")
+        indices[: len(columns), 0], indices[: len(columns), 1] = rows, columns
+        values = np.zeros(size, dtype="float32")
+        values[: len(columns)] = 1.0
+        masked = ops.scatter(indices, values, ops.shape(scores))
+        return ops.where(masked > 0, ops.cast(MASKED_SCORE, scores.dtype), scores)

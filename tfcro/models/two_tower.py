@@ -21,6 +21,7 @@ from tfcro import losses as losses_lib
 from tfcro import sampling
 from tfcro._compat import keras, tf
 from tfcro.constants import MASKED_SCORE, PAD
+from tfcro.core import definitions
 from tfcro.layers import pooling as pooling_lib
 from tfcro.layers.towers import (
     CategoricalEmbedding,
@@ -159,11 +160,7 @@ def prepare_loss(
     ``num_items`` set to the catalog size; when it has ``input_scale=None`` (losses with
     temperatures on raw scores, :mod:`tfcro.losses.peers`), the model's ``score_scale``.
     """
-    config = loss.get_config()
-    if "num_items" in config and config["num_items"] is None:
-        config["num_items"] = int(num_items)
-    if "input_scale" in config and config["input_scale"] is None:
-        config["input_scale"] = float(score_scale)
+    config = definitions.for_model(loss.get_config(), num_items, score_scale)
     config["reduction"] = keras.losses.Reduction.SUM
     return loss.__class__.from_config(config)
 

@@ -1,0 +1,330 @@
+"""The loss leaderboard on Keras 3 (any backend, e.g. JAX on a GPU): every loss tuned with
+the same budget on validation, then the chosen settings over seeds, on a collaborative split.
+
+    KERAS_BACKEND=jax python -m benchmarks.keras3_leaderboard --dataset lightgcn \\
+        --data-dir ../shared/data/yelp2018 --out runs/k3-yelp2018 \\
+        [--losses softmax,bpr,bsl,psl,sl-at-k,cro,cro-lambda] [--trials 4] [--seeds 1,2,3] \\
+        [--top 4] [--epochs 100] [--patience 3] [--frequency 2] [--time-budget 0]
+
+The model is :class:`tfcro.keras3.TwoTowerRetrieval` (matrix factorisation: user and item
+id embeddings, cosine scores times ``scale``, in-batch and uniform negatives, logQ, the
+LightGCN-style L2), trained with ``model.fit`` and Adam; the validation split is carved
+from the training file (``--valid-split``, ``--valid-fraction``) and is never trained on;
+:class:`tfcro.keras3.RankingEvaluation` evaluates it every ``--frequency`` epochs, stops
+after ``--patience`` evaluations without a better Recall@N (``--monitor``) and puts the
+best weights back; the test metrics are those of that model (no refit).
+
+Budget, the same for every loss: trial 0 gives every loss the same setting
+(``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study), trials
+1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
+(:mod:`tfcro.experiments.space`: learning rate, L2, scale, negatives, the loss's own
+options), the same random stream per loss. Trials run round-robin over the losses, so
+an interrupted grid leaves every loss with the same number of trials give or take one;
+the report counts only complete rounds. Selection is on validation only: each loss's
+best trial (``--monitor``) is retrained with ``--seeds`` for the ``--top`` losses (plus
+softmax, the reference) and reported as mean and sample std of the test metrics with
+paired differences to softmax. Seed 0 is the tuning run itself (tuning runs use seed
+0): unbiased with one trial; with more, leave 0 out of ``--seeds`` to avoid counting
+the run that won the selection.
+
+Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
+finds. ``--time-budget`` (seconds, 0: none) starts no run that the mean run time so far
+says would not finish in it. ``<out>/leaderboard.md`` is rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines._cli import int_list, name_list
+
+RUNS_FILE = "runs.csv"
+REPORT_FILE = "leaderboard.md"
+LOSSES = ("softmax", "bpr", "bsl", "psl", "sl-at-k", "cro", "cro-lambda")
+REFERENCE = "softmax"
+#: Trial 0 of every loss: the best softmax trial of the Keras 2 Yelp2018 study
+#: (docs/benchmarks.md, "Recipe"; validation Recall@20 0.0783), the losses' own defaults.
+BASE = {
+    "learning_rate": 0.0118,
+    "embedding_l2": 0.0035,
+    "scale": 8.0,
+    "logq_correction": True,
+    "in_batch_negatives": True,
+    "num_negatives": 2048,
+}
+KS = (20, 50, 100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.keras3_leaderboard",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dataset", default="lightgcn", help="a tfcro.data.load_dataset name")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", required=True, help="results folder (resumed)")
+    parser.add_argument("--losses", type=name_list, default=list(LOSSES))
+    parser.add_argument("--trials", type=int, default=4, help="per loss, trial 0 = --base")
+    parser.add_argument("--seeds", type=int_list, default=[1, 2, 3], help="0: the tuning run")
+    parser.add_argument("--top", type=int, default=4, help="losses retrained over seeds")
+    parser.add_argument("--base", type=json.loads, default=BASE, help="trial 0's settings")
+    parser.add_argument("--epochs", type=int, default=100, help="at most")
+    parser.add_argument("--patience", type=int, default=3, help="evaluations")
+    parser.add_argument("--frequency", type=int, default=2, help="epochs per evaluation")
+    parser.add_argument("--monitor", default="recall@20")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--valid-fraction", type=float, default=0.1)
+    parser.add_argument("--valid-split", default="last", choices=["random", "last"])
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="unsplit data only")
+    parser.add_argument("--time-budget", type=float, default=0.0, help="seconds; 0: none")
+    parser.add_argument("--eval-batch-size", type=int, default=4096)
+    parser.add_argument(
+        "--steps-per-execution", type=int, default=1, help="Keras's: fewer syncs, e.g. on a GPU"
+    )
+    parser.add_argument("--verbose", type=int, default=0)
+    return parser
+
+
+def load_split(args):
+    """The dataset as integer ids (:func:`tfcro.data.index_split`)."""
+    from tfcro import data as data_lib
+
+    if args.dataset == "synthetic":
+        interactions = data_lib.load_dataset("synthetic", num_users=300, num_items=200, seed=0)
+    else:
+        interactions = data_lib.load_dataset(args.dataset, args.data_dir)
+    if not interactions.has_split:
+        interactions = data_lib.random_holdout(interactions, args.test_fraction, seed=0)
+    split = data_lib.collaborative_split(
+        interactions,
+        max_history=1,
+        valid_fraction=args.valid_fraction,
+        seed=0,
+        valid_split=args.valid_split,
+    )
+    return data_lib.index_split(split)
+
+
+def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
+    """Trial 0: ``base``; later trials: a draw of the search space, the same stream per loss."""
+    from tfcro.experiments.space import sample
+
+    if trial == 0:
+        return dict(base)
+    rng = np.random.default_rng([trial, sum(map(ord, loss))])
+    return sample(loss, rng)
+
+
+def train_once(ids, loss_name: str, params: dict[str, Any], seed: int, args) -> dict[str, Any]:
+    """One run: train with validation early stopping, test the best weights."""
+    import keras
+
+    import tfcro.keras3 as cro
+    from tfcro.experiments.space import LOSS_SETTINGS
+
+    keras.utils.set_random_seed(seed)
+    options = {k: v for k, v in params.items() if k in LOSS_SETTINGS}
+    model = cro.TwoTowerRetrieval(
+        ids.num_users,
+        ids.num_items,
+        args.embedding_dim,
+        loss=cro.get(loss_name, **options),
+        scale=float(params["scale"]),
+        item_probabilities=ids.item_probabilities() if params["logq_correction"] else None,
+        num_negatives=int(params["num_negatives"]),
+        in_batch_negatives=bool(params["in_batch_negatives"]),
+        embedding_l2=float(params["embedding_l2"]),
+        seed=seed,
+        top_n=max(KS),
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
+        steps_per_execution=args.steps_per_execution,
+    )
+    callback = cro.RankingEvaluation(
+        ids.valid,
+        ks=KS,
+        monitor=args.monitor,
+        patience=args.patience,
+        frequency=args.frequency,
+        batch_size=args.eval_batch_size,
+    )
+    started = time.perf_counter()
+    model.fit(
+        ids.train_users,
+        ids.train_items,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        shuffle=True,
+        callbacks=[callback],
+        verbose=args.verbose,
+    )
+    seconds = time.perf_counter() - started
+    test = cro.evaluate(model, ids.test, KS, batch_size=args.eval_batch_size)
+    best = callback.history[callback.evaluated_epochs.index(callback.best_epoch)]
+    row = {
+        "loss": loss_name,
+        "seed": seed,
+        "params": json.dumps(params, sort_keys=True),
+        "best_epoch": callback.best_epoch + 1,
+        "epochs_run": callback.evaluated_epochs[-1] + 1,
+        "train_s": round(seconds, 1),
+        "backend": keras.backend.backend(),
+    }
+    row.update({f"val_{k}": v for k, v in best.items() if k.split("@")[0] in ("recall", "ndcg")})
+    row.update({f"test_{k}": v for k, v in test.items() if k.split("@")[0] in ("recall", "ndcg")})
+    return row
+
+
+def read_runs(out: str) -> pd.DataFrame:
+    path = os.path.join(out, RUNS_FILE)
+    return pd.read_csv(path) if os.path.exists(path) else pd.DataFrame()
+
+
+def append_run(out: str, row: dict[str, Any]) -> None:
+    path = os.path.join(out, RUNS_FILE)
+    frame = pd.concat([read_runs(out), pd.DataFrame([row])], ignore_index=True)
+    frame.to_csv(path + ".tmp", index=False)
+    os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
+
+
+def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict]]:
+    """The runs still to do, in order: ``(phase, loss, trial, seed, params)``. Seeds come
+    after every tuning trial is done (they need each loss's best trial).
+    """
+    done = set()
+    if not runs.empty:
+        done = {(r.phase, r.loss, int(r.trial), int(r.seed)) for r in runs.itertuples()}
+    todo = [
+        ("tune", loss, trial, 0, trial_params(loss, trial, args.base))
+        for trial in range(args.trials)
+        for loss in args.losses
+        if ("tune", loss, trial, 0) not in done
+    ]
+    if todo:
+        return todo
+    for _, row in chosen_trials(args, runs).iterrows():
+        for seed in args.seeds:
+            if seed != 0 and ("seed", row.loss, int(row.trial), seed) not in done:
+                todo.append(("seed", row.loss, int(row.trial), seed, json.loads(row.params)))
+    return todo
+
+
+def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """The best tuning run (validation) of the ``--top`` losses and of softmax."""
+    tuned = runs[(runs.phase == "tune") & runs.loss.isin(args.losses)]
+    best = tuned.loc[tuned.groupby("loss")[f"val_{args.monitor}"].idxmax()]
+    ranked = best.sort_values(f"val_{args.monitor}", ascending=False)
+    keep = list(ranked.loss[: args.top])
+    if REFERENCE in args.losses and REFERENCE not in keep:
+        keep.append(REFERENCE)
+    return ranked[ranked.loss.isin(keep)]
+
+
+def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """The seed runs of the chosen trials; seed 0 (when asked for) is the tuning run."""
+    seeds = runs[runs.phase == "seed"]
+    if 0 in args.seeds and not runs[runs.phase == "tune"].empty:
+        seeds = pd.concat([chosen_trials(args, runs), seeds], ignore_index=True)
+    return seeds
+
+
+def report(args, runs: pd.DataFrame) -> str:
+    """Markdown: the tuning (complete rounds only) and the seeds with paired differences."""
+    if runs.empty:
+        return "no run yet\n"
+    monitor = f"val_{args.monitor}"
+    tuned = runs[runs.phase == "tune"]
+    rounds = int(tuned.groupby("loss").trial.count().min()) if len(tuned) else 0
+    lines = [f"# Keras 3 leaderboard ({runs.backend.iloc[0]}): {args.dataset}", ""]
+    lines.append(f"Tuning: {rounds} complete trial(s) per loss, selected on {monitor}.")
+    lines += [
+        "",
+        f"| loss | trials | best {monitor} | its test recall@20 | ndcg@20 | best epoch | params |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    counted = tuned[tuned.trial < rounds]
+    for loss, group in counted.groupby("loss"):
+        best = group.loc[group[monitor].idxmax()]
+        lines.append(
+            f"| {loss} | {len(group)} | {best[monitor]:.4f} | {best['test_recall@20']:.4f} "
+            f"| {best['test_ndcg@20']:.4f} | {best.best_epoch} | `{best.params}` |"
+        )
+    seeds = seed_runs(args, runs)
+    if len(seeds[seeds.phase == "seed"]):
+        lines += ["", "Seeds of each loss's best trial (test, mean ± sample std):", ""]
+        header = " | ".join(f"{m}@{k}" for k in KS for m in ("recall", "ndcg"))
+        lines += [f"| loss | seeds | {header} | Δ recall@20 vs {REFERENCE} (paired) |"]
+        lines += ["|---" * (3 + 2 * len(KS)) + "|"]
+        reference = seeds[seeds.loss == REFERENCE][["seed", "test_recall@20"]]
+        for loss, group in seeds.groupby("loss"):
+            cells = []
+            for k in KS:
+                for metric in ("recall", "ndcg"):
+                    values = group[f"test_{metric}@{k}"]
+                    spread = values.std() if len(values) > 1 else math.nan
+                    cells.append(f"{values.mean():.4f} ± {spread:.4f}")
+            delta = ""
+            paired = group.merge(reference, on="seed", suffixes=("", "_ref"))
+            if loss != REFERENCE and len(paired):
+                diff = paired["test_recall@20"] - paired["test_recall@20_ref"]
+                relative = 100 * diff / paired["test_recall@20_ref"]
+                delta = f"{diff.mean():+.4f} ({relative.mean():+.1f}%, n={len(diff)})"
+            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + f" | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    unknown = sorted(set(args.losses) - set(LOSSES))
+    if unknown:
+        raise SystemExit(f"--losses: unknown {unknown}; allowed: {list(LOSSES)}")
+    os.makedirs(args.out, exist_ok=True)
+    started = time.perf_counter()
+    ids = load_split(args)
+    print(
+        f"{args.dataset}: {ids.num_users} users, {ids.num_items} items, "
+        f"{len(ids.train_users)} training pairs, {len(ids.valid)} validation users, "
+        f"{len(ids.test)} test users ({time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
+    durations: list[float] = []
+    while True:
+        runs = read_runs(args.out)
+        todo = plan(args, runs)
+        if not todo:
+            break
+        phase, loss, trial, seed, params = todo[0]
+        elapsed = time.perf_counter() - started
+        if args.time_budget and durations and elapsed + np.mean(durations) > args.time_budget:
+            print(f"time budget: stopping with {len(todo)} run(s) left", flush=True)
+            break
+        began = time.perf_counter()
+        row = train_once(ids, loss, params, seed if phase == "seed" else 0, args)
+        durations.append(time.perf_counter() - began)
+        row.update({"phase": phase, "trial": trial, "seed": seed})
+        append_run(args.out, row)
+        print(
+            f"{phase} {loss} trial {trial} seed {seed}: val {row[f'val_{args.monitor}']:.4f} "
+            f"test recall@20 {row['test_recall@20']:.4f} ndcg@20 {row['test_ndcg@20']:.4f} "
+            f"(best epoch {row['best_epoch']}, {row['train_s']} s)",
+            flush=True,
+        )
+        with open(os.path.join(args.out, REPORT_FILE), "w") as handle:
+            handle.write(report(args, read_runs(args.out)))
+    print(report(args, read_runs(args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
