@@ -12,6 +12,7 @@ Tests marked ``needs_tensorflow`` are skipped where TensorFlow is not installed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -327,3 +328,140 @@ def test_user_tower_exports_for_tf_serving(tmp_path):
     served = loaded.serve(tf.constant(probe))
     np.testing.assert_allclose(served.numpy(), np.asarray(model(probe)), rtol=1e-6, atol=1e-7)
     assert np.allclose(np.linalg.norm(served.numpy(), axis=1), 1.0, atol=1e-5)
+
+
+def _softmax_rows(scores):
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return -(np.diag(shifted) - np.log(np.exp(shifted).sum(axis=1)))
+
+
+@needs_keras_rs
+def test_two_tower_loss_matches_numpy_with_logq_and_l2():
+    """In-batch softmax with logQ and the L2 penalty, against NumPy on the model's weights."""
+    keras.utils.set_random_seed(3)
+    q = np.random.default_rng(0).dirichlet(np.ones(50)).astype("float32")
+    model = cro.TwoTowerRetrieval(
+        40, 50, 8, loss=cro.SoftmaxLoss(), scale=5.0, item_probabilities=q, embedding_l2=0.01
+    )
+    users = np.array([0, 1, 2, 3, 4, 5], "int32")
+    items = np.array([7, 3, 3, 9, 0, 11], "int32")  # 3 twice: an accidental hit
+    got = float(model.compute_loss(users, items, model(users)))
+    u_raw = np.asarray(model.user_embedding.embeddings)[users]
+    v_raw = np.asarray(model.item_embedding.embeddings)[items]
+    u = u_raw / np.linalg.norm(u_raw, axis=1, keepdims=True)
+    v = v_raw / np.linalg.norm(v_raw, axis=1, keepdims=True)
+    scores = 5.0 * u @ v.T - np.log(q[items])[None, :]
+    hits = (items[:, None] == items[None, :]) & ~np.eye(6, dtype=bool)
+    scores[hits] = -np.inf
+    penalty = 0.01 * ((u_raw**2).sum() + (v_raw**2).sum()) / 6
+    np.testing.assert_allclose(got, _softmax_rows(scores).mean() + penalty, rtol=1e-5)
+
+
+@needs_keras_rs
+def test_two_tower_uniform_negatives_without_in_batch_learn():
+    users, labels = _interactions(seed=4)
+    items = labels.argmax(1).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = cro.TwoTowerRetrieval(
+        40,
+        50,
+        16,
+        loss=cro.LambdaCROLoss(),
+        scale=10.0,
+        num_negatives=20,
+        in_batch_negatives=False,
+        embedding_l2=1e-4,
+        seed=1,
+        top_n=10,
+    )
+    batch = (users[:8], items[:8])
+    first = float(model.compute_loss(*batch, model(batch[0])))
+    second = float(model.compute_loss(*batch, model(batch[0])))
+    assert np.isfinite(first) and first != second  # fresh negatives each call
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    model.fit(users, items, batch_size=64, epochs=8, verbose=0)
+    model.index()
+    top = model.recommend(np.arange(40, dtype="int32"))
+    relevant = [set(range((u % 5) * 10, (u % 5) * 10 + 10)) for u in range(40)]
+    assert np.mean([len(relevant[u] & set(top[u].tolist())) / 10 for u in range(40)]) > 0.8
+
+
+@needs_keras_rs
+def test_two_tower_negative_options_are_checked():
+    with pytest.raises(ValueError, match="`in_batch_negatives=False` needs sampled negatives"):
+        cro.TwoTowerRetrieval(10, 5, in_batch_negatives=False)
+    with pytest.raises(ValueError, match="`in_batch_negatives` should be True or False"):
+        cro.TwoTowerRetrieval(10, 5, in_batch_negatives="yes")
+    with pytest.raises(ValueError, match="`num_negatives` should be an integer >= 0"):
+        cro.TwoTowerRetrieval(10, 5, num_negatives=-1)
+    with pytest.raises(ValueError, match="`embedding_l2` should be"):
+        cro.TwoTowerRetrieval(10, 5, embedding_l2=-0.1)
+
+
+@needs_keras_rs
+def test_recommend_masks_exclusions_on_the_device():
+    model = _two_tower(cro.LambdaCROLoss())
+    model.index()
+    users = np.arange(6, dtype="int32")
+    full = model.recommend(users, top_n=50)  # the whole catalog, best first
+    exclude = [full[0, :3], [], full[2, :49], full[3, [0, 5]], np.arange(50), [1]]
+    got = model.recommend(users, exclude=exclude, top_n=5, batch_size=4)
+    for row, seen in enumerate(exclude):
+        kept = [i for i in full[row] if i not in set(np.asarray(seen).tolist())][:5]
+        np.testing.assert_array_equal(got[row, : len(kept)], kept)
+        assert np.all(got[row, len(kept) :] == -1)  # ran out of items
+    with pytest.raises(ValueError, match="`exclude` should hold item ids in \\[0, 50\\)"):
+        model.recommend(users[:1], exclude=[[50]])
+    with pytest.raises(ValueError, match="one list of item ids per user"):
+        model.recommend(users, exclude=[[1]])
+
+
+@needs_keras_rs
+def test_ranking_evaluation_stops_early_and_restores_the_best_weights():
+    from tfcro.evaluation.metrics import ranking_metrics
+
+    users, labels = _interactions(seed=5)
+    items = labels.argmax(1).astype("int32")
+    relevant = [np.arange((u % 5) * 10, (u % 5) * 10 + 10, dtype="int32") for u in range(40)]
+
+    class Queries:  # the fields of tfcro.data.IndexedQueries (no pandas here)
+        users = np.arange(40, dtype="int32")
+        targets = relevant
+        seen = [np.zeros(0, "int32")] * 40
+
+    model = _two_tower(cro.LambdaCROLoss())
+    callback = cro.RankingEvaluation(Queries, ks=(10,), monitor="recall@10", patience=1)
+    history = model.fit(users, items, batch_size=64, epochs=30, verbose=0, callbacks=[callback])
+    assert callback.stopped_epoch is not None and callback.stopped_epoch < 29
+    assert "val_recall@10" in history.history
+    assert callback.best == max(h["recall@10"] for h in callback.history)
+    again = cro.evaluate(model, Queries, ks=(10,))
+    assert again["recall@10"] == pytest.approx(callback.best)  # the best weights are back
+    model.index()
+    top = model.recommend(Queries.users, top_n=10)
+    assert ranking_metrics(top, relevant, ks=(10,))["recall@10"] == pytest.approx(callback.best)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
+def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
+    pytest.importorskip("pandas")
+    from benchmarks import keras3_leaderboard as lb
+
+    argv = ["--dataset", "synthetic", "--out", str(tmp_path), "--losses", "softmax,cro-lambda"]
+    argv += ["--trials", "1", "--seeds", "0,1", "--top", "1", "--epochs", "2", "--frequency", "1"]
+    argv += ["--batch-size", "512", "--eval-batch-size", "64"]
+    base = {**lb.BASE, "num_negatives": 64}
+    argv += ["--base", json.dumps(base)]
+    assert lb.main(argv) == 0
+    runs = lb.read_runs(str(tmp_path))
+    tuned = runs[runs.phase == "tune"]
+    assert len(tuned) == 2 and set(tuned.trial) == {0}
+    assert [json.loads(p) for p in tuned.params] == [base, base]  # trial 0 is --base
+    # seed 1 of the best loss and of softmax (seed 0 is the tuning run)
+    best = tuned.loc[tuned["val_recall@20"].idxmax()].loss
+    assert set(runs[runs.phase == "seed"].loss) == {best, "softmax"}
+    assert set(runs[runs.phase == "seed"].seed) == {1}
+    count = len(runs)
+    assert lb.main(argv) == 0 and len(lb.read_runs(str(tmp_path))) == count  # resumed
+    report = (tmp_path / lb.REPORT_FILE).read_text()
+    assert "1 complete trial(s) per loss" in report and "| softmax | 2 |" in report

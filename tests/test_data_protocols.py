@@ -257,3 +257,34 @@ def test_random_holdout_holds_out_a_share_of_each_user_and_never_all():
         random_holdout(data, 1.0)
     with pytest.raises(ValueError, match="`seed` should be an integer >= 0"):
         random_holdout(data, 0.2, seed=-1)
+
+
+def test_index_split_maps_back_to_the_raw_ids(synth):
+    from tfcro.data import index_split, random_holdout
+
+    split = collaborative_split(random_holdout(synth, 0.2, seed=1), max_history=5, seed=1)
+    ids = index_split(split)
+    assert ids.num_items == len(split.items) and ids.train_users.dtype == np.int32
+    np.testing.assert_array_equal(ids.user_ids[ids.train_users], split.train.user_id.astype(str))
+    np.testing.assert_array_equal(ids.items[ids.train_items], split.train.target.astype(str))
+    for queries, users in ((ids.valid, split.valid), (ids.test, split.test)):
+        np.testing.assert_array_equal(ids.user_ids[queries.users], users.user_id.astype(str))
+        for got, want in zip(queries.targets, users.targets, strict=True):
+            assert list(ids.items[got]) == list(np.asarray(want).astype(str))
+        for got, want in zip(queries.seen, users.seen, strict=True):
+            assert list(ids.items[got]) == list(np.asarray(want).astype(str))
+    shares = ids.item_probabilities()
+    assert shares.dtype == np.float32 and shares.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        shares, np.bincount(ids.train_items, minlength=ids.num_items) / len(ids.train_items)
+    )
+
+
+def test_index_split_refuses_an_unsorted_catalog(synth):
+    import dataclasses
+
+    from tfcro.data import index_split, random_holdout
+
+    split = collaborative_split(random_holdout(synth, 0.2, seed=1), max_history=5, seed=1)
+    with pytest.raises(ValueError, match="sorted, unique catalog"):
+        index_split(dataclasses.replace(split, items=split.items[::-1]))

@@ -78,3 +78,11 @@ def test_check_fields_names_unknown_keys_and_allowed_ones():
     assert _message(lambda: v.check_fields(Config, {"a": 3, "c": 4, "z": 0})) == (
         "Unknown Config keys ['c', 'z']; allowed: ['a', 'b']"
     )
+
+
+def test_check_bool_takes_bools_only():
+    assert v.check_bool("flag", True) is True and v.check_bool("flag", np.bool_(False)) is False
+    for value in (1, "yes", None):
+        assert _message(lambda value=value: v.check_bool("flag", value)) == (
+            f"`flag` should be True or False. Received: flag={value!r}"
+        )
