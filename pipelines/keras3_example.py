@@ -9,7 +9,8 @@ data (MovieLens ratings >= 4, or the synthetic dataset without ``--data-dir``) i
 per user at random (20% of each user's interactions held out), a
 :class:`tfcro.keras3.TwoTowerRetrieval` (user and item id towers, in-batch negatives
 with the logQ correction of ``keras_rs.layers.SamplingProbabilityCorrection``,
-accidental hits masked, top-N by ``keras_rs.layers.BruteForceRetrieval``) is trained
+accidental hits masked, top-N over a ``keras_rs.layers.BruteForceRetrieval`` index
+with each user's training items masked on the device) is trained
 once per loss with the same seed and settings, and Recall@N / NDCG@N over the full
 catalog, training items excluded, are printed per backend and loss. With
 ``--export-dir`` the TensorFlow run exports the CROLoss model's user tower for TF
@@ -51,28 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 def worker(args) -> list[dict]:
     """One backend (``KERAS_BACKEND``): train and evaluate each loss, return the rows."""
     import keras  # noqa: I001
-    import numpy as np
 
     import tfcro.keras3 as cro
-    from tfcro.data import collaborative_split, load_dataset, random_holdout
-    from tfcro.evaluation.metrics import ranking_metrics
+    from tfcro.data import collaborative_split, index_split, load_dataset, random_holdout
 
     if args.data_dir:
         data = load_dataset("movielens", args.data_dir, min_rating=4, features=False)
     else:
         data = load_dataset("synthetic", num_users=600, num_items=400, seed=args.seed)
-    split = collaborative_split(
-        random_holdout(data, 0.2, args.seed), max_history=1, valid_fraction=0.0, seed=args.seed
+    ids = index_split(
+        collaborative_split(
+            random_holdout(data, 0.2, args.seed), max_history=1, valid_fraction=0.0, seed=args.seed
+        )
     )
-    item_index = {item: k for k, item in enumerate(split.items)}
-    users = np.unique(np.concatenate([split.train.user_id, split.test.user_id]))
-    user_index = {user: k for k, user in enumerate(users)}
-    train_users = np.array([user_index[u] for u in split.train.user_id], "int32")
-    train_items = np.array([item_index[i] for i in split.train.target], "int32")
-    test_users = np.array([user_index[u] for u in split.test.user_id], "int32")
-    targets = [np.array([item_index[i] for i in t], "int32") for t in split.test.targets]
-    seen = [np.array([item_index[i] for i in s], "int32") for s in split.test.seen]
-    q = np.bincount(train_items, minlength=len(item_index)) / len(train_items)
 
     rows = []
     for name in LOSSES:
@@ -83,39 +75,37 @@ def worker(args) -> list[dict]:
             else keras.losses.CategoricalCrossentropy(from_logits=True)
         )
         model = cro.TwoTowerRetrieval(
-            len(users),
-            len(item_index),
+            ids.num_users,
+            ids.num_items,
             args.embedding_dim,
             loss=loss,
             scale=args.scale,
-            item_probabilities=q,
+            item_probabilities=ids.item_probabilities(),
             top_n=args.n,
         )
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
         started = time.perf_counter()
         model.fit(
-            train_users,
-            train_items,
+            ids.train_users,
+            ids.train_items,
             batch_size=args.batch_size,
             epochs=args.epochs,
             shuffle=True,
             verbose=args.verbose or 0,
         )
         seconds = time.perf_counter() - started
-        model.index()
-        top = model.recommend(test_users, exclude=seen)
-        metrics = ranking_metrics(top, targets, ks=(args.n,))
+        metrics = cro.evaluate(model, ids.test, ks=(args.n,))  # training items excluded
         row = {
             "backend": keras.backend.backend(),
             "loss": name,
             f"recall@{args.n}": metrics[f"recall@{args.n}"],
             f"ndcg@{args.n}": metrics[f"ndcg@{args.n}"],
             "train_s": round(seconds, 1),
-            "users": len(test_users),
-            "items": len(item_index),
+            "users": len(ids.test),
+            "items": ids.num_items,
         }
         if args.export_dir and name == "cro-lambda" and row["backend"] == "tensorflow":
-            row["export"] = export_user_tower(model, args.export_dir, test_users[:64])
+            row["export"] = export_user_tower(model, args.export_dir, ids.test.users[:64])
         rows.append(row)
     return rows
 
