@@ -465,3 +465,40 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     assert lb.main(argv) == 0 and len(lb.read_runs(str(tmp_path))) == count  # resumed
     report = (tmp_path / lb.REPORT_FILE).read_text()
     assert "1 complete trial(s) per loss" in report and "| softmax | 2 |" in report
+
+
+@needs_keras_rs
+def test_two_tower_loss_with_uniform_negatives_matches_numpy():
+    """In-batch + uniform negatives: the mixture logQ, accidental hits among the sampled
+    items and the L2 over every candidate, against NumPy (the same seeded draws)."""
+    keras.utils.set_random_seed(4)
+    f = np.random.default_rng(1).dirichlet(np.ones(12)).astype("float32")
+    model = cro.TwoTowerRetrieval(
+        10,
+        12,
+        8,
+        loss=cro.SoftmaxLoss(),
+        scale=4.0,
+        item_probabilities=f,
+        num_negatives=16,  # 16 draws of 12 items: some repeat a row's positive
+        embedding_l2=0.02,
+        seed=7,
+    )
+    users = np.array([0, 1, 2, 3], "int32")
+    items = np.array([5, 6, 5, 1], "int32")
+    got = float(model.compute_loss(users, items, model(users)))
+    negatives = np.asarray(
+        keras.random.randint((16,), 0, 12, dtype="int32", seed=keras.random.SeedGenerator(7))
+    )
+    candidates = np.concatenate([items, negatives])
+    u_raw = np.asarray(model.user_embedding.embeddings)[users]
+    v_raw = np.asarray(model.item_embedding.embeddings)[candidates]
+    u = u_raw / np.linalg.norm(u_raw, axis=1, keepdims=True)
+    v = v_raw / np.linalg.norm(v_raw, axis=1, keepdims=True)
+    q = (4 * f[candidates] + 16 / 12) / (4 + 16)
+    scores = 4.0 * u @ v.T - np.log(q)[None, :]
+    hits = (items[:, None] == candidates[None, :]) & ~np.eye(4, 20, dtype=bool)
+    assert hits[:, 4:].any()  # the case is exercised
+    scores[hits] = -np.inf
+    penalty = 0.02 * ((u_raw**2).sum() + (v_raw**2).sum()) / 4
+    np.testing.assert_allclose(got, _softmax_rows(scores).mean() + penalty, rtol=1e-5)
