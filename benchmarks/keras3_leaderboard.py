@@ -285,10 +285,18 @@ def report(args, runs: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     unknown = sorted(set(args.losses) - set(LOSSES))
-    if unknown:
-        raise SystemExit(f"--losses: unknown {unknown}; allowed: {list(LOSSES)}")
+    if unknown or not args.losses:
+        parser.error(f"--losses: unknown {unknown or args.losses}; allowed: {list(LOSSES)}")
+    for name, minimum in (("trials", 1), ("top", 1), ("epochs", 1), ("frequency", 1)):
+        if getattr(args, name) < minimum:
+            parser.error(f"--{name} should be >= {minimum}. Received: {getattr(args, name)}")
+    if args.patience < 0 or any(seed < 0 for seed in args.seeds):
+        parser.error(
+            f"--patience and --seeds should be >= 0. Received: {args.patience}, {args.seeds}"
+        )
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
     ids = load_split(args)

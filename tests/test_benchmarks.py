@@ -157,3 +157,19 @@ def test_bench_service(capsys):
         assert row[:2] == ["2,000", "2"] and float(row[3]) > 0 and row[6] == "0"
     swap = _table_rows(out, "| items | clients during the swap")
     assert swap[0][3] == "0" and swap[0][5].endswith(" s")  # no failure; version 2 answered
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--losses", "foo"], "--losses: unknown ['foo']"),
+        (["--trials", "0"], "--trials should be >= 1. Received: 0"),
+        (["--seeds", "-1"], "--patience and --seeds should be >= 0"),
+    ],
+)
+def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_path):
+    from benchmarks import keras3_leaderboard
+
+    with pytest.raises(SystemExit):
+        keras3_leaderboard.main(["--out", str(tmp_path), *argv])
+    assert message in capsys.readouterr().err
