@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=4, help="per loss, trial 0 = --base")
     parser.add_argument("--seeds", type=int_list, default=[1, 2, 3], help="0: the tuning run")
     parser.add_argument("--top", type=int, default=4, help="losses retrained over seeds")
-    parser.add_argument("--base", type=json.loads, default=BASE, help="trial 0's settings")
+    parser.add_argument(
+        "--base", type=json.loads, default=BASE, help="trial 0's settings (JSON; default BASE)"
+    )
     parser.add_argument("--epochs", type=int, default=100, help="at most")
     parser.add_argument("--patience", type=int, default=3, help="evaluations")
     parser.add_argument("--frequency", type=int, default=2, help="epochs per evaluation")
@@ -116,11 +118,13 @@ def load_split(args):
 
 
 def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
-    """Trial 0: ``base``; later trials: a draw of the search space, the same stream per loss."""
+    """Trial 0: ``base`` (settings it leaves out: :data:`BASE`'s); later trials: a draw of
+    the search space, the same stream per loss.
+    """
     from tfcro.experiments.space import sample
 
     if trial == 0:
-        return dict(base)
+        return {**BASE, **base}
     rng = np.random.default_rng([trial, sum(map(ord, loss))])
     return sample(loss, rng)
 
