@@ -478,7 +478,9 @@ class SLatK(_RawScore):
 
     Args:
       top_k: ``K`` (the authors: 20), an integer >= 1.
-      weight_tau: ``tau_w`` > 0 (the authors search 0.5-3; 1 by default).
+      weight_tau: ``tau_w`` > 0 (the authors search 0.5-3; 1 by default). Tune it: on
+        cosine scores, 3 did far better than 1 in our MF runs (docs/benchmarks.md,
+        "Leaderboard").
       scale: ``1 / tau`` on raw scores (the authors' setting: 5, i.e. tau = 0.2).
       num_items: the catalog size for the quantile estimate (None: the K-th largest
         candidate; :class:`~tfcro.models.TwoTowerModel` sets the catalog size).
