@@ -15,6 +15,7 @@ Two faces:
 import os as _os
 import sys as _sys
 
+from tfcro._lazy import lazy_getattr
 from tfcro.version import __version__
 
 #: True while the ``TF_USE_LEGACY_KERAS=1`` in the environment is the one this import set.
@@ -61,14 +62,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    import importlib
-
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tfcro.{name}")
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"tfcro.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'tfcro' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfcro", _LAZY, _SUBMODULES)
 
 
 def __dir__():

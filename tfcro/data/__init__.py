@@ -18,6 +18,7 @@ Modules: :mod:`~tfcro.data.types` (the contract), :mod:`~tfcro.data.readers`,
 that the Keras 3 example reads data without it).
 """
 
+from tfcro._lazy import lazy_getattr
 from tfcro.data import preprocess, readers, synthetic
 from tfcro.data.datasets import DATASETS, load_dataset
 from tfcro.data.indexing import IndexedQueries, IndexedSplit, index_split
@@ -31,15 +32,7 @@ from tfcro.data.readers import DataFormatError
 from tfcro.data.types import PAD, EvalUsers, Interactions, RetrievalData, TrainExamples
 
 _FEEDING = ("train_dataset", "index_dataset", "eval_batches")
-
-
-def __getattr__(name):
-    if name in _FEEDING or name == "feeding":
-        import importlib
-
-        feeding = importlib.import_module("tfcro.data.feeding")
-        return feeding if name == "feeding" else getattr(feeding, name)
-    raise AttributeError(f"module 'tfcro.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfcro.data", dict.fromkeys(_FEEDING, "feeding"), ("feeding",))
 
 
 __all__ = [

@@ -6,6 +6,7 @@ full-catalog evaluation (:mod:`~tfcro.evaluation.catalog`), the callback and the
 popularity baseline load on first use.
 """
 
+from tfcro._lazy import lazy_getattr
 from tfcro.evaluation.metrics import (
     DEFAULT_KS,
     METRICS,
@@ -29,12 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    import importlib
-
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"tfcro.evaluation.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'tfcro.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfcro.evaluation", _LAZY)
 
 
 __all__ = [

@@ -43,6 +43,7 @@ Example:
         ex.plot_grid(frame, grid, "runs/reproduce/ml-100k/" + grid.name + ".png", ks=base.ks)
 """
 
+from tfcro._lazy import lazy_getattr
 from tfcro.experiments.grids import (
     ALPHAS,
     DEFAULT_LEARNING_RATES,
@@ -83,12 +84,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    import importlib
-
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"tfcro.experiments.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'tfcro.experiments' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfcro.experiments", _LAZY)
 
 
 __all__ = [

@@ -36,6 +36,13 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
     logic of :class:`tfcro.evaluation.selection.ValidationSelection`, as the Keras 2
     :class:`tfcro.evaluation.RetrievalEvaluationCallback`).
 
+    Args:
+      queries: the validation users (``tfcro.data.index_split(split).valid``).
+      batch_size: users scored at once.
+      **selection: ``ks``, ``monitor``, ``patience``, ``min_delta``,
+        ``restore_best_weights``, ``frequency``, ``verbose`` of
+        :class:`~tfcro.evaluation.selection.ValidationSelection` (its defaults).
+
     Example:
         ids = tfcro.data.index_split(split)
         callback = RankingEvaluation(ids.valid, ks=(20,), monitor="recall@20", patience=3)
@@ -43,19 +50,8 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
         evaluate(model, ids.test, ks=(20, 50))
     """
 
-    def __init__(
-        self,
-        queries: IndexedQueries,
-        ks: Iterable[int] = (100,),
-        monitor: str = "recall@100",
-        patience: int | None = None,
-        min_delta: float = 0.0,
-        restore_best_weights: bool = True,
-        frequency: int = 1,
-        verbose: int = 0,
-        batch_size: int = 1024,
-    ):
-        super().__init__(ks, monitor, patience, min_delta, restore_best_weights, frequency, verbose)
+    def __init__(self, queries: IndexedQueries, *, batch_size: int = 1024, **selection: Any):
+        super().__init__(**selection)
         self.queries = queries
         self.batch_size = batch_size
 
