@@ -502,3 +502,41 @@ def test_two_tower_loss_with_uniform_negatives_matches_numpy():
     scores[hits] = -np.inf
     penalty = 0.02 * ((u_raw**2).sum() + (v_raw**2).sum()) / 4
     np.testing.assert_allclose(got, _softmax_rows(scores).mean() + penalty, rtol=1e-5)
+
+
+def _rows_and_grad(fn, scores):
+    """``fn(scores)`` ``[B]`` and the gradient of its sum, eager, on this backend."""
+    if BACKEND == "jax":
+        import jax
+
+        values, vjp = jax.vjp(fn, jax.numpy.asarray(scores))
+        return np.asarray(values), np.asarray(vjp(jax.numpy.ones_like(values))[0])
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        var = tf.Variable(scores)
+        with tf.GradientTape() as tape:
+            values = fn(var)
+        return values.numpy(), tape.gradient(values, var).numpy()
+    pytest.skip(f"gradients are checked on JAX and TensorFlow, not {BACKEND}")
+
+
+@pytest.mark.parametrize("name", sorted(cro.LOSSES))
+@pytest.mark.parametrize(("rows", "cols"), [(5, 9), (6, 4)], ids=["wide", "tall"])
+def test_diagonal_call_equals_call_with_eye_labels(name, rows, cols):
+    """The models' eye-label path against ``call(eye)``: absent candidates and positives,
+    a row with no negative, rows without a positive (``B > C``)."""
+    rng = np.random.default_rng(rows * cols)
+    scores = rng.normal(size=(rows, cols)).astype("float32")
+    scores[0, 3] = -3.4e36
+    scores[1, 1] = -np.inf
+    scores[2, :] = -1e31
+    scores[2, 2] = 0.4
+    options = {"num_items": 30} if name in ("cro", "sl-at-k") else {}
+    loss = cro.get(name, scale=2.0, **options)
+    eye = ops.eye(rows, cols, dtype="float32")
+    fast, fast_grad = _rows_and_grad(loss.diagonal_call, scores)
+    full, full_grad = _rows_and_grad(lambda s: loss.call(eye, s), scores)
+    assert np.isfinite(fast).all() and np.isfinite(fast_grad).all() and fast[1] == 0.0
+    np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast_grad, full_grad, rtol=1e-5, atol=1e-6)

@@ -273,3 +273,81 @@ def test_kernels_log_value_matches_value():
         np.testing.assert_allclose(
             np.exp(kernel.log_value(x).numpy()), kernel.value(x).numpy(), rtol=1e-5, atol=1e-30
         )
+
+
+# ---------------------------------------------------------------- the eye-label fast path
+
+DIAGONAL_CASES = [
+    ("softmax", {"scale": 3.0}),
+    ("bpr", {}),
+    ("triplet", {"margin": 0.5}),
+    ("cro", {"kernel": "softplus", "alpha": 0.8, "num_items": 40}),
+    ("cro", {"kernel": "exponential", "alpha": 1.2, "scale": 2.0}),
+    ("cro-lambda", {"weight_kernel": "sigmoid", "kernel": "softplus", "alpha": 1.4}),
+    ("psl", {"surrogate": "tanh", "scale": 4.0, "input_scale": 2.0}),
+    ("psl", {"surrogate": "relu", "surrogate_tau": 0.5}),
+    ("sl-at-k", {"top_k": 3, "weight_tau": 0.5, "scale": 2.0, "num_items": 30}),
+    ("sl-at-k", {"top_k": 2}),
+    ("bsl", {"temperature_ratio": 1.5, "scale": 2.0}),
+]
+
+
+def _diagonal_batch(rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(rows, cols)).astype(np.float32)
+    scores[0, min(3, cols - 1)] = -3.4e36  # an absent candidate (TFRS's masked value)
+    scores[1, 1] = -np.inf  # an absent positive: its row is 0
+    scores[2, :] = -1e31  # a row with nothing present
+    scores[2, 2] = 0.4  # ... but its positive: no negative
+    return scores
+
+
+def _diagonal_and_eye(loss, rows, cols, jit=None):
+    var = tf.Variable(_diagonal_batch(rows, cols, seed=rows * cols))
+
+    def both():
+        with tf.GradientTape(persistent=True) as tape:
+            fast = loss.diagonal_call(var)
+            full = loss.call(tf.eye(rows, cols), var)
+        return fast, full, tape.gradient(fast, var), tape.gradient(full, var)
+
+    if jit is not None:
+        both = tf.function(both, jit_compile=jit)
+    fast, full, fast_grad, full_grad = (t.numpy() for t in both())
+    assert np.isfinite(fast).all() and np.isfinite(fast_grad).all()
+    assert fast[1] == 0.0 and (rows <= cols or fast[-1] == 0.0)
+    np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast_grad, full_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(5, 9), (6, 6), (6, 4)], ids=["wide", "square", "tall"])
+@pytest.mark.parametrize(("name", "options"), DIAGONAL_CASES, ids=lambda v: str(v))
+def test_diagonal_call_equals_call_with_eye_labels(name, options, rows, cols):
+    """The models' path (no label matrix, one positive per row) against ``call(eye)``:
+    the same values and gradients, with absent candidates and positives, a row with no
+    negative, and rows without a positive (``B > C``)."""
+    if name == "softmax" and rows > cols:
+        pytest.skip("the fused softmax path needs C >= B (as TFRS's labels do)")
+    _diagonal_and_eye(tfcro.losses.get(name, **options), rows, cols)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("name", ["cro-lambda", "sl-at-k", "bsl"])
+def test_diagonal_call_compiles(name, jit):
+    _diagonal_and_eye(tfcro.losses.get(name, scale=2.0), 6, 8, jit=jit)
+
+
+def test_diagonal_call_honours_a_subclass_math():
+    class Doubled(tfcro.SLatKLoss):  # overrides row_losses below the class with a fast path
+        def row_losses(self, y_true, y_pred):
+            return 2.0 * super().row_losses(y_true, y_pred)
+
+    class Squared(tfcro.CROLoss):  # the engine's fast path uses its own positive_loss
+        def positive_loss(self, gaps, negatives, num_negatives):
+            return tf.square(super().positive_loss(gaps, negatives, num_negatives))
+
+    scores = _diagonal_batch(4, 7, seed=1)
+    for subclass, base in [(Doubled, tfcro.SLatKLoss()), (Squared, tfcro.CROLoss())]:
+        want = subclass().call(tf.eye(4, 7), scores).numpy()
+        np.testing.assert_allclose(subclass().diagonal_call(scores).numpy(), want, rtol=1e-6)
+        assert not np.allclose(base.diagonal_call(scores).numpy(), want)

@@ -102,14 +102,32 @@ class Definition:
     def call(self, y_true, y_pred):
         return self.row_losses(y_true, y_pred)
 
+    def diagonal_row_losses(self, y_pred):
+        """:meth:`row_losses` for labels ``eye(B, C)``, without the label matrix: one
+        pass, one positive per row (:func:`tfcro.core.engine.diagonal_row_losses`).
+        A definition that overrides :meth:`row_losses` overrides this too.
+        """
+        return engine.diagonal_row_losses(self.ops, y_pred, self.positive_loss, self.scale)
+
     def diagonal_call(self, y_pred):
         """``[B]`` row losses of ``y_pred [B, C]`` whose labels are ``eye(B, C)`` (a
-        retrieval batch: row ``b``'s positive is column ``b``). Subclasses may compute
-        it faster than :meth:`call`; the values are the same.
+        retrieval batch: row ``b``'s positive is column ``b``): the values of
+        ``call(eye(B, C), y_pred)`` through :meth:`diagonal_row_losses`, or through
+        :meth:`call` itself when a subclass overrides ``call``, or ``row_losses``
+        below the class that wrote its diagonal form.
         """
+        if self._has_diagonal_form():
+            return self.diagonal_row_losses(y_pred)
         y_pred = self.ops.to_float32(y_pred)
         rows, columns = self.ops.shape(y_pred)
         return self.call(self.ops.eye(rows, columns), y_pred)
+
+    @classmethod
+    def _has_diagonal_form(cls) -> bool:
+        def owner(name):
+            return next(c for c in cls.__mro__ if name in vars(c))
+
+        return owner("call") is Definition and owner("row_losses") is owner("diagonal_row_losses")
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -314,6 +332,11 @@ class Softmax(Definition):
         if type(self).positive_loss is not Softmax.positive_loss:
             return super().row_losses(y_true, y_pred)  # a subclass's own per-positive loss
         return functional.softmax_loss(self.ops, y_true, y_pred, self.scale)
+
+    def diagonal_row_losses(self, y_pred):
+        if type(self).positive_loss is not Softmax.positive_loss:
+            return super().diagonal_row_losses(y_pred)
+        return functional.softmax_diagonal_loss(self.ops, y_pred, self.scale)
 
 
 class BPR(Definition):
@@ -535,6 +558,17 @@ class SLatK(_RawScore):
             num_items=self.num_items,
         )
 
+    def diagonal_row_losses(self, y_pred):
+        return functional.slatk_diagonal_loss(
+            self.ops,
+            y_pred,
+            top_k=self.top_k,
+            weight_tau=self.weight_tau,
+            scale=self.scale,
+            input_scale=self.input_scale or 1.0,
+            num_items=self.num_items,
+        )
+
 
 class BSL(Definition):
     r"""Bilateral Softmax Loss (Wu et al., ICDE 2024): softmax with its own temperature
@@ -583,6 +617,11 @@ class BSL(Definition):
     def row_losses(self, y_true, y_pred):
         return functional.bsl_loss(
             self.ops, y_true, y_pred, ratio=self.temperature_ratio, scale=self.scale
+        )
+
+    def diagonal_row_losses(self, y_pred):
+        return functional.bsl_diagonal_loss(
+            self.ops, y_pred, ratio=self.temperature_ratio, scale=self.scale
         )
 
 

@@ -68,6 +68,27 @@ def row_masks(ops, y_true, y_pred):
     return ops.where(present, scores, 0.0), present, positives, negatives
 
 
+def diagonal_masks(ops, y_pred):
+    """``(scores, present, negatives, positive_scores, has_positive)`` of a ``[B, C]``
+    batch whose labels are ``eye(B, C)`` (row ``b``'s positive is column ``b``):
+    :func:`row_masks` without a label matrix, and each row's positive score ``[B]``
+    (gathered; 0 where it is absent or ``b >= C``) with ``[B]`` bool ``has_positive``.
+    """
+    scores = ops.to_float32(y_pred)
+    check_shapes(scores, scores)
+    rows, columns = ops.shape(scores)
+    present = ops.greater(scores, ABSENT_SCORE)
+    scores = ops.where(present, scores, 0.0)
+    row = ops.arange(rows)
+    diagonal = ops.minimum(row, columns - 1)[:, None]
+    positive_scores = ops.take_along_axis(scores, diagonal, axis=1)[:, 0]
+    positive_present = ops.take_along_axis(ops.float32(present), diagonal, axis=1)[:, 0]
+    has_positive = ops.logical_and(ops.greater(positive_present, 0.5), ops.greater(columns, row))
+    off_diagonal = ops.logical_not(ops.equal(ops.arange(columns)[None, :], row[:, None]))
+    negatives = ops.logical_and(present, off_diagonal)
+    return scores, present, negatives, positive_scores, has_positive
+
+
 #: ``positive_loss(gaps [B, C], negatives [B, C] bool, num_negatives [B]) -> [B]``
 PositiveLoss = Callable
 
@@ -100,6 +121,18 @@ def row_losses(ops, y_true, y_pred, positive_loss: PositiveLoss, scale: float, l
     attached = scores - ops.stop_gradient(scores)  # 0, with the identity as its gradient
     loss = loss + other_loss + ops.sum(other_grad * attached, axis=1)
     return loss / ops.float32(ops.maximum(positive_counts, 1))
+
+
+def diagonal_row_losses(ops, y_pred, positive_loss: PositiveLoss, scale: float):
+    """:func:`row_losses` of ``y_pred [B, C]`` with labels ``eye(B, C)``, in one pass:
+    no label matrix, no search for the first positive, no loop (one positive per row).
+    """
+    scores, _, negatives, positive_scores, has_positive = diagonal_masks(ops, y_pred)
+    num_negatives = ops.sum(ops.float32(negatives), axis=1)
+    loss = positive_loss(
+        float(scale) * (scores - positive_scores[:, None]), negatives, num_negatives
+    )
+    return ops.where(has_positive, loss, 0.0)
 
 
 def _kth_positive_loss(ops, scores, selected, negatives, num_negatives, positive_loss, scale):

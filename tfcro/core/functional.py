@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from tfcro.core import weighting
-from tfcro.core.engine import row_masks
+from tfcro.core.engine import diagonal_masks, row_masks
 from tfcro.core.ranking import catalog_size, log_rank_estimate, log_ratio, masked_logsumexp
 
 
@@ -80,6 +80,13 @@ def softmax_loss(ops, y_true, y_pred, scale=1.0):
     return _mean_over_positives(ops, ops.softplus(log_sum - logits), positives)
 
 
+def softmax_diagonal_loss(ops, y_pred, scale=1.0):
+    """:func:`softmax_loss` of ``y_pred`` with labels ``eye(B, C)``."""
+    scores, _, negatives, positive_scores, has_positive = diagonal_masks(ops, y_pred)
+    log_sum = masked_logsumexp(ops, float(scale) * scores, negatives)
+    return ops.where(has_positive, ops.softplus(log_sum - float(scale) * positive_scores), 0.0)
+
+
 # ----------------------------------------------------------------------------- peer losses
 # PSL, SL@K and BSL. Their temperatures are in the units of the *raw* scores s (e.g.
 # cosines); ``outer = scale * input_scale`` is ``1 / tau`` of the softmax they modify,
@@ -136,6 +143,21 @@ def topk_quantile_score(ops, logits, present, top_k: int, num_items: int | None)
     return ops.where(ops.greater(count, 0.0), picked, 0.0)
 
 
+def _slatk_terms(
+    ops, logits, positive_logits, present, negatives, top_k, weight_tau, outer, num_items
+):
+    """SL@K's ``sigmoid((z_i - beta) / (outer * weight_tau)) * (logsumexp_J z - z_i)`` for
+    ``positive_logits`` ``[B, C]`` (every column) or ``[B, 1]`` (one positive per row).
+    """
+    beta = topk_quantile_score(ops, logits, present, int(top_k), num_items)
+    weight = ops.sigmoid((positive_logits - beta[:, None]) / (float(outer) * float(weight_tau)))
+    softmax_term = masked_logsumexp(ops, logits, negatives)[:, None] - positive_logits
+    # no negative: the softmax term is -inf; such a positive contributes 0 (masked before
+    # the product, so that no 0 * inf reaches the gradient)
+    finite = ops.isfinite(softmax_term)
+    return ops.where(finite, weight * ops.where(finite, softmax_term, 0.0), 0.0)
+
+
 def slatk_loss(
     ops, y_true, y_pred, top_k=20, weight_tau=1.0, scale=1.0, input_scale=1.0, num_items=None
 ):
@@ -150,14 +172,26 @@ def slatk_loss(
     scores, present, positives, negatives = row_masks(ops, y_true, y_pred)
     logits = float(scale) * scores
     outer = float(scale) * float(input_scale)
-    beta = topk_quantile_score(ops, logits, present, int(top_k), num_items)
-    weight = ops.sigmoid((logits - beta[:, None]) / (outer * float(weight_tau)))
-    softmax_term = masked_logsumexp(ops, logits, negatives)[:, None] - logits
-    # no negative: the softmax term is -inf; such a positive contributes 0 (masked before
-    # the product, so that no 0 * inf reaches the gradient)
-    finite = ops.isfinite(softmax_term)
-    per_positive = ops.where(finite, weight * ops.where(finite, softmax_term, 0.0), 0.0)
+    per_positive = _slatk_terms(
+        ops, logits, logits, present, negatives, top_k, weight_tau, outer, num_items
+    )
     return _mean_over_positives(ops, per_positive, positives)
+
+
+def slatk_diagonal_loss(
+    ops, y_pred, top_k=20, weight_tau=1.0, scale=1.0, input_scale=1.0, num_items=None
+):
+    """:func:`slatk_loss` of ``y_pred`` with labels ``eye(B, C)``: the weight and the
+    softmax term of the one positive per row only (``[B]``, not ``[B, C]``).
+    """
+    scores, present, negatives, positive_scores, has_positive = diagonal_masks(ops, y_pred)
+    logits = float(scale) * scores
+    outer = float(scale) * float(input_scale)
+    positive_logits = float(scale) * positive_scores[:, None]
+    per_positive = _slatk_terms(
+        ops, logits, positive_logits, present, negatives, top_k, weight_tau, outer, num_items
+    )
+    return ops.where(has_positive, per_positive[:, 0], 0.0)
 
 
 def bsl_loss(ops, y_true, y_pred, ratio=1.0, scale=1.0):
@@ -174,3 +208,14 @@ def bsl_loss(ops, y_true, y_pred, ratio=1.0, scale=1.0):
     negative_term = float(ratio) * masked_logsumexp(ops, logits / float(ratio), negatives)
     valid = ops.logical_and(ops.greater(count, 0.0), ops.isfinite(negative_term))
     return ops.where(valid, negative_term - positive_term, 0.0)
+
+
+def bsl_diagonal_loss(ops, y_pred, ratio=1.0, scale=1.0):
+    """:func:`bsl_loss` of ``y_pred`` with labels ``eye(B, C)`` (the positive side of one
+    positive is its own logit).
+    """
+    scores, _, negatives, positive_scores, has_positive = diagonal_masks(ops, y_pred)
+    logits = float(scale) * scores
+    negative_term = float(ratio) * masked_logsumexp(ops, logits / float(ratio), negatives)
+    valid = ops.logical_and(has_positive, ops.isfinite(negative_term))
+    return ops.where(valid, negative_term - float(scale) * positive_scores, 0.0)

@@ -53,6 +53,9 @@ def argmax(x, axis):
 
 
 def take_along_axis(x, indices, axis):
+    if axis in (1, -1) and x.shape.rank == 2 and indices.shape.rank == 2:
+        # a batched gather: no shape broadcasting, so XLA compiles it with dynamic sizes
+        return tf.gather(x, indices, axis=1, batch_dims=1)
     return tf.experimental.numpy.take_along_axis(x, indices, axis=axis)
 
 
