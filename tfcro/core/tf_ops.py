@@ -53,7 +53,8 @@ def argmax(x, axis):
 
 
 def take_along_axis(x, indices, axis):
-    if axis in (1, -1) and x.shape.rank == 2 and indices.shape.rank == 2:
+    batched = x.shape.rank == 2 and indices.shape.rank == 2 and indices.shape[0] != 1
+    if axis in (1, -1) and batched:
         # a batched gather: no shape broadcasting, so XLA compiles it with dynamic sizes
         return tf.gather(x, indices, axis=1, batch_dims=1)
     return tf.experimental.numpy.take_along_axis(x, indices, axis=axis)
