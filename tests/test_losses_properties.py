@@ -336,7 +336,7 @@ def test_diagonal_call_compiles(name, jit):
 
 
 def test_softmax_diagonal_call_with_unknown_shapes():
-    """The fused softmax path needs C >= B; with sizes known only at run time it picks."""
+    """The fused softmax path with sizes known only at run time, C >= B and C < B."""
     loss = tfcro.SoftmaxLoss(scale=2.0)
     fn = tf.function(loss.diagonal_call, input_signature=[tf.TensorSpec([None, None])])
     for rows, cols in [(5, 9), (6, 4)]:

@@ -549,28 +549,20 @@ class SLatK(_RawScore):
             "num_items": self.num_items,
         }
 
+    def _math_options(self):
+        return {
+            "top_k": self.top_k,
+            "weight_tau": self.weight_tau,
+            "scale": self.scale,
+            "input_scale": self.input_scale or 1.0,
+            "num_items": self.num_items,
+        }
+
     def row_losses(self, y_true, y_pred):
-        return functional.slatk_loss(
-            self.ops,
-            y_true,
-            y_pred,
-            top_k=self.top_k,
-            weight_tau=self.weight_tau,
-            scale=self.scale,
-            input_scale=self.input_scale or 1.0,
-            num_items=self.num_items,
-        )
+        return functional.slatk_loss(self.ops, y_true, y_pred, **self._math_options())
 
     def diagonal_row_losses(self, y_pred):
-        return functional.slatk_diagonal_loss(
-            self.ops,
-            y_pred,
-            top_k=self.top_k,
-            weight_tau=self.weight_tau,
-            scale=self.scale,
-            input_scale=self.input_scale or 1.0,
-            num_items=self.num_items,
-        )
+        return functional.slatk_diagonal_loss(self.ops, y_pred, **self._math_options())
 
 
 class BSL(Definition):

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from tfcro._compat import register, tf
+from tfcro._compat import register
 from tfcro.core import definitions
 from tfcro.losses import functional
 from tfcro.losses.base import RetrievalLoss
@@ -21,19 +21,7 @@ class SoftmaxLoss(definitions.Softmax, RetrievalLoss):
         )
         if overridden:  # a subclass's own math is honoured
             return super().diagonal_call(y_pred)
-        y_pred = tf.convert_to_tensor(y_pred)
-        if y_pred.shape.rank != 2:  # the fused path's clear error
-            return functional.softmax_diagonal_loss(y_pred, self.scale)
-        rows, columns = y_pred.shape
-        if rows is not None and columns is not None:
-            if columns < rows:  # rows without a positive: the fused op needs a label per row
-                return super().diagonal_call(y_pred)
-            return functional.softmax_diagonal_loss(y_pred, self.scale)
-        return tf.cond(
-            tf.shape(y_pred)[1] >= tf.shape(y_pred)[0],
-            lambda: functional.softmax_diagonal_loss(y_pred, self.scale),
-            lambda: super(SoftmaxLoss, self).diagonal_call(y_pred),
-        )
+        return functional.softmax_diagonal_loss(y_pred, self.scale)
 
 
 @register

@@ -77,12 +77,12 @@ def triplet_loss(y_true, y_pred, scale=1.0, margin=1.0):
 
 
 def softmax_diagonal_loss(y_pred, scale=1.0):
-    """``[B]`` softmax cross-entropy of ``y_pred [B, C]`` (``C >= B``) with labels ``tf.eye(B, C)``.
+    """``[B]`` softmax cross-entropy of ``y_pred [B, C]`` with labels ``tf.eye(B, C)``.
 
     :func:`softmax_loss` for one-hot diagonal labels, through TensorFlow's fused
     sparse cross-entropy (the speed path of a TensorFlow training step): absent
     candidates (scores ``<= -1e30``) get no probability mass, and a row whose positive
-    is absent gets 0.
+    is absent, or that has none (``b >= C``), gets 0.
     """
     scores = tf.cast(tf.convert_to_tensor(y_pred), tf.float32)
     if scores.shape.rank is not None and scores.shape.rank != 2:
@@ -92,8 +92,14 @@ def softmax_diagonal_loss(y_pred, scale=1.0):
         )
     present = scores > ABSENT_SCORE
     logits = tf.where(present, float(scale) * scores, ABSENT_SCORE)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(tf.shape(scores)[0]), logits)
-    return tf.where(tf.linalg.diag_part(present), losses, 0.0)
+    rows, columns = tf.shape(scores)[0], tf.shape(scores)[1]
+    # row b's label is column b; rows past the last column get a stand-in label and 0
+    labels = tf.minimum(tf.range(rows), columns - 1)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    has_positive = tf.logical_and(
+        tf.gather(present, labels[:, None], batch_dims=1)[:, 0], tf.range(rows) < columns
+    )
+    return tf.where(has_positive, losses, 0.0)
 
 
 __all__ = [
