@@ -172,10 +172,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="uniform negatives per batch (default: 10 x batch size, the paper)",
     )
-    m.add_argument("--no-in-batch-negatives", dest="in_batch_negatives", action="store_false")
+    m.add_argument(
+        "--in-batch-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the batch's other positives are negatives too (popularity-sampled)",
+    )
     m.add_argument(
         "--logq",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="logQ correction of the in-batch (popularity-sampled) negatives",
     )
     m.add_argument(
