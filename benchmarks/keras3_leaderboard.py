@@ -29,14 +29,15 @@ the run that won the selection.
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds. ``--time-budget`` (seconds, 0: none) starts no run that the mean run time so far
-says would not finish in it. ``<out>/leaderboard.md`` is rewritten after every run.
+says would not finish in it. ``<out>/leaderboard.md`` (the tables) and, once seeds ran,
+``<out>/leaderboard.png`` (test Recall@N per loss over the seeds) are rewritten after
+every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from typing import Any
@@ -45,9 +46,12 @@ import numpy as np
 import pandas as pd
 
 from pipelines._cli import int_list, name_list
+from tfcro.experiments.plots import plot_seed_recalls
+from tfcro.experiments.results import aggregate, paired_differences
 
 RUNS_FILE = "runs.csv"
 REPORT_FILE = "leaderboard.md"
+PLOT_FILE = "leaderboard.png"
 LOSSES = ("softmax", "bpr", "bsl", "psl", "sl-at-k", "cro", "cro-lambda")
 REFERENCE = "softmax"
 #: Trial 0 of every loss: the best softmax trial of the Keras 2 Yelp2018 study
@@ -243,6 +247,13 @@ def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     return seeds
 
 
+def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
+    """``loss``, ``seed`` and the test metrics of ``seeds`` without their ``test_`` prefix."""
+    renamed = seeds.rename(columns=lambda c: c[len("test_") :] if c.startswith("test_") else c)
+    keep = ["loss", "seed"] + [c for c in renamed.columns if c.split("@")[0] in ("recall", "ndcg")]
+    return renamed[keep]
+
+
 def report(args, runs: pd.DataFrame) -> str:
     """Markdown: the tuning (complete rounds only) and the seeds with paired differences."""
     if runs.empty:
@@ -266,26 +277,48 @@ def report(args, runs: pd.DataFrame) -> str:
         )
     seeds = seed_runs(args, runs)
     if len(seeds[seeds.phase == "seed"]):
+        test = test_metrics(seeds)
+        metrics = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
         lines += ["", "Seeds of each loss's best trial (test, mean ± sample std):", ""]
-        header = " | ".join(f"{m}@{k}" for k in KS for m in ("recall", "ndcg"))
-        lines += [f"| loss | seeds | {header} | Δ recall@20 vs {REFERENCE} (paired) |"]
-        lines += ["|---" * (3 + 2 * len(KS)) + "|"]
-        reference = seeds[seeds.loss == REFERENCE][["seed", "test_recall@20"]]
-        for loss, group in seeds.groupby("loss"):
+        lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
+        for loss, group in test.groupby("loss", sort=False):
             cells = []
-            for k in KS:
-                for metric in ("recall", "ndcg"):
-                    values = group[f"test_{metric}@{k}"]
-                    spread = values.std() if len(values) > 1 else math.nan
-                    cells.append(f"{values.mean():.4f} ± {spread:.4f}")
-            delta = ""
-            paired = group.merge(reference, on="seed", suffixes=("", "_ref"))
-            if loss != REFERENCE and len(paired):
-                diff = paired["test_recall@20"] - paired["test_recall@20_ref"]
-                relative = 100 * diff / paired["test_recall@20_ref"]
-                delta = f"{diff.mean():+.4f} ({relative.mean():+.1f}%, n={len(diff)})"
-            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + f" | {delta} |")
+            for metric in metrics:
+                mean, spread, _ = aggregate(group[metric])
+                cells.append(f"{mean:.4f} ± {spread:.4f}")
+            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
+        deltas = paired_differences(test, metrics, REFERENCE)
+        if not deltas.empty:
+            lines += [
+                "",
+                f"Paired differences to {REFERENCE} (same seeds; mean ± sample std of the "
+                f"difference, then relative to {REFERENCE}'s mean):",
+                "",
+                f"| loss | seeds | {' | '.join(metrics)} |",
+                "|---" * (2 + len(metrics)) + "|",
+            ]
+            for loss, group in deltas.groupby("loss", sort=False):
+                cells = [
+                    f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
+                    for r in group.set_index("metric").loc[metrics].itertuples()
+                ]
+                lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_report(args) -> str:
+    """Writes ``leaderboard.md`` and, once seed runs exist, ``leaderboard.png`` (test
+    Recall@N per loss over the seeds); returns the Markdown.
+    """
+    runs = read_runs(args.out)
+    text = report(args, runs)
+    with open(os.path.join(args.out, REPORT_FILE), "w") as handle:
+        handle.write(text)
+    if not runs.empty:
+        seeds = seed_runs(args, runs)
+        if len(seeds[seeds.phase == "seed"]):
+            plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,9 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(best epoch {row['best_epoch']}, {row['train_s']} s)",
             flush=True,
         )
-        with open(os.path.join(args.out, REPORT_FILE), "w") as handle:
-            handle.write(report(args, read_runs(args.out)))
-    print(report(args, read_runs(args.out)))
+        write_report(args)
+    print(write_report(args))
     return 0
 
 

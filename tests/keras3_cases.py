@@ -465,6 +465,7 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     assert lb.main(argv) == 0 and len(lb.read_runs(str(tmp_path))) == count  # resumed
     report = (tmp_path / lb.REPORT_FILE).read_text()
     assert "1 complete trial(s) per loss" in report and "| softmax | 2 |" in report
+    assert (tmp_path / lb.PLOT_FILE).stat().st_size > 0
 
 
 @needs_keras_rs

@@ -173,3 +173,37 @@ def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_pat
     with pytest.raises(SystemExit):
         keras3_leaderboard.main(["--out", str(tmp_path), *argv])
     assert message in capsys.readouterr().err
+
+
+def test_keras3_leaderboard_reports_paired_differences_and_plots(tmp_path):
+    """The seed tables pair each loss with softmax on the same seeds (seed 0: the tuning
+    run), from a runs table written by hand; the plot is written beside them."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    args = lb.build_parser().parse_args(
+        ["--out", str(tmp_path), "--losses", "softmax,cro", "--seeds", "0,1,2", "--top", "1"]
+    )
+    rows = []
+    for loss, base in (("softmax", 0.10), ("cro", 0.11)):
+        for phase, seed in (("tune", 0), ("seed", 1), ("seed", 2)):
+            value = base + 0.01 * seed + (0.001 * seed if loss == "cro" else 0.0)
+            row = {"phase": phase, "loss": loss, "trial": 0, "seed": seed, "params": "{}"}
+            row.update({"best_epoch": 3, "backend": "jax", "val_recall@20": value})
+            for k in lb.KS:
+                row.update({f"test_recall@{k}": value, f"test_ndcg@{k}": value / 2})
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    text = lb.write_report(args)
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
+    assert [row[:3] for row in seeds] == [  # best on validation first
+        ["cro", "3", "0.1210 ± 0.0110"],
+        ["softmax", "3", "0.1100 ± 0.0100"],
+    ]
+    paired = _table_rows(text.split("Paired differences")[1], "| loss | seeds |")
+    # cro - softmax per seed: 0.010, 0.011, 0.012; relative to softmax's mean 0.11
+    assert paired[0][:3] == ["cro", "3", "+0.0110 ± 0.0010 (+10.0%)"]
+    assert paired[0][4] == "+0.0110 ± 0.0010 (+10.0%)"  # recall@50
+    assert (tmp_path / lb.REPORT_FILE).read_text() == text
+    assert (tmp_path / lb.PLOT_FILE).stat().st_size > 0

@@ -13,6 +13,7 @@ from pipelines import tune as tune_cli
 from pipelines._cli import explicit_options, parse_with_preset
 from tests import cli
 from tests.test_recipe import _config, pairs_dir  # noqa: F401  (the fixture)
+from tfcro import experiments as ex
 from tfcro.experiments import tuning
 from tfcro.training import TrainingConfig
 from tfcro.training.presets import PRESETS, preset_settings
@@ -87,7 +88,7 @@ def test_paired_differences_pair_the_seeds():
             "recall@20": [0.10, 0.12, 0.11, 0.14],
         }
     )
-    deltas = tuning.paired_differences(frame, ["recall@20"])
+    deltas = ex.paired_differences(frame, ["recall@20"])
     row = deltas.iloc[0]
     assert row["loss"] == "cro" and row["delta"] == pytest.approx(0.015)
     assert row["std"] == pytest.approx(np.std([0.01, 0.02], ddof=1))

@@ -28,9 +28,11 @@ Modules:
 - :mod:`.space`: the tuning search space (no framework); :mod:`.tuning`: the Optuna
   studies over it.
 - :mod:`.results`: :func:`aggregate`, :func:`results_frame`,
-  :func:`paired_deltas` (pandas, imported when called).
-- :mod:`.tables`: Markdown and CSV tables; :mod:`.plots`: PNG plots
-  (matplotlib, imported when called; the runner never needs it).
+  :func:`paired_deltas` (a grid's cells), :func:`paired_differences` (any table of
+  runs with ``loss`` and ``seed`` columns; pandas, imported when called).
+- :mod:`.tables`: Markdown and CSV tables; :mod:`.plots`: PNG plots, also
+  :func:`plot_seed_recalls` for a comparison of losses over seeds (matplotlib,
+  imported when called; the runner never needs it).
 
 Example:
     from tfcro import experiments as ex
@@ -59,11 +61,12 @@ from tfcro.experiments.grids import (
     cell,
     make_grid,
 )
-from tfcro.experiments.plots import plot_grid
+from tfcro.experiments.plots import plot_grid, plot_seed_recalls
 from tfcro.experiments.results import (
     aggregate,
     metric_names,
     paired_deltas,
+    paired_differences,
     results_frame,
     validation_score,
 )
@@ -112,7 +115,9 @@ __all__ = [
     "markdown_table",
     "metric_names",
     "paired_deltas",
+    "paired_differences",
     "plot_grid",
+    "plot_seed_recalls",
     "preset_config",
     "read_metrics",
     "results_frame",

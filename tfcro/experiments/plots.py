@@ -1,4 +1,6 @@
-"""The grids' plots (PNG, matplotlib with the Agg backend; matplotlib is imported when called)."""
+"""The grids' and the loss comparisons' plots (PNG, matplotlib with the Agg backend;
+matplotlib is imported when called).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 from collections.abc import Sequence
 
 from tfcro.experiments.grids import LABELS, Grid
+from tfcro.experiments.results import aggregate
 
 
 def _pyplot():
@@ -100,5 +103,35 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_seed_recalls(seeds, path: str) -> str | None:
+    """Writes one bar panel per N of each loss's test Recall@N, mean and sample std over
+    the seeds, to ``path``; returns it, or None without matplotlib or data.
+
+    ``seeds`` has a ``loss`` column and ``recall@<N>`` columns, one row per run.
+    """
+    ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
+    if seeds.empty or not ks:
+        return None
+    try:
+        plt = _pyplot()
+    except ImportError:
+        return None
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    losses = list(dict.fromkeys(seeds["loss"]))
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], ks, strict=True):
+        stats = [aggregate(seeds.loc[seeds["loss"] == loss, f"recall@{k}"]) for loss in losses]
+        spreads = [0.0 if not math.isfinite(s) else s for _, s, _ in stats]
+        ax.bar(range(len(losses)), [m for m, _, _ in stats], yerr=spreads, capsize=2)
+        ax.set_xticks(range(len(losses)), losses, rotation=45, ha="right")
+        ax.set_title(f"test Recall@{k}")
+        ax.set_ylim(bottom=0.9 * min(m for m, _, _ in stats))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -1,6 +1,7 @@
 """Run metrics over seeds: mean and sample standard deviation per cell, paired deltas.
 
-:func:`results_frame` and :func:`paired_deltas` return pandas DataFrames
+:func:`results_frame`, :func:`paired_deltas` (a grid's cells) and
+:func:`paired_differences` (a table of runs) return pandas DataFrames
 (pandas is imported when they are called); :mod:`.tables` and :mod:`.plots`
 render them.
 """
@@ -112,4 +113,40 @@ def paired_deltas(grid: Grid, result: GridResult, ks: Sequence[int], reference: 
             )
             row[f"{name}_delta_mean"], row[f"{name}_delta_std"] = mean, std
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_differences(frame, metrics: Sequence[str], reference: str = "softmax"):
+    """Per loss and metric of a runs table: mean and sample std over seeds of
+    ``metric(loss, seed) - metric(reference, seed)`` (the same seeds only), and the
+    relative difference of the means.
+
+    ``frame`` has a ``loss`` and a ``seed`` column and one column per metric, one row
+    per run. Returns a DataFrame with ``loss, metric, delta, std, seeds, relative``
+    (empty when ``reference`` has no run).
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    if frame.empty or reference not in set(frame["loss"]):
+        return pd.DataFrame(rows)
+    ref = frame[frame["loss"] == reference].set_index("seed")
+    for loss, group in frame.groupby("loss", sort=False):
+        if loss == reference:
+            continue
+        group = group.set_index("seed")
+        seeds = sorted(set(group.index) & set(ref.index))
+        for metric in metrics:
+            mean, std, n = aggregate(group.at[s, metric] - ref.at[s, metric] for s in seeds)
+            base = aggregate(ref.at[s, metric] for s in seeds)[0]
+            rows.append(
+                {
+                    "loss": loss,
+                    "metric": metric,
+                    "delta": mean,
+                    "std": std,
+                    "seeds": n,
+                    "relative": mean / base if base else float("nan"),
+                }
+            )
     return pd.DataFrame(rows)

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from tfcro._compat import keras
-from tfcro.experiments.results import aggregate
+from tfcro.experiments.plots import plot_seed_recalls
+from tfcro.experiments.results import aggregate, paired_differences
 from tfcro.experiments.space import LOSS_SETTINGS, MODEL_SETTINGS, SEARCH_SPACE, space_for
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
@@ -505,38 +506,6 @@ def alpha_sweep(
     return frame
 
 
-def paired_differences(
-    frame: pd.DataFrame, metrics: Sequence[str], reference: str = "softmax"
-) -> pd.DataFrame:
-    """Per loss and metric: mean and std over seeds of ``loss - reference`` (same seed),
-    and the relative difference of the means.
-    """
-    rows = []
-    if frame.empty or reference not in set(frame["loss"]):
-        return pd.DataFrame(rows)
-    ref = frame[frame["loss"] == reference].set_index("seed")
-    for loss, group in frame.groupby("loss", sort=False):
-        if loss == reference:
-            continue
-        group = group.set_index("seed")
-        seeds = sorted(set(group.index) & set(ref.index))
-        for metric in metrics:
-            deltas = [group.at[s, metric] - ref.at[s, metric] for s in seeds]
-            mean, std, n = aggregate(deltas)
-            base = float(np.mean([ref.at[s, metric] for s in seeds])) if seeds else float("nan")
-            rows.append(
-                {
-                    "loss": loss,
-                    "metric": metric,
-                    "delta": mean,
-                    "std": std,
-                    "seeds": n,
-                    "relative": mean / base if base else float("nan"),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 def write_report(output_dir: str) -> pd.DataFrame:
     """Writes ``trials.csv``, ``tuning.md`` and (with matplotlib) ``tuning.png``."""
     frame = trials_frame(output_dir)
@@ -585,7 +554,7 @@ def write_report(output_dir: str) -> pd.DataFrame:
         f.write("\n".join(lines) + "\n")
     _plot(frame, os.path.join(output_dir, PLOT_FILE))
     if os.path.isfile(seeds_path):
-        _plot_seeds(pd.read_csv(seeds_path), os.path.join(output_dir, SEEDS_PLOT_FILE))
+        plot_seed_recalls(pd.read_csv(seeds_path), os.path.join(output_dir, SEEDS_PLOT_FILE))
     return frame
 
 
@@ -603,28 +572,6 @@ def _pyplot(path: str):
         logger.info("matplotlib is not installed: no %s", path)
         return None
     return plt
-
-
-def _plot_seeds(seeds: pd.DataFrame, path: str) -> str | None:
-    """Test Recall@N of each loss's chosen settings: mean and std over seeds, per N."""
-    plt = _pyplot(path)
-    ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
-    if plt is None or seeds.empty or not ks:
-        return None
-    losses = list(dict.fromkeys(seeds["loss"]))
-    fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), squeeze=False)
-    for ax, k in zip(axes[0], ks, strict=True):
-        stats = [aggregate(seeds.loc[seeds["loss"] == loss, f"recall@{k}"]) for loss in losses]
-        ax.bar(range(len(losses)), [m for m, _, _ in stats], yerr=[s for _, s, _ in stats])
-        ax.set_xticks(range(len(losses)), losses, rotation=45, ha="right")
-        ax.set_title(f"test Recall@{k}")
-        low = min(m for m, _, _ in stats)
-        ax.set_ylim(bottom=0.9 * low)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _plot(frame: pd.DataFrame, path: str) -> str | None:
@@ -654,7 +601,6 @@ __all__ = [
     "alpha_sweep",
     "base_for_trials",
     "best_params",
-    "paired_differences",
     "params_key",
     "run_seeds",
     "space_for",
