@@ -4,7 +4,7 @@ the same budget on validation, then the chosen settings over seeds, on a collabo
     KERAS_BACKEND=jax python -m benchmarks.keras3_leaderboard --dataset lightgcn \\
         --data-dir ../shared/data/yelp2018 --out runs/k3-yelp2018 \\
         [--losses softmax,bpr,bsl,psl,sl-at-k,cro,cro-lambda] [--trials 4] [--seeds 1,2,3] \\
-        [--top 4] [--epochs 100] [--patience 3] [--frequency 2] [--time-budget 0]
+        [--top 4] [--epochs 100] [--patience 3] [--frequency 2] [--time-budget 0] [--refit]
 
 The model is :class:`tfcro.keras3.TwoTowerRetrieval` (matrix factorisation: user and item
 id embeddings, cosine scores times ``scale``, in-batch and uniform negatives, logQ, the
@@ -12,7 +12,8 @@ LightGCN-style L2), trained with ``model.fit`` and Adam; the validation split is
 from the training file (``--valid-split``, ``--valid-fraction``) and is never trained on;
 :class:`tfcro.keras3.RankingEvaluation` evaluates it every ``--frequency`` epochs, stops
 after ``--patience`` evaluations without a better Recall@N (``--monitor``) and puts the
-best weights back; the test metrics are those of that model (no refit).
+best weights back; the test metrics are those of that model (``--refit``: also those of
+a retrain on the whole training file, below).
 
 Budget, the same for every loss: trial 0 gives every loss the same setting
 (``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study), trials
@@ -26,6 +27,11 @@ softmax, the reference) and reported as mean and sample std of the test metrics 
 paired differences to softmax. Seed 0 is the tuning run itself (tuning runs use seed
 0): unbiased with one trial; with more, leave 0 out of ``--seeds`` to avoid counting
 the run that won the selection.
+
+``--refit`` then retrains every seed run (seed 0: the tuning run) with the same seed on
+the whole training file, the validation targets included, for the number of epochs that
+run selected, and reports those models' test metrics as a second table (the published
+numbers of LightGCN-style splits train on the whole file).
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds. ``--time-budget`` (seconds, 0: none) starts no run that the mean run time so far
@@ -84,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", type=json.loads, default=BASE, help="trial 0's settings (JSON; default BASE)"
     )
     parser.add_argument("--epochs", type=int, default=100, help="at most")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="then retrain every seed run on the whole training file for its selected epochs",
+    )
     parser.add_argument("--patience", type=int, default=3, help="evaluations")
     parser.add_argument("--frequency", type=int, default=2, help="epochs per evaluation")
     parser.add_argument("--monitor", default="recall@20")
@@ -133,14 +144,21 @@ def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
     return sample(loss, rng)
 
 
-def train_once(ids, loss_name: str, params: dict[str, Any], seed: int, args) -> dict[str, Any]:
-    """One run: train with validation early stopping, test the best weights."""
+def train_once(
+    ids, loss_name: str, params: dict[str, Any], seed: int, args, refit_epochs: int | None = None
+) -> dict[str, Any]:
+    """One run: train with validation early stopping, test the best weights; or, with
+    ``refit_epochs``, train that many epochs on the whole training file (validation
+    targets included, :meth:`~tfcro.data.IndexedSplit.refit_split`) and test the result.
+    """
     import keras
 
     import tfcro.keras3 as cro
     from tfcro.experiments.space import LOSS_SETTINGS
 
     keras.utils.set_random_seed(seed)
+    if refit_epochs is not None:
+        ids = ids.refit_split()
     options = {k: v for k, v in params.items() if k in LOSS_SETTINGS}
     model = cro.TwoTowerRetrieval(
         ids.num_users,
@@ -159,37 +177,47 @@ def train_once(ids, loss_name: str, params: dict[str, Any], seed: int, args) -> 
         optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
         steps_per_execution=args.steps_per_execution,
     )
-    callback = cro.RankingEvaluation(
-        ids.valid,
-        ks=KS,
-        monitor=args.monitor,
-        patience=args.patience,
-        frequency=args.frequency,
-        batch_size=args.eval_batch_size,
-    )
+    callbacks = []
+    if refit_epochs is None:
+        callbacks.append(
+            cro.RankingEvaluation(
+                ids.valid,
+                ks=KS,
+                monitor=args.monitor,
+                patience=args.patience,
+                frequency=args.frequency,
+                batch_size=args.eval_batch_size,
+            )
+        )
     started = time.perf_counter()
     model.fit(
         ids.train_users,
         ids.train_items,
         batch_size=args.batch_size,
-        epochs=args.epochs,
+        epochs=args.epochs if refit_epochs is None else refit_epochs,
         shuffle=True,
-        callbacks=[callback],
+        callbacks=callbacks,
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - started
     test = cro.evaluate(model, ids.test, KS, batch_size=args.eval_batch_size)
-    best = callback.history[callback.evaluated_epochs.index(callback.best_epoch)]
     row = {
         "loss": loss_name,
         "seed": seed,
         "params": json.dumps(params, sort_keys=True),
-        "best_epoch": callback.best_epoch + 1,
-        "epochs_run": callback.evaluated_epochs[-1] + 1,
+        "best_epoch": refit_epochs,
+        "epochs_run": refit_epochs,
         "train_s": round(seconds, 1),
         "backend": keras.backend.backend(),
     }
-    row.update({f"val_{k}": v for k, v in best.items() if k.split("@")[0] in ("recall", "ndcg")})
+    if callbacks:
+        callback = callbacks[0]
+        best = callback.history[callback.evaluated_epochs.index(callback.best_epoch)]
+        row["best_epoch"] = callback.best_epoch + 1
+        row["epochs_run"] = callback.evaluated_epochs[-1] + 1
+        row.update(
+            {f"val_{k}": v for k, v in best.items() if k.split("@")[0] in ("recall", "ndcg")}
+        )
     row.update({f"test_{k}": v for k, v in test.items() if k.split("@")[0] in ("recall", "ndcg")})
     return row
 
@@ -206,25 +234,35 @@ def append_run(out: str, row: dict[str, Any]) -> None:
     os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
 
 
-def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict]]:
-    """The runs still to do, in order: ``(phase, loss, trial, seed, params)``. Seeds come
-    after every tuning trial is done (they need each loss's best trial).
+def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int | None]]:
+    """The runs still to do, in order: ``(phase, loss, trial, seed, params, refit_epochs)``.
+    Seeds come after every tuning trial is done (they need each loss's best trial); with
+    ``--refit``, the refits after every seed (each takes its run's selected epochs).
     """
     done = set()
     if not runs.empty:
         done = {(r.phase, r.loss, int(r.trial), int(r.seed)) for r in runs.itertuples()}
     todo = [
-        ("tune", loss, trial, 0, trial_params(loss, trial, args.base))
+        ("tune", loss, trial, 0, trial_params(loss, trial, args.base), None)
         for trial in range(args.trials)
         for loss in args.losses
         if ("tune", loss, trial, 0) not in done
     ]
     if todo:
         return todo
-    for _, row in chosen_trials(args, runs).iterrows():
+    chosen = chosen_trials(args, runs)
+    for _, row in chosen.iterrows():
         for seed in args.seeds:
             if seed != 0 and ("seed", row.loss, int(row.trial), seed) not in done:
-                todo.append(("seed", row.loss, int(row.trial), seed, json.loads(row.params)))
+                todo.append(("seed", row.loss, int(row.trial), seed, json.loads(row.params), None))
+    if todo or not args.refit:
+        return todo
+    for _, row in seed_runs(args, runs).iterrows():
+        if ("refit", row.loss, int(row.trial), int(row.seed)) not in done:
+            epochs = int(row.best_epoch)
+            todo.append(
+                ("refit", row.loss, int(row.trial), int(row.seed), json.loads(row.params), epochs)
+            )
     return todo
 
 
@@ -254,6 +292,38 @@ def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
     return renamed[keep]
 
 
+def seed_tables(test: pd.DataFrame, title: str) -> list[str]:
+    """Markdown lines: each loss's test metrics over its seeds, then the paired
+    differences to :data:`REFERENCE` on the same seeds.
+    """
+    metrics = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
+    lines = ["", title, ""]
+    lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
+    for loss, group in test.groupby("loss", sort=False):
+        cells = []
+        for metric in metrics:
+            mean, spread, _ = aggregate(group[metric])
+            cells.append(f"{mean:.4f} ± {spread:.4f}")
+        lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
+    deltas = paired_differences(test, metrics, REFERENCE)
+    if not deltas.empty:
+        lines += [
+            "",
+            f"Paired differences to {REFERENCE} (same seeds; mean ± sample std of the "
+            f"difference, then relative to {REFERENCE}'s mean):",
+            "",
+            f"| loss | seeds | {' | '.join(metrics)} |",
+            "|---" * (2 + len(metrics)) + "|",
+        ]
+        for loss, group in deltas.groupby("loss", sort=False):
+            cells = [
+                f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
+                for r in group.set_index("metric").loc[metrics].itertuples()
+            ]
+            lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(args, runs: pd.DataFrame) -> str:
     """Markdown: the tuning (complete rounds only) and the seeds with paired differences."""
     if runs.empty:
@@ -277,32 +347,16 @@ def report(args, runs: pd.DataFrame) -> str:
         )
     seeds = seed_runs(args, runs)
     if len(seeds[seeds.phase == "seed"]):
-        test = test_metrics(seeds)
-        metrics = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
-        lines += ["", "Seeds of each loss's best trial (test, mean ± sample std):", ""]
-        lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
-        for loss, group in test.groupby("loss", sort=False):
-            cells = []
-            for metric in metrics:
-                mean, spread, _ = aggregate(group[metric])
-                cells.append(f"{mean:.4f} ± {spread:.4f}")
-            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
-        deltas = paired_differences(test, metrics, REFERENCE)
-        if not deltas.empty:
-            lines += [
-                "",
-                f"Paired differences to {REFERENCE} (same seeds; mean ± sample std of the "
-                f"difference, then relative to {REFERENCE}'s mean):",
-                "",
-                f"| loss | seeds | {' | '.join(metrics)} |",
-                "|---" * (2 + len(metrics)) + "|",
-            ]
-            for loss, group in deltas.groupby("loss", sort=False):
-                cells = [
-                    f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
-                    for r in group.set_index("metric").loc[metrics].itertuples()
-                ]
-                lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
+        lines += seed_tables(
+            test_metrics(seeds), "Seeds of each loss's best trial (test, mean ± sample std):"
+        )
+    refits = runs[runs.phase == "refit"]
+    if len(refits):
+        lines += seed_tables(
+            test_metrics(refits),
+            "Refits: the same seeds retrained on the whole training file (validation "
+            "included) for the epochs each selected (test, mean ± sample std):",
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -349,18 +403,19 @@ def main(argv: list[str] | None = None) -> int:
         todo = plan(args, runs)
         if not todo:
             break
-        phase, loss, trial, seed, params = todo[0]
+        phase, loss, trial, seed, params, refit_epochs = todo[0]
         elapsed = time.perf_counter() - started
         if args.time_budget and durations and elapsed + np.mean(durations) > args.time_budget:
             print(f"time budget: stopping with {len(todo)} run(s) left", flush=True)
             break
         began = time.perf_counter()
-        row = train_once(ids, loss, params, seed if phase == "seed" else 0, args)
+        row = train_once(ids, loss, params, seed, args, refit_epochs)
         durations.append(time.perf_counter() - began)
         row.update({"phase": phase, "trial": trial, "seed": seed})
         append_run(args.out, row)
+        validation = f"val {row[f'val_{args.monitor}']:.4f} " if refit_epochs is None else ""
         print(
-            f"{phase} {loss} trial {trial} seed {seed}: val {row[f'val_{args.monitor}']:.4f} "
+            f"{phase} {loss} trial {trial} seed {seed}: {validation}"
             f"test recall@20 {row['test_recall@20']:.4f} ndcg@20 {row['test_ndcg@20']:.4f} "
             f"(best epoch {row['best_epoch']}, {row['train_s']} s)",
             flush=True,

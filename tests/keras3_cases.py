@@ -466,6 +466,18 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     report = (tmp_path / lb.REPORT_FILE).read_text()
     assert "1 complete trial(s) per loss" in report and "| softmax | 2 |" in report
     assert (tmp_path / lb.PLOT_FILE).stat().st_size > 0
+    # --refit: every seed run (0 and 1 of each chosen loss) again on the whole training
+    # file, for the epochs it selected
+    assert lb.main([*argv, "--refit"]) == 0
+    runs = lb.read_runs(str(tmp_path))
+    refits = runs[runs.phase == "refit"].set_index(["loss", "seed"])
+    chosen = {best, "softmax"}
+    assert sorted(refits.index) == sorted((loss, s) for loss in chosen for s in (0, 1))
+    sources = runs[(runs.phase == "seed") | ((runs.phase == "tune") & runs.loss.isin(chosen))]
+    for row in sources.itertuples():
+        assert refits.loc[(row.loss, row.seed)].best_epoch == row.best_epoch
+    assert refits["val_recall@20"].isna().all() and refits["test_recall@20"].notna().all()
+    assert "Refits:" in (tmp_path / lb.REPORT_FILE).read_text()
 
 
 @needs_keras_rs

@@ -280,6 +280,24 @@ def test_index_split_maps_back_to_the_raw_ids(synth):
     )
 
 
+def test_refit_split_trains_on_the_validation_targets_too(synth):
+    from tfcro.data import index_split, random_holdout
+
+    split = collaborative_split(random_holdout(synth, 0.2, seed=1), max_history=5, seed=1)
+    ids = index_split(split)
+    refit = ids.refit_split()
+    assert len(refit.valid) == 0 and refit.test is ids.test
+    want = set(zip(ids.train_users.tolist(), ids.train_items.tolist(), strict=True))
+    for user, targets in zip(ids.valid.users, ids.valid.targets, strict=True):
+        want |= {(int(user), int(item)) for item in targets}
+    pairs = list(zip(refit.train_users.tolist(), refit.train_items.tolist(), strict=True))
+    assert len(pairs) == len(ids.train_users) + sum(map(len, ids.valid.targets))
+    assert set(pairs) == want and refit.train_users.dtype == refit.train_items.dtype == np.int32
+    # nothing held out: the refit of a refit is itself
+    again = refit.refit_split()
+    np.testing.assert_array_equal(again.train_items, refit.train_items)
+
+
 def test_index_split_refuses_an_unsorted_catalog(synth):
     import dataclasses
 

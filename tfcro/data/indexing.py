@@ -55,6 +55,22 @@ class IndexedSplit:
     def num_items(self) -> int:
         return len(self.items)
 
+    def refit_split(self) -> IndexedSplit:
+        """The split a refit trains on: the validation targets join the training pairs
+        (the whole training file), no validation users left; the test is unchanged.
+        """
+        lengths = [len(targets) for targets in self.valid.targets]
+        empty = np.zeros(0, np.int32)
+        valid_items = np.concatenate(self.valid.targets) if sum(lengths) else empty
+        return dataclasses.replace(
+            self,
+            train_users=np.concatenate(
+                [self.train_users, np.repeat(self.valid.users, lengths).astype(np.int32)]
+            ),
+            train_items=np.concatenate([self.train_items, valid_items.astype(np.int32)]),
+            valid=IndexedQueries(users=empty, targets=[], seen=[]),
+        )
+
     def item_probabilities(self) -> np.ndarray:
         """``[num_items]`` float32: each item's share of the training interactions (the
         probability that an in-batch candidate is that item: the logQ correction's ``f``).
