@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from typing import Any
@@ -51,14 +52,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines._cli import int_list, name_list
-from tfcro.experiments.plots import plot_seed_recalls
+from pipelines._cli import float_list, int_list, name_list
+from tfcro.experiments.plots import plot_alpha_sweep, plot_seed_recalls
 from tfcro.experiments.results import aggregate, paired_differences
+from tfcro.experiments.tables import alpha_choice_table
 
 RUNS_FILE = "runs.csv"
 REPORT_FILE = "leaderboard.md"
 PLOT_FILE = "leaderboard.png"
+ALPHA_PLOT_FILE = "alpha_sweep.png"
 LOSSES = ("softmax", "bpr", "bsl", "psl", "sl-at-k", "cro", "cro-lambda")
+CRO_LOSSES = ("cro", "cro-lambda")
 REFERENCE = "softmax"
 #: Trial 0 of every loss: the best softmax trial of the Keras 2 Yelp2018 study
 #: (docs/benchmarks.md, "Recipe"; validation Recall@20 0.0783), the losses' own defaults.
@@ -98,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=3, help="evaluations")
     parser.add_argument("--frequency", type=int, default=2, help="epochs per evaluation")
     parser.add_argument("--monitor", default="recall@20")
+    parser.add_argument("--ks", type=int_list, default=list(KS), help="N of the metrics @N")
+    parser.add_argument(
+        "--alphas",
+        type=float_list,
+        default=[],
+        help="then each CROLoss loss's best trial with each alpha, over --seeds",
+    )
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--valid-fraction", type=float, default=0.1)
@@ -171,7 +182,7 @@ def train_once(
         in_batch_negatives=bool(params["in_batch_negatives"]),
         embedding_l2=float(params["embedding_l2"]),
         seed=seed,
-        top_n=max(KS),
+        top_n=max(args.ks),
     )
     model.compile(
         optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
@@ -182,7 +193,7 @@ def train_once(
         callbacks.append(
             cro.RankingEvaluation(
                 ids.valid,
-                ks=KS,
+                ks=args.ks,
                 monitor=args.monitor,
                 patience=args.patience,
                 frequency=args.frequency,
@@ -200,7 +211,7 @@ def train_once(
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - started
-    test = cro.evaluate(model, ids.test, KS, batch_size=args.eval_batch_size)
+    test = cro.evaluate(model, ids.test, args.ks, batch_size=args.eval_batch_size)
     row = {
         "loss": loss_name,
         "seed": seed,
@@ -234,43 +245,67 @@ def append_run(out: str, row: dict[str, Any]) -> None:
     os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
 
 
+def run_key(phase: str, loss: str, trial: int, seed: int, alpha: float = math.nan) -> tuple:
+    """What identifies a run in ``runs.csv`` (``alpha``: the sweep's, NaN elsewhere)."""
+    return (phase, loss, int(trial), int(seed), None if math.isnan(alpha) else round(alpha, 6))
+
+
 def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int | None]]:
     """The runs still to do, in order: ``(phase, loss, trial, seed, params, refit_epochs)``.
     Seeds come after every tuning trial is done (they need each loss's best trial); with
-    ``--refit``, the refits after every seed (each takes its run's selected epochs).
+    ``--refit``, the refits after every seed (each takes its run's selected epochs); with
+    ``--alphas``, the alpha sweep last.
     """
     done = set()
     if not runs.empty:
-        done = {(r.phase, r.loss, int(r.trial), int(r.seed)) for r in runs.itertuples()}
+        alphas = runs["alpha"] if "alpha" in runs else pd.Series(math.nan, index=runs.index)
+        done = {
+            run_key(r.phase, r.loss, r.trial, r.seed, float(alpha))
+            for r, alpha in zip(runs.itertuples(), alphas, strict=True)
+        }
     todo = [
         ("tune", loss, trial, 0, trial_params(loss, trial, args.base), None)
         for trial in range(args.trials)
         for loss in args.losses
-        if ("tune", loss, trial, 0) not in done
+        if run_key("tune", loss, trial, 0) not in done
     ]
     if todo:
         return todo
     chosen = chosen_trials(args, runs)
     for _, row in chosen.iterrows():
         for seed in args.seeds:
-            if seed != 0 and ("seed", row.loss, int(row.trial), seed) not in done:
+            if seed != 0 and run_key("seed", row.loss, row.trial, seed) not in done:
                 todo.append(("seed", row.loss, int(row.trial), seed, json.loads(row.params), None))
-    if todo or not args.refit:
+    if todo:
         return todo
-    for _, row in seed_runs(args, runs).iterrows():
-        if ("refit", row.loss, int(row.trial), int(row.seed)) not in done:
-            epochs = int(row.best_epoch)
-            todo.append(
-                ("refit", row.loss, int(row.trial), int(row.seed), json.loads(row.params), epochs)
-            )
+    if args.refit:
+        for _, row in seed_runs(args, runs).iterrows():
+            if run_key("refit", row.loss, row.trial, row.seed) not in done:
+                params, epochs = json.loads(row.params), int(row.best_epoch)
+                todo.append(("refit", row.loss, int(row.trial), int(row.seed), params, epochs))
+    if todo:
+        return todo
+    for _, row in best_trials(args, runs).iterrows():
+        if row.loss not in CRO_LOSSES:
+            continue
+        for alpha in args.alphas:
+            for seed in args.seeds:
+                if run_key("alpha", row.loss, row.trial, seed, alpha) not in done:
+                    params = {**json.loads(row.params), "alpha": float(alpha)}
+                    todo.append(("alpha", row.loss, int(row.trial), seed, params, None))
     return todo
+
+
+def best_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each loss's best tuning run on validation (``--monitor``), best first."""
+    tuned = runs[(runs.phase == "tune") & runs.loss.isin(args.losses)]
+    best = tuned.loc[tuned.groupby("loss")[f"val_{args.monitor}"].idxmax()]
+    return best.sort_values(f"val_{args.monitor}", ascending=False)
 
 
 def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
     """The best tuning run (validation) of the ``--top`` losses and of softmax."""
-    tuned = runs[(runs.phase == "tune") & runs.loss.isin(args.losses)]
-    best = tuned.loc[tuned.groupby("loss")[f"val_{args.monitor}"].idxmax()]
-    ranked = best.sort_values(f"val_{args.monitor}", ascending=False)
+    ranked = best_trials(args, runs)
     keep = list(ranked.loss[: args.top])
     if REFERENCE in args.losses and REFERENCE not in keep:
         keep.append(REFERENCE)
@@ -285,6 +320,17 @@ def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     return seeds
 
 
+def alpha_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The alpha sweep's runs: ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the test
+    metrics without their ``test_`` prefix.
+    """
+    sweep = runs[runs.phase == "alpha"] if not runs.empty else runs
+    if sweep.empty:
+        return pd.DataFrame(columns=["loss", "seed", "alpha"])
+    valid = [c for c in sweep.columns if c.startswith("val_recall@")]
+    return pd.concat([test_metrics(sweep), sweep[["alpha", *valid]]], axis=1)
+
+
 def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
     """``loss``, ``seed`` and the test metrics of ``seeds`` without their ``test_`` prefix."""
     renamed = seeds.rename(columns=lambda c: c[len("test_") :] if c.startswith("test_") else c)
@@ -292,11 +338,11 @@ def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
     return renamed[keep]
 
 
-def seed_tables(test: pd.DataFrame, title: str) -> list[str]:
+def seed_tables(test: pd.DataFrame, title: str, ks) -> list[str]:
     """Markdown lines: each loss's test metrics over its seeds, then the paired
     differences to :data:`REFERENCE` on the same seeds.
     """
-    metrics = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
+    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
     lines = ["", title, ""]
     lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
     for loss, group in test.groupby("loss", sort=False):
@@ -348,7 +394,9 @@ def report(args, runs: pd.DataFrame) -> str:
     seeds = seed_runs(args, runs)
     if len(seeds[seeds.phase == "seed"]):
         lines += seed_tables(
-            test_metrics(seeds), "Seeds of each loss's best trial (test, mean ± sample std):"
+            test_metrics(seeds),
+            "Seeds of each loss's best trial (test, mean ± sample std):",
+            args.ks,
         )
     refits = runs[runs.phase == "refit"]
     if len(refits):
@@ -356,7 +404,17 @@ def report(args, runs: pd.DataFrame) -> str:
             test_metrics(refits),
             "Refits: the same seeds retrained on the whole training file (validation "
             "included) for the epochs each selected (test, mean ± sample std):",
+            args.ks,
         )
+    sweep = alpha_runs(runs)
+    for loss, group in sweep.groupby("loss", sort=False):
+        lines += [
+            "",
+            f"Alpha sweep, {loss} (its best trial with each alpha; seeds "
+            f"{sorted(set(group.seed))}):",
+            "",
+            *alpha_choice_table(group, args.ks),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -372,6 +430,9 @@ def write_report(args) -> str:
         seeds = seed_runs(args, runs)
         if len(seeds[seeds.phase == "seed"]):
             plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
+        sweep = alpha_runs(runs)
+        if len(sweep):
+            plot_alpha_sweep(sweep, os.path.join(args.out, ALPHA_PLOT_FILE), args.ks)
     return text
 
 
@@ -384,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, minimum in (("trials", 1), ("top", 1), ("epochs", 1), ("frequency", 1)):
         if getattr(args, name) < minimum:
             parser.error(f"--{name} should be >= {minimum}. Received: {getattr(args, name)}")
+    if any(k < 1 for k in args.ks) or args.monitor.split("@")[-1] not in map(str, args.ks):
+        parser.error(
+            f"--ks should be N >= 1 and include --monitor's N. Received: --ks {args.ks}, "
+            f"--monitor {args.monitor}"
+        )
+    if any(not alpha > 0 for alpha in args.alphas):
+        parser.error(f"--alphas should be > 0. Received: {args.alphas}")
     if args.patience < 0 or any(seed < 0 for seed in args.seeds):
         parser.error(
             f"--patience and --seeds should be >= 0. Received: {args.patience}, {args.seeds}"
@@ -412,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         row = train_once(ids, loss, params, seed, args, refit_epochs)
         durations.append(time.perf_counter() - began)
         row.update({"phase": phase, "trial": trial, "seed": seed})
+        if phase == "alpha":
+            row["alpha"] = params["alpha"]
         append_run(args.out, row)
         validation = f"val {row[f'val_{args.monitor}']:.4f} " if refit_epochs is None else ""
         print(

@@ -478,6 +478,18 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
         assert refits.loc[(row.loss, row.seed)].best_epoch == row.best_epoch
     assert refits["val_recall@20"].isna().all() and refits["test_recall@20"].notna().all()
     assert "Refits:" in (tmp_path / lb.REPORT_FILE).read_text()
+    # --alphas: CROLoss-lambda's best trial with each alpha, each seed; nothing else reruns
+    count = len(runs)
+    assert lb.main([*argv, "--refit", "--alphas", "0.8,1.2", "--ks", "5,20"]) == 0
+    runs = lb.read_runs(str(tmp_path))
+    sweep = runs[runs.phase == "alpha"]
+    assert len(runs) == count + 4 and set(sweep.loss) == {"cro-lambda"}
+    assert sorted(zip(sweep.alpha, sweep.seed)) == [(0.8, 0), (0.8, 1), (1.2, 0), (1.2, 1)]
+    assert [json.loads(p)["alpha"] for p in sweep.params] == list(sweep.alpha)
+    assert sweep["test_recall@5"].notna().all()
+    report = (tmp_path / lb.REPORT_FILE).read_text()
+    assert "Alpha sweep, cro-lambda" in report and "| 5 |" in report
+    assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
 
 
 @needs_keras_rs

@@ -165,6 +165,8 @@ def test_bench_service(capsys):
         (["--losses", "foo"], "--losses: unknown ['foo']"),
         (["--trials", "0"], "--trials should be >= 1. Received: 0"),
         (["--seeds", "-1"], "--patience and --seeds should be >= 0"),
+        (["--ks", "50,100"], "--ks should be N >= 1 and include --monitor's N"),
+        (["--alphas", "0,1"], "--alphas should be > 0. Received: [0.0, 1.0]"),
     ],
 )
 def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_path):
@@ -194,8 +196,19 @@ def test_keras3_leaderboard_reports_paired_differences_and_plots(tmp_path):
             for k in lb.KS:
                 row.update({f"test_recall@{k}": value, f"test_ndcg@{k}": value / 2})
             rows.append(row)
+    for alpha, seed, value in ((0.8, 0, 0.30), (0.8, 1, 0.32), (1.2, 0, 0.20), (1.2, 1, 0.22)):
+        row = {"phase": "alpha", "loss": "cro", "trial": 0, "seed": seed, "alpha": alpha}
+        row.update({"params": "{}", "val_recall@20": value, "val_recall@50": 1 - value})
+        row.update({"val_recall@100": value})
+        for k in lb.KS:
+            row.update({f"test_recall@{k}": value, f"test_ndcg@{k}": value / 2})
+        rows.append(row)
     pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
     text = lb.write_report(args)
+    sweep = _table_rows(text.split("Alpha sweep, cro")[1], "| N |")
+    assert sweep[0][:4] == ["20", "0.8", "0.3100", "0.8"]
+    assert sweep[1][:4] == ["50", "1.2", "0.2100", "0.8"]  # validation's choice, not test's
+    assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
     seeds = _table_rows(text, "| loss | seeds | recall@20 |")
     assert [row[:3] for row in seeds] == [  # best on validation first
         ["cro", "3", "0.1210 ± 0.0110"],

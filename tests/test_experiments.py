@@ -186,3 +186,31 @@ def test_max_runs_zero_trains_nothing_and_reports_missing_runs(tmp_path):
         assert res.chosen_lr[c] is None and res.runs[c] == []
         assert math.isnan(res.tuning[c][0.005])
         assert not os.path.exists(ex.run_dir(out, c, 0.005, 0))
+
+
+def test_alpha_choice_table_picks_on_validation_and_shows_test_beside():
+    import pandas as pd
+
+    rows = []
+    for alpha, val20, test20, val100, test100 in (
+        (0.8, 0.10, 0.20, 0.50, 0.61),
+        (1.2, 0.12, 0.19, 0.40, 0.60),
+    ):
+        for seed, noise in ((0, -0.01), (1, 0.01)):
+            rows.append(
+                {
+                    "alpha": alpha,
+                    "seed": seed,
+                    "val_recall@20": val20,
+                    "recall@20": test20 + noise,
+                    "val_recall@100": val100,
+                    "recall@100": test100,
+                }
+            )
+    lines = ex.alpha_choice_table(pd.DataFrame(rows), [20, 100])
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    # N=20: validation picks 1.2 (test 0.19) though 0.8 is better on test (0.20)
+    assert cells[0][:4] == ["20", "1.2", "0.1900", "0.8"]
+    assert cells[0][4] == "0.8: 0.2000 ± 0.0141, 1.2: 0.1900 ± 0.0141"
+    assert cells[1][:4] == ["100", "0.8", "0.6100", "0.8"]
+    assert cells[1][4] == "0.8: 0.6100 ± 0.0000, 1.2: 0.6000 ± 0.0000"

@@ -30,8 +30,10 @@ Modules:
 - :mod:`.results`: :func:`aggregate`, :func:`results_frame`,
   :func:`paired_deltas` (a grid's cells), :func:`paired_differences` (any table of
   runs with ``loss`` and ``seed`` columns; pandas, imported when called).
-- :mod:`.tables`: Markdown and CSV tables; :mod:`.plots`: PNG plots, also
-  :func:`plot_seed_recalls` for a comparison of losses over seeds (matplotlib,
+- :mod:`.tables`: Markdown and CSV tables (also :func:`alpha_choice_table`, which alpha
+  for which N); :mod:`.plots`: PNG plots, also
+  :func:`plot_seed_recalls` for a comparison of losses over seeds and
+  :func:`plot_alpha_sweep` for Recall@N against alpha (matplotlib,
   imported when called; the runner never needs it).
 
 Example:
@@ -61,7 +63,7 @@ from tfcro.experiments.grids import (
     cell,
     make_grid,
 )
-from tfcro.experiments.plots import plot_grid, plot_seed_recalls
+from tfcro.experiments.plots import plot_alpha_sweep, plot_grid, plot_seed_recalls
 from tfcro.experiments.results import (
     aggregate,
     metric_names,
@@ -70,7 +72,13 @@ from tfcro.experiments.results import (
     results_frame,
     validation_score,
 )
-from tfcro.experiments.tables import chosen_settings, markdown_deltas, markdown_table, write_tables
+from tfcro.experiments.tables import (
+    alpha_choice_table,
+    chosen_settings,
+    markdown_deltas,
+    markdown_table,
+    write_tables,
+)
 
 # The modules that train (TensorFlow) load on first use: the search space
 # (:mod:`.space`) and the tables serve Keras 3 benchmarks on machines without TensorFlow.
@@ -106,6 +114,7 @@ __all__ = [
     "GridResult",
     "RunRecord",
     "aggregate",
+    "alpha_choice_table",
     "cell",
     "cell_config",
     "choose_learning_rate",
@@ -116,6 +125,7 @@ __all__ = [
     "metric_names",
     "paired_deltas",
     "paired_differences",
+    "plot_alpha_sweep",
     "plot_grid",
     "plot_seed_recalls",
     "preset_config",

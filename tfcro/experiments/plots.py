@@ -111,9 +111,14 @@ def plot_seed_recalls(seeds, path: str) -> str | None:
     """Writes one bar panel per N of each loss's test Recall@N, mean and sample std over
     the seeds, to ``path``; returns it, or None without matplotlib or data.
 
-    ``seeds`` has a ``loss`` column and ``recall@<N>`` columns, one row per run.
+    ``seeds`` has a ``loss`` column and ``recall@<N>`` columns, one row per run (an N
+    that no run measured is left out).
     """
-    ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
+    ks = sorted(
+        int(c.split("@")[1])
+        for c in seeds.columns
+        if c.startswith("recall@") and seeds[c].notna().any()
+    )
     if seeds.empty or not ks:
         return None
     try:
@@ -129,8 +134,44 @@ def plot_seed_recalls(seeds, path: str) -> str | None:
         ax.bar(range(len(losses)), [m for m, _, _ in stats], yerr=spreads, capsize=2)
         ax.set_xticks(range(len(losses)), losses, rotation=45, ha="right")
         ax.set_title(f"test Recall@{k}")
-        ax.set_ylim(bottom=0.9 * min(m for m, _, _ in stats))
+        ax.set_ylim(bottom=0.9 * min(m for m, _, _ in stats if math.isfinite(m)))
         ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_alpha_sweep(sweep, path: str, ks: Sequence[int]) -> str | None:
+    """Writes one panel per loss of test Recall@N against alpha, relative to its mean
+    over the alphas (%), one line per N (the paper's Figure 4 view); returns ``path``, or
+    None without matplotlib or data.
+
+    ``sweep``: one row per run with ``loss``, ``alpha`` and ``recall@N`` columns (seeds
+    are averaged).
+    """
+    if sweep.empty:
+        return None
+    try:
+        plt = _pyplot()
+    except ImportError:
+        return None
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    losses = list(dict.fromkeys(sweep["loss"]))
+    fig, axes = plt.subplots(1, len(losses), figsize=(4.2 * len(losses), 3.4), squeeze=False)
+    for ax, loss in zip(axes[0], losses, strict=True):
+        means = sweep[sweep["loss"] == loss].groupby("alpha").mean(numeric_only=True)
+        for k in ks:
+            if f"recall@{k}" not in means or means[f"recall@{k}"].isna().all():
+                continue
+            values = means[f"recall@{k}"]
+            ax.plot(values.index, 100 * (values / values.mean() - 1), marker="o", label=f"R@{k}")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(loss, fontsize=9)
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("test Recall@N vs its mean over alphas (%)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,4 +1,6 @@
-"""The grids' tables: Markdown (percent, mean ± std over seeds as the paper) and CSV."""
+"""The grids' tables: Markdown (percent, mean ± std over seeds as the paper) and CSV; the
+alpha-for-N table of an alpha sweep.
+"""
 
 from __future__ import annotations
 
@@ -108,3 +110,32 @@ def chosen_settings(frame) -> str:
             for _, r in frame.iterrows()
         }
     )
+
+
+def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
+    """Markdown lines: for each N, the alpha with the best mean validation Recall@N, its
+    test Recall@N, the alpha with the best mean test Recall@N, and every alpha's test
+    Recall@N (mean ± sample std over seeds).
+
+    ``frame``: one row per (alpha, seed) run of an alpha sweep, with ``alpha``, and
+    ``val_recall@N`` and ``recall@N`` columns for each N of ``ks``.
+    """
+    from tfcro.experiments.results import aggregate
+
+    lines = [
+        "| N | alpha chosen on validation | its test Recall@N | best test alpha | "
+        "test Recall@N by alpha (mean ± std over seeds) |",
+        "|---|---|---|---|---|",
+    ]
+    groups = dict(list(frame.groupby("alpha")))
+    for k in ks:
+        stats = {alpha: aggregate(group[f"recall@{k}"]) for alpha, group in groups.items()}
+        valid = {alpha: aggregate(group[f"val_recall@{k}"])[0] for alpha, group in groups.items()}
+        chosen = max(valid, key=valid.get)
+        best = max(stats, key=lambda alpha: stats[alpha][0])
+        cells = ", ".join(
+            f"{alpha:g}: {mean:.4f}" + ("" if not math.isfinite(std) else f" ± {std:.4f}")
+            for alpha, (mean, std, _) in stats.items()
+        )
+        lines.append(f"| {k} | {chosen:g} | {stats[chosen][0]:.4f} | {best:g} | {cells} |")
+    return lines

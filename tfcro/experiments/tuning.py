@@ -39,6 +39,7 @@ from tfcro._compat import keras
 from tfcro.experiments.plots import plot_seed_recalls
 from tfcro.experiments.results import aggregate, paired_differences
 from tfcro.experiments.space import LOSS_SETTINGS, MODEL_SETTINGS, SEARCH_SPACE, space_for
+from tfcro.experiments.tables import alpha_choice_table
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
 from tfcro.validation import check_int, check_subset
@@ -482,25 +483,13 @@ def alpha_sweep(
             )
     frame = pd.DataFrame(rows)
     frame.to_csv(os.path.join(output_dir, "alpha.csv"), index=False)
-    means = frame.groupby("alpha").mean(numeric_only=True)
     lines = [
         f"# {loss}: which alpha for which N",
         "",
         "Chosen on validation Recall@N; test beside.",
         "",
+        *alpha_choice_table(frame, base.ks),
     ]
-    lines += [
-        "| N | alpha chosen on validation | its test Recall@N | best test alpha | "
-        "test Recall@N by alpha |",
-        "|---|---|---|---|---|",
-    ]
-    for k in base.ks:
-        chosen = float(means[f"val_recall@{k}"].idxmax())
-        by_test = float(means[f"recall@{k}"].idxmax())
-        cells = ", ".join(f"{a:g}: {v:.4f}" for a, v in means[f"recall@{k}"].items())
-        lines.append(
-            f"| {k} | {chosen:g} | {means.at[chosen, f'recall@{k}']:.4f} | {by_test:g} | {cells} |"
-        )
     with open(os.path.join(output_dir, "alpha.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return frame
