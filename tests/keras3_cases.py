@@ -484,7 +484,8 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     runs = lb.read_runs(str(tmp_path))
     sweep = runs[runs.phase == "alpha"]
     assert len(runs) == count + 4 and set(sweep.loss) == {"cro-lambda"}
-    assert sorted(zip(sweep.alpha, sweep.seed)) == [(0.8, 0), (0.8, 1), (1.2, 0), (1.2, 1)]
+    pairs = sorted(zip(sweep.alpha, sweep.seed, strict=True))
+    assert pairs == [(0.8, 0), (0.8, 1), (1.2, 0), (1.2, 1)]
     assert [json.loads(p)["alpha"] for p in sweep.params] == list(sweep.alpha)
     assert sweep["test_recall@5"].notna().all()
     report = (tmp_path / lb.REPORT_FILE).read_text()
