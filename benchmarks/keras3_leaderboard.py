@@ -33,6 +33,11 @@ the whole training file, the validation targets included, for the number of epoc
 run selected, and reports those models' test metrics as a second table (the published
 numbers of LightGCN-style splits train on the whole file).
 
+``--alphas`` then runs the customisability check: each CROLoss loss's best trial (cro,
+cro-lambda, whichever ``--losses`` has) again with each alpha and each of ``--seeds``,
+early-stopped on ``--monitor`` like every run; the report says, for each N of ``--ks``,
+which alpha the validation Recall@N picks and every alpha's test Recall@N.
+
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds. ``--time-budget`` (seconds, 0: none) starts no run that the mean run time so far
 says would not finish in it. ``<out>/leaderboard.md`` (the tables) and, once seeds ran,
@@ -342,7 +347,7 @@ def seed_tables(test: pd.DataFrame, title: str, ks) -> list[str]:
     """Markdown lines: each loss's test metrics over its seeds, then the paired
     differences to :data:`REFERENCE` on the same seeds.
     """
-    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in test]
     lines = ["", title, ""]
     lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
     for loss, group in test.groupby("loss", sort=False):
@@ -413,7 +418,7 @@ def report(args, runs: pd.DataFrame) -> str:
             f"Alpha sweep, {loss} (its best trial with each alpha; seeds "
             f"{sorted(set(group.seed))}):",
             "",
-            *alpha_choice_table(group, args.ks),
+            *alpha_choice_table(group, [k for k in args.ks if f"val_recall@{k}" in group]),
         ]
     return "\n".join(lines) + "\n"
 
