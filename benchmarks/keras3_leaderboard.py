@@ -59,8 +59,7 @@ import pandas as pd
 
 from pipelines._cli import float_list, int_list, name_list
 from tfcro.experiments.plots import plot_alpha_sweep, plot_seed_recalls
-from tfcro.experiments.results import aggregate, paired_differences
-from tfcro.experiments.tables import alpha_choice_table
+from tfcro.experiments.tables import alpha_choice_table, seed_tables
 
 RUNS_FILE = "runs.csv"
 REPORT_FILE = "leaderboard.md"
@@ -343,38 +342,6 @@ def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
     return renamed[keep]
 
 
-def seed_tables(test: pd.DataFrame, title: str, ks) -> list[str]:
-    """Markdown lines: each loss's test metrics over its seeds, then the paired
-    differences to :data:`REFERENCE` on the same seeds.
-    """
-    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in test]
-    lines = ["", title, ""]
-    lines += [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
-    for loss, group in test.groupby("loss", sort=False):
-        cells = []
-        for metric in metrics:
-            mean, spread, _ = aggregate(group[metric])
-            cells.append(f"{mean:.4f} ± {spread:.4f}")
-        lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
-    deltas = paired_differences(test, metrics, REFERENCE)
-    if not deltas.empty:
-        lines += [
-            "",
-            f"Paired differences to {REFERENCE} (same seeds; mean ± sample std of the "
-            f"difference, then relative to {REFERENCE}'s mean):",
-            "",
-            f"| loss | seeds | {' | '.join(metrics)} |",
-            "|---" * (2 + len(metrics)) + "|",
-        ]
-        for loss, group in deltas.groupby("loss", sort=False):
-            cells = [
-                f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
-                for r in group.set_index("metric").loc[metrics].itertuples()
-            ]
-            lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def report(args, runs: pd.DataFrame) -> str:
     """Markdown: the tuning (complete rounds only) and the seeds with paired differences."""
     if runs.empty:
@@ -398,19 +365,15 @@ def report(args, runs: pd.DataFrame) -> str:
         )
     seeds = seed_runs(args, runs)
     if len(seeds[seeds.phase == "seed"]):
-        lines += seed_tables(
-            test_metrics(seeds),
-            "Seeds of each loss's best trial (test, mean ± sample std):",
-            args.ks,
-        )
+        title = "Seeds of each loss's best trial (test, mean ± sample std):"
+        lines += seed_tables(test_metrics(seeds), args.ks, title, REFERENCE)
     refits = runs[runs.phase == "refit"]
     if len(refits):
-        lines += seed_tables(
-            test_metrics(refits),
+        title = (
             "Refits: the same seeds retrained on the whole training file (validation "
-            "included) for the epochs each selected (test, mean ± sample std):",
-            args.ks,
+            "included) for the epochs each selected (test, mean ± sample std):"
         )
+        lines += seed_tables(test_metrics(refits), args.ks, title, REFERENCE)
     sweep = alpha_runs(runs)
     for loss, group in sweep.groupby("loss", sort=False):
         lines += [

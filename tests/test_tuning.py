@@ -140,7 +140,9 @@ def test_tune_gives_every_loss_the_same_budget_and_resumes(tmp_path, pairs_dir):
     assert os.path.isdir(os.path.join(out, "cro", "seed-3", "refit"))
     assert os.path.isfile(os.path.join(out, tuning.SEEDS_PLOT_FILE))
     report = open(os.path.join(out, tuning.REPORT_FILE)).read()
-    assert "Paired differences to softmax" in report and "| cro | recall@10 |" in report
+    paired = report.split("Paired differences to softmax")[1]
+    assert "| loss | seeds | recall@5 | ndcg@5 | recall@10 | ndcg@10 |" in paired
+    assert "| cro | 2 | " in paired
     # which alpha for which N, chosen on validation
     sweep = tuning.alpha_sweep(base, out, [0.8, 1.2], loss="cro", seeds=[3])
     assert sorted(sweep["alpha"]) == [0.8, 1.2]

@@ -77,6 +77,7 @@ from tfcro.experiments.tables import (
     chosen_settings,
     markdown_deltas,
     markdown_table,
+    seed_tables,
     write_tables,
 )
 
@@ -133,6 +134,7 @@ __all__ = [
     "results_frame",
     "run_dir",
     "run_grids",
+    "seed_tables",
     "validation_score",
     "write_tables",
 ]

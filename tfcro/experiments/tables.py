@@ -139,3 +139,40 @@ def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
         )
         lines.append(f"| {k} | {chosen:g} | {stats[chosen][0]:.4f} | {best:g} | {cells} |")
     return lines
+
+
+def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax") -> list[str]:
+    """Markdown lines: each loss's test metrics over its seeds (mean ± sample std), then
+    the paired differences to ``reference`` on the same seeds
+    (:func:`~tfcro.experiments.results.paired_differences`).
+
+    ``test``: one row per run with ``loss``, ``seed`` and ``recall@N`` / ``ndcg@N``
+    columns; an N of ``ks`` without a column is left out.
+    """
+    from tfcro.experiments.results import aggregate, paired_differences
+
+    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in test]
+    header = [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
+    lines = ["", title, "", *header]
+    for loss, group in test.groupby("loss", sort=False):
+        cells = []
+        for metric in metrics:
+            mean, spread, _ = aggregate(group[metric])
+            cells.append(f"{mean:.4f} ± {spread:.4f}")
+        lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
+    deltas = paired_differences(test, metrics, reference)
+    if not deltas.empty:
+        lines += [
+            "",
+            f"Paired differences to {reference} (same seeds; mean ± sample std of the "
+            f"difference, then relative to {reference}'s mean):",
+            "",
+            *header,
+        ]
+        for loss, group in deltas.groupby("loss", sort=False):
+            cells = [
+                f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
+                for r in group.set_index("metric").loc[metrics].itertuples()
+            ]
+            lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
+    return lines

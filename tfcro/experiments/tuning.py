@@ -37,9 +37,8 @@ import pandas as pd
 
 from tfcro._compat import keras
 from tfcro.experiments.plots import plot_seed_recalls
-from tfcro.experiments.results import aggregate, paired_differences
 from tfcro.experiments.space import LOSS_SETTINGS, MODEL_SETTINGS, SEARCH_SPACE, space_for
-from tfcro.experiments.tables import alpha_choice_table
+from tfcro.experiments.tables import alpha_choice_table, seed_tables
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
 from tfcro.validation import check_int, check_subset
@@ -520,25 +519,9 @@ def write_report(output_dir: str) -> pd.DataFrame:
     if os.path.isfile(seeds_path):
         seeds = pd.read_csv(seeds_path)
         ks = sorted({int(c.split("@")[1]) for c in seeds.columns if c.startswith("recall@")})
-        metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in seeds]
-        lines += ["", "Test metrics of the chosen settings (mean ± std over seeds):", ""]
-        lines += ["| loss | seeds | " + " | ".join(metrics) + " |"]
-        lines += ["|---|---|" + "---|" * len(metrics)]
-        for loss, group in seeds.groupby("loss", sort=False):
-            cells = []
-            for metric in metrics:
-                mean, std, _ = aggregate(group[metric])
-                cells.append(f"{mean:.4f} ± {std:.4f}")
-            lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
-        deltas = paired_differences(seeds, metrics)
-        if not deltas.empty:
-            lines += ["", "Paired differences to softmax (same seed; mean ± std):", ""]
-            lines += ["| loss | metric | difference | relative |", "|---|---|---|---|"]
-            for row in deltas.itertuples():
-                lines.append(
-                    f"| {row.loss} | {row.metric} | {row.delta:+.4f} ± {row.std:.4f} "
-                    f"| {100 * row.relative:+.1f}% |"
-                )
+        lines += seed_tables(
+            seeds, ks, "Test metrics of the chosen settings (mean ± std over seeds):"
+        )
     with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     _plot(frame, os.path.join(output_dir, PLOT_FILE))
