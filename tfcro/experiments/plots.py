@@ -107,6 +107,18 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
     return path
 
 
+def _optional_pyplot(path: str):
+    """pyplot with ``path``'s folder made, or None without matplotlib (a report's plots
+    are optional; the grids' are not).
+    """
+    try:
+        plt = _pyplot()
+    except ImportError:
+        return None
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return plt
+
+
 def plot_seed_recalls(seeds, path: str) -> str | None:
     """Writes one bar panel per N of each loss's test Recall@N, mean and sample std over
     the seeds, to ``path``; returns it, or None without matplotlib or data.
@@ -121,11 +133,9 @@ def plot_seed_recalls(seeds, path: str) -> str | None:
     )
     if seeds.empty or not ks:
         return None
-    try:
-        plt = _pyplot()
-    except ImportError:
+    plt = _optional_pyplot(path)
+    if plt is None:
         return None
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     losses = list(dict.fromkeys(seeds["loss"]))
     fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), squeeze=False)
     for ax, k in zip(axes[0], ks, strict=True):
@@ -152,11 +162,9 @@ def plot_alpha_sweep(sweep, path: str, ks: Sequence[int]) -> str | None:
     """
     if sweep.empty:
         return None
-    try:
-        plt = _pyplot()
-    except ImportError:
+    plt = _optional_pyplot(path)
+    if plt is None:
         return None
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     losses = list(dict.fromkeys(sweep["loss"]))
     fig, axes = plt.subplots(1, len(losses), figsize=(4.2 * len(losses), 3.4), squeeze=False)
     for ax, loss in zip(axes[0], losses, strict=True):
