@@ -108,7 +108,7 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
 
 
 def _optional_pyplot(path: str):
-    """pyplot with ``path``'s folder made, or None without matplotlib (a report's plots
+    """Matplotlib's pyplot with ``path``'s folder made, or None without matplotlib (a report's plots
     are optional; the grids' are not).
     """
     try:
