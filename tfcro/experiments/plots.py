@@ -108,8 +108,8 @@ def plot_grid(frame, grid: Grid, path: str, ks: Sequence[int], title: str | None
 
 
 def _optional_pyplot(path: str):
-    """Matplotlib's pyplot with ``path``'s folder made, or None without matplotlib (a report's plots
-    are optional; the grids' are not).
+    """Matplotlib's pyplot with ``path``'s folder made, or None without matplotlib (a
+    report's plots are optional; the grids' are not).
     """
     try:
         plt = _pyplot()
