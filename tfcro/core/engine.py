@@ -72,21 +72,35 @@ def diagonal_masks(ops, y_pred):
     """``(scores, present, negatives, positive_scores, has_positive)`` of a ``[B, C]``
     batch whose labels are ``eye(B, C)`` (row ``b``'s positive is column ``b``):
     :func:`row_masks` without a label matrix, and each row's positive score ``[B]``
-    (gathered; 0 where it is absent or ``b >= C``) with ``[B]`` bool ``has_positive``.
+    (gathered; 0 where it is absent, the stand-in column's where ``b >= C``) with
+    ``[B]`` bool ``has_positive`` (:func:`diagonal_positives`), which masks both.
     """
     scores = ops.to_float32(y_pred)
     check_shapes(scores, scores)
-    rows, columns = ops.shape(scores)
     present = ops.greater(scores, ABSENT_SCORE)
     scores = ops.where(present, scores, 0.0)
-    row = ops.arange(rows)
-    diagonal = ops.minimum(row, columns - 1)[:, None]
-    positive_scores = ops.take_along_axis(scores, diagonal, axis=1)[:, 0]
-    positive_present = ops.take_along_axis(ops.float32(present), diagonal, axis=1)[:, 0]
-    has_positive = ops.logical_and(ops.greater(positive_present, 0.5), ops.greater(columns, row))
-    off_diagonal = ops.logical_not(ops.equal(ops.arange(columns)[None, :], row[:, None]))
+    labels, has_positive = diagonal_positives(ops, present)
+    positive_scores = ops.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    rows, columns = ops.shape(scores)
+    off_diagonal = ops.logical_not(
+        ops.equal(ops.arange(columns)[None, :], ops.arange(rows)[:, None])
+    )
     negatives = ops.logical_and(present, off_diagonal)
     return scores, present, negatives, positive_scores, has_positive
+
+
+def diagonal_positives(ops, present):
+    """``(labels, has_positive)``, both ``[B]``, of a ``[B, C]`` batch whose labels are
+    ``eye(B, C)``: row ``b``'s positive column ``b`` (a stand-in, the last column, for
+    the rows ``b >= C``, which have none) and whether that positive is there (present,
+    ``b < C``).
+    """
+    rows, columns = ops.shape(present)
+    row = ops.arange(rows)
+    labels = ops.minimum(row, columns - 1)
+    positive_present = ops.take_along_axis(ops.float32(present), labels[:, None], axis=1)[:, 0]
+    has_positive = ops.logical_and(ops.greater(positive_present, 0.5), ops.greater(columns, row))
+    return labels, has_positive
 
 
 #: ``positive_loss(gaps [B, C], negatives [B, C] bool, num_negatives [B]) -> [B]``

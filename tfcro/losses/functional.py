@@ -16,6 +16,7 @@ from tfcro._compat import tf
 from tfcro.constants import ABSENT_SCORE
 from tfcro.core import functional as _core
 from tfcro.core import tf_ops
+from tfcro.core.engine import diagonal_positives
 from tfcro.core.functional import PSL_SURROGATES
 from tfcro.core.ops import bind
 from tfcro.losses import kernels as kernels_lib
@@ -92,13 +93,9 @@ def softmax_diagonal_loss(y_pred, scale=1.0):
         )
     present = scores > ABSENT_SCORE
     logits = tf.where(present, float(scale) * scores, ABSENT_SCORE)
-    rows, columns = tf.shape(scores)[0], tf.shape(scores)[1]
     # row b's label is column b; rows past the last column get a stand-in label and 0
-    labels = tf.minimum(tf.range(rows), columns - 1)
+    labels, has_positive = diagonal_positives(tf_ops, present)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-    has_positive = tf.logical_and(
-        tf.gather(present, labels[:, None], batch_dims=1)[:, 0], tf.range(rows) < columns
-    )
     return tf.where(has_positive, losses, 0.0)
 
 
