@@ -39,10 +39,12 @@ early-stopped on ``--monitor`` like every run; the report says, for each N of ``
 which alpha the validation Recall@N picks and every alpha's test Recall@N.
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
-finds. ``--time-budget`` (seconds, 0: none) starts no run that the mean run time so far
-says would not finish in it. ``<out>/leaderboard.md`` (the tables) and, once seeds ran,
-``<out>/leaderboard.png`` (test Recall@N per loss over the seeds) are rewritten after
-every run.
+finds (``<out>/grid.json`` records the settings that decide what a run measures, and a
+rerun that changes one is refused; the report reads only the rows of the current
+``--losses``, ``--trials``, ``--seeds`` and chosen trials). ``--time-budget`` (seconds,
+0: none) starts no run that the mean run time so far says would not finish in it.
+``<out>/leaderboard.md`` (the tables) and ``<out>/leaderboard.png`` (test Recall@N per
+loss over the seeds) are rewritten after every run.
 """
 
 from __future__ import annotations
@@ -250,8 +252,55 @@ def append_run(out: str, row: dict[str, Any]) -> None:
 
 
 def run_key(phase: str, loss: str, trial: int, seed: int, alpha: float = math.nan) -> tuple:
-    """What identifies a run in ``runs.csv`` (``alpha``: the sweep's, NaN elsewhere)."""
-    return (phase, loss, int(trial), int(seed), None if math.isnan(alpha) else round(alpha, 6))
+    """What identifies a run in ``runs.csv`` (``alpha``: the sweep's, NaN elsewhere; 12
+    significant digits, so that a value read back from the CSV finds its run).
+    """
+    return (phase, loss, int(trial), int(seed), None if math.isnan(alpha) else _alpha_key(alpha))
+
+
+def _alpha_key(alpha: float) -> float:
+    return float(f"{float(alpha):.12g}")
+
+
+#: The options that decide what a run of ``<out>`` measures: a rerun with other values
+#: would mix two grids in one ``runs.csv`` (``grid.json`` records them).
+GRID_OPTIONS = (
+    "dataset",
+    "base",
+    "epochs",
+    "patience",
+    "frequency",
+    "monitor",
+    "batch_size",
+    "embedding_dim",
+    "valid_fraction",
+    "valid_split",
+    "test_fraction",
+)
+GRID_FILE = "grid.json"
+
+
+def check_grid(args) -> None:
+    """Records the options of :data:`GRID_OPTIONS` (and the data folder's name) in
+    ``<out>/grid.json`` on the first run; ValueError naming each option that a rerun
+    changed (start another ``--out`` for other settings).
+    """
+    grid = {name: getattr(args, name) for name in GRID_OPTIONS}
+    grid["data"] = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else None
+    path = os.path.join(args.out, GRID_FILE)
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(grid, handle, indent=1, sort_keys=True)
+        return
+    with open(path, encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    changed = {k: (recorded.get(k), v) for k, v in grid.items() if recorded.get(k) != v}
+    if changed:
+        listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
+        raise ValueError(
+            f"--out {args.out} holds a grid run with other settings ({listed}). Rerun with "
+            f"its settings or start another --out."
+        )
 
 
 def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int | None]]:
@@ -300,11 +349,26 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
     return todo
 
 
+def tuning_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """The tuning runs of this grid: ``--losses``, trials below ``--trials`` (a rerun with
+    fewer trials selects from the same budget for every loss).
+    """
+    if runs.empty:
+        return runs
+    return runs[(runs.phase == "tune") & runs.loss.isin(args.losses) & (runs.trial < args.trials)]
+
+
 def best_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
-    """Each loss's best tuning run on validation (``--monitor``), best first."""
-    tuned = runs[(runs.phase == "tune") & runs.loss.isin(args.losses)]
-    best = tuned.loc[tuned.groupby("loss")[f"val_{args.monitor}"].idxmax()]
-    return best.sort_values(f"val_{args.monitor}", ascending=False)
+    """Each loss's best tuning run on validation (``--monitor``), best first (ties: by
+    loss name); runs without a finite validation score (diverged) are never chosen.
+    """
+    column = f"val_{args.monitor}"
+    tuned = tuning_runs(args, runs)
+    if tuned.empty or column not in tuned:
+        return tuned.iloc[0:0]
+    tuned = tuned[np.isfinite(tuned[column].astype(float))]
+    best = tuned.loc[tuned.groupby("loss")[column].idxmax()]
+    return best.sort_values([column, "loss"], ascending=[False, True], kind="stable")
 
 
 def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
@@ -316,19 +380,48 @@ def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
     return ranked[ranked.loss.isin(keep)]
 
 
+def _of_trials(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``rows`` whose (loss, trial) is one of ``trials``."""
+    keys = set(zip(trials.loss, trials.trial.astype(int), strict=True))
+    pairs = zip(rows.loss, rows.trial.astype(int), strict=True)
+    return rows.loc[np.array([key in keys for key in pairs], dtype=bool)]
+
+
 def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
-    """The seed runs of the chosen trials; seed 0 (when asked for) is the tuning run."""
-    seeds = runs[runs.phase == "seed"]
-    if 0 in args.seeds and not runs[runs.phase == "tune"].empty:
-        seeds = pd.concat([chosen_trials(args, runs), seeds], ignore_index=True)
+    """The runs of ``--seeds`` of the chosen trials (runs of a trial that is no longer a
+    chosen one, after the grid grew, are left out); seed 0 (when asked for) is the
+    tuning run.
+    """
+    if runs.empty:
+        return runs
+    chosen = chosen_trials(args, runs)
+    seeds = _of_trials(runs[(runs.phase == "seed") & runs.seed.isin(args.seeds)], chosen)
+    if 0 in args.seeds:
+        seeds = pd.concat([chosen, seeds], ignore_index=True)
     return seeds
 
 
-def alpha_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The alpha sweep's runs: ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the test
-    metrics without their ``test_`` prefix.
+def refit_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """The refits of the runs of :func:`seed_runs`."""
+    if runs.empty:
+        return runs
+    keys = {run_key("refit", r.loss, r.trial, r.seed) for r in seed_runs(args, runs).itertuples()}
+    refits = runs[runs.phase == "refit"]
+    found = [run_key("refit", r.loss, r.trial, r.seed) in keys for r in refits.itertuples()]
+    return refits.loc[np.array(found, dtype=bool)]
+
+
+def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
+    """The alpha sweep's runs of each CROLoss loss's best trial and ``--seeds`` (and
+    ``--alphas``, when given): ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the
+    test metrics without their ``test_`` prefix.
     """
     sweep = runs[runs.phase == "alpha"] if not runs.empty else runs
+    if not sweep.empty:
+        sweep = _of_trials(sweep[sweep.seed.isin(args.seeds)], best_trials(args, runs))
+    if not sweep.empty and args.alphas:
+        wanted = {_alpha_key(alpha) for alpha in args.alphas}
+        sweep = sweep.loc[np.array([_alpha_key(a) in wanted for a in sweep.alpha], dtype=bool)]
     if sweep.empty:
         return pd.DataFrame(columns=["loss", "seed", "alpha"])
     valid = [c for c in sweep.columns if c.startswith("val_recall@")]
@@ -347,8 +440,9 @@ def report(args, runs: pd.DataFrame) -> str:
     if runs.empty:
         return "no run yet\n"
     monitor = f"val_{args.monitor}"
-    tuned = runs[runs.phase == "tune"]
-    rounds = int(tuned.groupby("loss").trial.count().min()) if len(tuned) else 0
+    tuned = tuning_runs(args, runs)
+    counts = tuned.groupby("loss").trial.count().reindex(args.losses, fill_value=0)
+    rounds = int(counts.min())
     lines = [f"# Keras 3 leaderboard ({runs.backend.iloc[0]}): {args.dataset}", ""]
     lines.append(f"Tuning: {rounds} complete trial(s) per loss, selected on {monitor}.")
     lines += [
@@ -358,23 +452,26 @@ def report(args, runs: pd.DataFrame) -> str:
     ]
     counted = tuned[tuned.trial < rounds]
     for loss, group in counted.groupby("loss"):
+        group = group[np.isfinite(group[monitor].astype(float))]
+        if group.empty:
+            continue
         best = group.loc[group[monitor].idxmax()]
         lines.append(
             f"| {loss} | {len(group)} | {best[monitor]:.4f} | {best['test_recall@20']:.4f} "
             f"| {best['test_ndcg@20']:.4f} | {best.best_epoch} | `{best.params}` |"
         )
     seeds = seed_runs(args, runs)
-    if len(seeds[seeds.phase == "seed"]):
+    if len(seeds):
         title = "Seeds of each loss's best trial (test, mean ± sample std):"
         lines += seed_tables(test_metrics(seeds), args.ks, title, REFERENCE)
-    refits = runs[runs.phase == "refit"]
+    refits = refit_runs(args, runs)
     if len(refits):
         title = (
             "Refits: the same seeds retrained on the whole training file (validation "
             "included) for the epochs each selected (test, mean ± sample std):"
         )
         lines += seed_tables(test_metrics(refits), args.ks, title, REFERENCE)
-    sweep = alpha_runs(runs)
+    sweep = alpha_runs(args, runs)
     for loss, group in sweep.groupby("loss", sort=False):
         lines += [
             "",
@@ -396,9 +493,9 @@ def write_report(args) -> str:
         handle.write(text)
     if not runs.empty:
         seeds = seed_runs(args, runs)
-        if len(seeds[seeds.phase == "seed"]):
+        if len(seeds):
             plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
-        sweep = alpha_runs(runs)
+        sweep = alpha_runs(args, runs)
         if len(sweep):
             plot_alpha_sweep(sweep, os.path.join(args.out, ALPHA_PLOT_FILE), args.ks)
     return text
@@ -425,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
             f"--patience and --seeds should be >= 0. Received: {args.patience}, {args.seeds}"
         )
     os.makedirs(args.out, exist_ok=True)
+    try:
+        check_grid(args)
+    except ValueError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     ids = load_split(args)
     print(

@@ -220,3 +220,112 @@ def test_keras3_leaderboard_reports_paired_differences_and_plots(tmp_path):
     assert paired[0][4] == "+0.0110 ± 0.0010 (+10.0%)"  # recall@50
     assert (tmp_path / lb.REPORT_FILE).read_text() == text
     assert (tmp_path / lb.PLOT_FILE).stat().st_size > 0
+
+
+def _leaderboard_row(lb, phase, loss, trial, seed, value, **extra):
+    """One runs.csv row whose every metric is ``value`` (NDCG: half of it)."""
+    row = {"phase": phase, "loss": loss, "trial": trial, "seed": seed, "params": "{}"}
+    row.update({"best_epoch": 3, "backend": "jax", "val_recall@20": value, **extra})
+    for k in lb.KS:
+        row.update({f"test_recall@{k}": value, f"test_ndcg@{k}": value / 2})
+    return row
+
+
+def test_keras3_leaderboard_reads_only_the_current_grid(tmp_path):
+    """Rows that an earlier invocation left (seeds of a trial no longer chosen, trials past
+    --trials, a loss no longer in --losses, a diverged run) neither crash the report nor
+    enter its selection, seeds or pairs."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    rows = [
+        _leaderboard_row(lb, "tune", "softmax", 0, 0, 0.10),
+        _leaderboard_row(lb, "tune", "cro", 0, 0, 0.11),
+        _leaderboard_row(lb, "tune", "bpr", 0, 0, 0.50),  # not in --losses below
+        _leaderboard_row(lb, "tune", "softmax", 1, 0, float("nan")),  # diverged
+        _leaderboard_row(lb, "tune", "cro", 1, 0, 0.13),
+        _leaderboard_row(lb, "seed", "cro", 0, 1, 0.90),  # trial 0: chosen before trial 1 ran
+        _leaderboard_row(lb, "seed", "cro", 1, 1, 0.14),
+        _leaderboard_row(lb, "seed", "softmax", 0, 1, 0.12),
+        _leaderboard_row(lb, "seed", "softmax", 0, 7, 0.12),  # not in --seeds
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--seeds", "0,1", "--top", "1"]
+
+    args = lb.build_parser().parse_args([*argv, "--trials", "2"])
+    assert list(lb.best_trials(args, lb.read_runs(str(tmp_path))).trial) == [1, 0]
+    text = lb.write_report(args)
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
+    assert [row[:3] for row in seeds] == [
+        ["cro", "2", "0.1350 ± 0.0071"],  # trial 1's seeds 0 and 1, not trial 0's 0.90
+        ["softmax", "2", "0.1100 ± 0.0141"],
+    ]
+    assert lb.plan(args, lb.read_runs(str(tmp_path))) == []
+
+    # --trials 1: every loss selects from its trial 0 only, whose seed-1 runs are done
+    args = lb.build_parser().parse_args([*argv, "--trials", "1"])
+    assert list(lb.best_trials(args, lb.read_runs(str(tmp_path))).trial) == [0, 0]
+    seeds = _table_rows(lb.write_report(args), "| loss | seeds | recall@20 |")
+    assert seeds[0][:3] == ["cro", "2", "0.5050 ± 0.5586"]
+    assert lb.plan(args, lb.read_runs(str(tmp_path))) == []
+
+
+def test_keras3_leaderboard_reports_a_single_seed_without_a_spread(tmp_path):
+    """--seeds 0 (the tuning runs only) still gives the seed table and the pairs, with the
+    mean alone where one seed has no sample std."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    rows = [
+        _leaderboard_row(lb, "tune", "softmax", 0, 0, 0.10),
+        _leaderboard_row(lb, "tune", "cro", 0, 0, 0.11),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    args = lb.build_parser().parse_args(
+        ["--out", str(tmp_path), "--losses", "softmax,cro", "--seeds", "0", "--trials", "1"]
+    )
+    text = lb.write_report(args)
+    assert "nan" not in text
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
+    assert [row[:3] for row in seeds] == [["cro", "1", "0.1100"], ["softmax", "1", "0.1000"]]
+    paired = _table_rows(text.split("Paired differences")[1], "| loss | seeds |")
+    assert paired[0][:3] == ["cro", "1", "+0.0100 (+10.0%)"]
+
+
+def test_keras3_leaderboard_alpha_table_compares_the_seeds_every_alpha_has(tmp_path):
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    rows = [_leaderboard_row(lb, "tune", "cro", 0, 0, 0.1)]
+    # alpha 0.8 has seeds 1 and 2, alpha 1.2 only seed 1 (a sweep in progress): seed 2's
+    # high validation score must not make 0.8 the choice
+    for alpha, seed, value in ((0.8, 1, 0.20), (0.8, 2, 0.90), (1.2, 1, 0.30)):
+        rows.append(_leaderboard_row(lb, "alpha", "cro", 0, seed, value, alpha=alpha))
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    args = lb.build_parser().parse_args(
+        ["--out", str(tmp_path), "--losses", "cro", "--seeds", "1,2", "--trials", "1"]
+    )
+    sweep = _table_rows(lb.write_report(args).split("Alpha sweep, cro")[1], "| N |")
+    assert sweep[0][:5] == ["20", "1.2", "0.3000", "1.2", "0.8: 0.2000, 1.2: 0.3000"]
+    # --alphas narrows the table to the alphas asked for
+    args = lb.build_parser().parse_args(
+        ["--out", str(tmp_path), "--losses", "cro", "--seeds", "1,2", "--alphas", "0.8"]
+    )
+    sweep = _table_rows(lb.write_report(args).split("Alpha sweep, cro")[1], "| N |")
+    assert sweep[0][:5] == ["20", "0.8", "0.5500", "0.8", "0.8: 0.5500 ± 0.4950"]
+
+
+def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, capsys):
+    from benchmarks import keras3_leaderboard as lb
+
+    argv = ["--out", str(tmp_path), "--dataset", "synthetic", "--epochs", "5"]
+    lb.check_grid(lb.build_parser().parse_args(argv))
+    lb.check_grid(lb.build_parser().parse_args([*argv, "--seeds", "4", "--refit"]))  # same grid
+    with pytest.raises(SystemExit):
+        lb.main([*argv[:-1], "7", "--patience", "1"])
+    err = capsys.readouterr().err
+    assert "holds a grid run with other settings" in err
+    assert "epochs: 5 there, 7 now; patience: 3 there, 1 now" in err

@@ -93,6 +93,9 @@ def test_paired_differences_pair_the_seeds():
     assert row["loss"] == "cro" and row["delta"] == pytest.approx(0.015)
     assert row["std"] == pytest.approx(np.std([0.01, 0.02], ddof=1))
     assert row["relative"] == pytest.approx(0.015 / 0.11)
+    twice = pd.concat([frame, frame.iloc[[2]]], ignore_index=True)  # cro seed 1 twice
+    with pytest.raises(ValueError, match=r"one run per \(loss, seed\).*\('cro', 1\)"):
+        ex.paired_differences(twice, ["recall@20"])
 
 
 def test_tuning_refuses_a_run_without_validation(tmp_path):

@@ -122,12 +122,18 @@ def paired_differences(frame, metrics: Sequence[str], reference: str = "softmax"
     relative difference of the means.
 
     ``frame`` has a ``loss`` and a ``seed`` column and one column per metric, one row
-    per run. Returns a DataFrame with ``loss, metric, delta, std, seeds, relative``
-    (empty when ``reference`` has no run).
+    per run (ValueError otherwise). Returns a DataFrame with ``loss, metric, delta, std,
+    seeds, relative`` (empty when ``reference`` has no run).
     """
     import pandas as pd
 
     rows: list[dict[str, Any]] = []
+    twice = frame[frame.duplicated(["loss", "seed"], keep=False)] if not frame.empty else frame
+    if len(twice):
+        pairs = sorted(set(zip(twice["loss"], twice["seed"], strict=True)))
+        raise ValueError(
+            f"frame should hold one run per (loss, seed) to pair them. Received several of {pairs}"
+        )
     if frame.empty or reference not in set(frame["loss"]):
         return pd.DataFrame(rows)
     ref = frame[frame["loss"] == reference].set_index("seed")

@@ -22,6 +22,14 @@ def _pm(mean: float, std: float) -> str:
     return f"{100.0 * mean:.2f} ± {100.0 * std:.2f}"
 
 
+def _mean_std(mean: float, std: float, sign: str = "") -> str:
+    """``mean ± std`` with 4 decimals (``sign="+"``: signed); the mean alone when the
+    std is not finite (one seed).
+    """
+    text = f"{mean:{sign}.4f}"
+    return text if not math.isfinite(std) else f"{text} ± {std:.4f}"
+
+
 def markdown_table(frame, grid: Grid, ks: Sequence[int]) -> str:
     """The grid as Markdown (percentages, mean ± std over seeds, as the paper).
 
@@ -117,8 +125,10 @@ def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
     test Recall@N, the alpha with the best mean test Recall@N, and every alpha's test
     Recall@N (mean ± sample std over seeds).
 
-    ``frame``: one row per (alpha, seed) run of an alpha sweep, with ``alpha``, and
-    ``val_recall@N`` and ``recall@N`` columns for each N of ``ks``.
+    ``frame``: one row per (alpha, seed) run of an alpha sweep, with ``alpha``, ``seed``,
+    and ``val_recall@N`` and ``recall@N`` columns for each N of ``ks``. Only the seeds
+    that every alpha has are compared (a sweep in progress compares like with like); an
+    alpha without a finite validation mean is never the chosen one.
     """
     from tfcro.experiments.results import aggregate
 
@@ -128,16 +138,21 @@ def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     groups = dict(list(frame.groupby("alpha")))
+    shared = set.intersection(*(set(group.seed) for group in groups.values())) if groups else ()
+    groups = {alpha: group[group.seed.isin(shared)] for alpha, group in groups.items()}
+    if not shared:
+        return lines
     for k in ks:
         stats = {alpha: aggregate(group[f"recall@{k}"]) for alpha, group in groups.items()}
         valid = {alpha: aggregate(group[f"val_recall@{k}"])[0] for alpha, group in groups.items()}
-        chosen = max(valid, key=valid.get)
+        valid = {alpha: score for alpha, score in valid.items() if math.isfinite(score)}
+        chosen = max(valid, key=valid.get) if valid else None
         best = max(stats, key=lambda alpha: stats[alpha][0])
         cells = ", ".join(
-            f"{alpha:g}: {mean:.4f}" + ("" if not math.isfinite(std) else f" ± {std:.4f}")
-            for alpha, (mean, std, _) in stats.items()
+            f"{alpha:g}: {_mean_std(mean, std)}" for alpha, (mean, std, _) in stats.items()
         )
-        lines.append(f"| {k} | {chosen:g} | {stats[chosen][0]:.4f} | {best:g} | {cells} |")
+        picked = "n/a | n/a" if chosen is None else f"{chosen:g} | {stats[chosen][0]:.4f}"
+        lines.append(f"| {k} | {picked} | {best:g} | {cells} |")
     return lines
 
 
@@ -155,12 +170,11 @@ def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax")
     header = [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
     lines = ["", title, "", *header]
     for loss, group in test.groupby("loss", sort=False):
-        cells = []
-        for metric in metrics:
-            mean, spread, _ = aggregate(group[metric])
-            cells.append(f"{mean:.4f} ± {spread:.4f}")
+        cells = [_mean_std(*aggregate(group[metric])[:2]) for metric in metrics]
         lines.append(f"| {loss} | {len(group)} | " + " | ".join(cells) + " |")
     deltas = paired_differences(test, metrics, reference)
+    if not deltas.empty:
+        deltas = deltas[deltas.seeds > 0]  # a loss without a seed in common: no row
     if not deltas.empty:
         lines += [
             "",
@@ -171,7 +185,7 @@ def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax")
         ]
         for loss, group in deltas.groupby("loss", sort=False):
             cells = [
-                f"{r.delta:+.4f} ± {r.std:.4f} ({100 * r.relative:+.1f}%)"
+                f"{_mean_std(r.delta, r.std, sign='+')} ({100 * r.relative:+.1f}%)"
                 for r in group.set_index("metric").loc[metrics].itertuples()
             ]
             lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
