@@ -363,12 +363,16 @@ def best_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
     loss name); runs without a finite validation score (diverged) are never chosen.
     """
     column = f"val_{args.monitor}"
-    tuned = tuning_runs(args, runs)
+    best = _best_per_loss(tuning_runs(args, runs), column)
+    return best.sort_values([column, "loss"], ascending=[False, True], kind="stable")
+
+
+def _best_per_loss(tuned: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Each loss's row of ``tuned`` with the highest finite ``column``, by loss name."""
     if tuned.empty or column not in tuned:
         return tuned.iloc[0:0]
     tuned = tuned[np.isfinite(tuned[column].astype(float))]
-    best = tuned.loc[tuned.groupby("loss")[column].idxmax()]
-    return best.sort_values([column, "loss"], ascending=[False, True], kind="stable")
+    return tuned.loc[tuned.groupby("loss")[column].idxmax()]
 
 
 def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
@@ -380,11 +384,13 @@ def chosen_trials(args, runs: pd.DataFrame) -> pd.DataFrame:
     return ranked[ranked.loss.isin(keep)]
 
 
-def _of_trials(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``rows`` whose (loss, trial) is one of ``trials``."""
-    keys = set(zip(trials.loss, trials.trial.astype(int), strict=True))
-    pairs = zip(rows.loss, rows.trial.astype(int), strict=True)
-    return rows.loc[np.array([key in keys for key in pairs], dtype=bool)]
+def _of_runs(rows: pd.DataFrame, runs: pd.DataFrame, by=("loss", "trial")) -> pd.DataFrame:
+    """The rows of ``rows`` whose values of the columns ``by`` are those of a run of
+    ``runs`` (``("loss", "trial")``: of the same trials).
+    """
+    keys = set(runs[list(by)].itertuples(index=False, name=None))
+    found = [key in keys for key in rows[list(by)].itertuples(index=False, name=None)]
+    return rows.loc[np.array(found, dtype=bool)]
 
 
 def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
@@ -395,7 +401,7 @@ def seed_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return runs
     chosen = chosen_trials(args, runs)
-    seeds = _of_trials(runs[(runs.phase == "seed") & runs.seed.isin(args.seeds)], chosen)
+    seeds = _of_runs(runs[(runs.phase == "seed") & runs.seed.isin(args.seeds)], chosen)
     if 0 in args.seeds:
         seeds = pd.concat([chosen, seeds], ignore_index=True)
     return seeds
@@ -405,10 +411,8 @@ def refit_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     """The refits of the runs of :func:`seed_runs`."""
     if runs.empty:
         return runs
-    keys = {run_key("refit", r.loss, r.trial, r.seed) for r in seed_runs(args, runs).itertuples()}
-    refits = runs[runs.phase == "refit"]
-    found = [run_key("refit", r.loss, r.trial, r.seed) in keys for r in refits.itertuples()]
-    return refits.loc[np.array(found, dtype=bool)]
+    by = ("loss", "trial", "seed")
+    return _of_runs(runs[runs.phase == "refit"], seed_runs(args, runs), by)
 
 
 def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
@@ -418,7 +422,7 @@ def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     """
     sweep = runs[runs.phase == "alpha"] if not runs.empty else runs
     if not sweep.empty:
-        sweep = _of_trials(sweep[sweep.seed.isin(args.seeds)], best_trials(args, runs))
+        sweep = _of_runs(sweep[sweep.seed.isin(args.seeds)], best_trials(args, runs))
     if not sweep.empty and args.alphas:
         wanted = {_alpha_key(alpha) for alpha in args.alphas}
         sweep = sweep.loc[np.array([_alpha_key(a) in wanted for a in sweep.alpha], dtype=bool)]
@@ -451,14 +455,12 @@ def report(args, runs: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     counted = tuned[tuned.trial < rounds]
-    for loss, group in counted.groupby("loss"):
-        group = group[np.isfinite(group[monitor].astype(float))]
-        if group.empty:
-            continue
-        best = group.loc[group[monitor].idxmax()]
+    trials = counted.groupby("loss").trial.count()
+    for _, best in _best_per_loss(counted, monitor).iterrows():
         lines.append(
-            f"| {loss} | {len(group)} | {best[monitor]:.4f} | {best['test_recall@20']:.4f} "
-            f"| {best['test_ndcg@20']:.4f} | {best.best_epoch} | `{best.params}` |"
+            f"| {best.loss} | {trials[best.loss]} | {best[monitor]:.4f} "
+            f"| {best['test_recall@20']:.4f} | {best['test_ndcg@20']:.4f} | {best.best_epoch} "
+            f"| `{best.params}` |"
         )
     seeds = seed_runs(args, runs)
     if len(seeds):
