@@ -16,7 +16,9 @@ best weights back; the test metrics are those of that model (``--refit``: also t
 a retrain on the whole training file, below).
 
 Budget, the same for every loss: trial 0 gives every loss the same setting
-(``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study), trials
+(``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study; it may
+add ``"num_row_negatives"``, the per-row uniform negatives of
+:class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
 (:mod:`tfcro.experiments.space`: learning rate, L2, scale, negatives, the loss's own
 options), the same random stream per loss. Trials run round-robin over the losses, so
@@ -185,6 +187,7 @@ def train_once(
         scale=float(params["scale"]),
         item_probabilities=ids.item_probabilities() if params["logq_correction"] else None,
         num_negatives=int(params["num_negatives"]),
+        num_row_negatives=int(params.get("num_row_negatives", 0)),
         in_batch_negatives=bool(params["in_batch_negatives"]),
         embedding_l2=float(params["embedding_l2"]),
         seed=seed,

@@ -358,7 +358,10 @@ def test_two_tower_loss_matches_numpy_with_logq_and_l2():
 
 
 @needs_keras_rs
-def test_two_tower_uniform_negatives_without_in_batch_learn():
+@pytest.mark.parametrize("shared, own", [(20, 0), (0, 20)])
+def test_two_tower_uniform_negatives_without_in_batch_learn(shared, own):
+    """Shared or per-row uniform negatives alone, compiled by ``fit`` (a last batch of
+    another size included)."""
     users, labels = _interactions(seed=4)
     items = labels.argmax(1).astype("int32")
     keras.utils.set_random_seed(0)
@@ -368,7 +371,8 @@ def test_two_tower_uniform_negatives_without_in_batch_learn():
         16,
         loss=cro.LambdaCROLoss(),
         scale=10.0,
-        num_negatives=20,
+        num_negatives=shared,
+        num_row_negatives=own,
         in_batch_negatives=False,
         embedding_l2=1e-4,
         seed=1,
@@ -394,6 +398,10 @@ def test_two_tower_negative_options_are_checked():
         cro.TwoTowerRetrieval(10, 5, in_batch_negatives="yes")
     with pytest.raises(ValueError, match="`num_negatives` should be an integer >= 0"):
         cro.TwoTowerRetrieval(10, 5, num_negatives=-1)
+    with pytest.raises(ValueError, match="`num_row_negatives` should be an integer >= 0"):
+        cro.TwoTowerRetrieval(10, 5, num_row_negatives=-2)
+    model = cro.TwoTowerRetrieval(10, 5, in_batch_negatives=False, num_row_negatives=1)
+    assert model.num_row_negatives == 1
     with pytest.raises(ValueError, match="`embedding_l2` should be"):
         cro.TwoTowerRetrieval(10, 5, embedding_l2=-0.1)
 
@@ -528,6 +536,59 @@ def test_two_tower_loss_with_uniform_negatives_matches_numpy():
     scores[hits] = -np.inf
     penalty = 0.02 * ((u_raw**2).sum() + (v_raw**2).sum()) / 4
     np.testing.assert_allclose(got, _softmax_rows(scores).mean() + penalty, rtol=1e-5)
+
+
+@needs_keras_rs
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_two_tower_loss_with_row_negatives_matches_numpy(in_batch):
+    """Shared and per-row uniform negatives: each row's own draws, the mixture logQ with
+    ``K + R`` uniform draws, accidental hits among a row's own items and the L2 over
+    every embedding row, against NumPy (the same seeded draws, in the model's order)."""
+    keras.utils.set_random_seed(5)
+    f = np.random.default_rng(2).dirichlet(np.ones(9)).astype("float32")
+    model = cro.TwoTowerRetrieval(
+        10,
+        9,
+        8,
+        loss=cro.LambdaCROLoss(alpha=1.2) if in_batch else cro.SoftmaxLoss(),
+        scale=3.0,
+        item_probabilities=f,
+        num_negatives=3,
+        num_row_negatives=6,  # 6 draws of 9 items per row: some repeat the row's positive
+        in_batch_negatives=in_batch,
+        embedding_l2=0.01,
+        seed=11,
+    )
+    users = np.array([0, 1, 2, 3, 4], "int32")
+    items = np.array([2, 6, 2, 0, 8], "int32")
+    got = float(model.compute_loss(users, items, model(users)))
+    generator = keras.random.SeedGenerator(11)
+    shared = np.asarray(keras.random.randint((3,), 0, 9, dtype="int32", seed=generator))
+    own = np.asarray(keras.random.randint((5, 6), 0, 9, dtype="int32", seed=generator))
+    ids = np.concatenate([np.tile(np.concatenate([items, shared]), (5, 1)), own], axis=1)
+    users_raw = np.asarray(model.user_embedding.embeddings)[users]
+    table = np.asarray(model.item_embedding.embeddings)
+    u = users_raw / np.linalg.norm(users_raw, axis=1, keepdims=True)
+    v = table / np.linalg.norm(table, axis=1, keepdims=True)
+    scores = np.zeros(ids.shape, "float64")
+    for b in range(5):
+        for c in range(ids.shape[1]):
+            q = ((5 * f[ids[b, c]] if in_batch else 0.0) + 9 / 9) / ((5 if in_batch else 0) + 9)
+            scores[b, c] = 3.0 * u[b] @ v[ids[b, c]] - np.log(q)
+    hits = (ids == items[:, None]) & ~np.eye(5, 14, dtype=bool)
+    assert hits[:, 8:].any()  # a row's own draw hits its positive
+    scores[hits] = -np.inf
+    if in_batch:
+        scores[hits] = 2 * reference.ABSENT  # absent for the reference
+        rows, _ = reference.row_losses_and_grads(
+            np.eye(5, 14), scores, method="lambda", alpha=1.2, num_items=9
+        )
+    else:
+        scores[:, :5][~np.eye(5, dtype=bool)] = -np.inf
+        rows = _softmax_rows(scores)
+    embedding_rows = np.concatenate([items, shared, own.reshape(-1)])
+    penalty = 0.01 * ((users_raw**2).sum() + (table[embedding_rows] ** 2).sum()) / 5
+    np.testing.assert_allclose(got, rows.mean() + penalty, rtol=1e-5)
 
 
 def _rows_and_grad(fn, scores):

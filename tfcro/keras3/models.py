@@ -19,13 +19,17 @@ from tfcro.validation import check_bool, check_float, check_int
 
 class TwoTowerRetrieval(keras.Model):
     """Matrix factorisation as a two-tower model: a user-id tower and an item-id tower,
-    unit-norm embeddings scored by ``scale * cosine``; in-batch and uniform negatives.
+    unit-norm embeddings scored by ``scale * cosine``; in-batch, shared uniform and
+    per-row uniform negatives.
 
     The training step (:meth:`compute_loss`) scores each user against the candidates
-    ``[the batch's items, K uniform items]`` (``[B, B + K]``, labels ``eye(B, B + K)``;
-    the layout and the options of the Keras 2 :class:`tfcro.TwoTowerModel`), subtracts
-    ``log q`` of each candidate under the batch's mixture proposal
-    (:func:`tfcro.core.sampling.mixture_probability`) with
+    ``[the batch's items, K uniform items, R uniform items of its own]``
+    (``[B, B + K + R]``, labels ``eye(B, B + K + R)``; the first two blocks are the
+    layout and the options of the Keras 2 :class:`tfcro.TwoTowerModel`, the third
+    draws ``R`` items for every row independently, as the published MF recipes of
+    BSL and IR-Benchmark do), subtracts ``log q`` of each candidate under the row's
+    mixture proposal (:func:`tfcro.core.sampling.mixture_probability`, ``K + R``
+    uniform draws) with
     ``keras_rs.layers.SamplingProbabilityCorrection`` when ``item_probabilities`` are
     given (in-batch negatives are drawn by popularity), masks accidental hits with
     :class:`tfcro.keras3.RemoveAccidentalHits` (and the other rows' items when
@@ -51,8 +55,13 @@ class TwoTowerRetrieval(keras.Model):
       top_n: how many items :meth:`recommend` returns.
       num_negatives: ``K`` items drawn uniformly (with replacement) per batch, shared
         by its rows; 0 for none.
+      num_row_negatives: ``R`` items drawn uniformly (with replacement) for each row,
+        not shared; 0 for none. ``B * R`` embedding rows per step, against ``K`` for
+        the shared ones: more distinct negatives at a higher cost (a gather and an
+        einsum of ``[B, R, D]``). A draw equal to the row's positive is masked like
+        any accidental hit; the user's other training items are not excluded.
       in_batch_negatives: the other rows' items are negatives too (False needs
-        ``num_negatives >= 1``).
+        ``num_negatives + num_row_negatives >= 1``).
       embedding_l2: ``lambda`` of the L2 penalty on the batch's embedding rows (the
         user of each row and every candidate, before normalisation); 0 for none.
       seed: seed of the negative sampler (None: Keras's global seed).
@@ -68,6 +77,7 @@ class TwoTowerRetrieval(keras.Model):
         item_probabilities=None,
         top_n: int = 100,
         num_negatives: int = 0,
+        num_row_negatives: int = 0,
         in_batch_negatives: bool = True,
         embedding_l2: float = 0.0,
         seed: int | None = None,
@@ -82,11 +92,12 @@ class TwoTowerRetrieval(keras.Model):
         self.scale = check_float("scale", scale, minimum=0.0, strict=True)
         self.top_n = check_int("top_n", top_n, 1)
         self.num_negatives = check_int("num_negatives", num_negatives, 0)
+        self.num_row_negatives = check_int("num_row_negatives", num_row_negatives, 0)
         self.in_batch_negatives = check_bool("in_batch_negatives", in_batch_negatives)
-        if not self.in_batch_negatives and self.num_negatives == 0:
+        if not self.in_batch_negatives and self.num_negatives + self.num_row_negatives == 0:
             raise ValueError(
-                "`in_batch_negatives=False` needs sampled negatives, `num_negatives` >= 1. "
-                "Received: num_negatives=0"
+                "`in_batch_negatives=False` needs sampled negatives, `num_negatives` >= 1 "
+                "or `num_row_negatives` >= 1. Received: num_negatives=0, num_row_negatives=0"
             )
         self.embedding_l2 = check_float("embedding_l2", embedding_l2, minimum=0.0)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -144,13 +155,32 @@ class TwoTowerRetrieval(keras.Model):
         raw_items = self.item_embedding(candidates)
         items = ops.normalize(raw_items, axis=-1, order=2)
         scores = self.scale * ops.matmul(y_pred, ops.transpose(items))
+        raw_blocks = [raw_items]  # what the L2 penalty covers
+        if self.num_row_negatives:  # [B, R] ids of each row's own, [B, R, D] embeddings
+            row_ids = keras.random.randint(
+                (rows, self.num_row_negatives),
+                0,
+                self.num_items,
+                dtype="int32",
+                seed=self.seed_generator,
+            )
+            raw_rows = self.item_embedding(row_ids)
+            row_items = ops.normalize(raw_rows, axis=-1, order=2)
+            row_scores = self.scale * ops.einsum("bd,brd->br", y_pred, row_items)
+            scores = ops.concatenate([scores, row_scores], axis=1)
+            shared = ops.broadcast_to(candidates[None, :], (rows, ops.shape(candidates)[0]))
+            candidates = ops.concatenate([shared, row_ids], axis=1)
+            raw_blocks.append(raw_rows)
         columns = ops.shape(scores)[1]
         labels = ops.eye(rows, columns, dtype="float32")
         if self.log_q is not None:
             frequencies = ops.take(ops.convert_to_tensor(self.log_q), candidates)
             in_batch = ops.cast(rows, "float32") if self.in_batch_negatives else 0.0
-            q = mixture_probability(frequencies, in_batch, self.num_negatives, self.num_items)
-            scores = self.correction(scores, ops.broadcast_to(q[None, :], ops.shape(scores)))
+            uniform = self.num_negatives + self.num_row_negatives
+            q = mixture_probability(frequencies, in_batch, uniform, self.num_items)
+            if len(q.shape) == 1:
+                q = q[None, :]
+            scores = self.correction(scores, ops.broadcast_to(q, ops.shape(scores)))
         scores = self.remove_accidental_hits(scores, labels, candidates)
         if not self.in_batch_negatives:
             others = ops.logical_and(
@@ -166,7 +196,8 @@ class TwoTowerRetrieval(keras.Model):
             loss = self.retrieval_loss(labels, scores, sample_weight)
         if self.embedding_l2 > 0:
             users = self.user_embedding(ops.cast(ops.reshape(x, (-1,)), "int32"))
-            penalty = ops.sum(ops.square(users)) + ops.sum(ops.square(raw_items))
+            penalty = ops.sum(ops.square(users))
+            penalty = penalty + sum(ops.sum(ops.square(block)) for block in raw_blocks)
             loss = loss + self.embedding_l2 * penalty / ops.cast(rows, "float32")
         return loss
 
