@@ -450,6 +450,20 @@ def test_ranking_evaluation_stops_early_and_restores_the_best_weights():
     assert ranking_metrics(top, relevant, ks=(10,))["recall@10"] == pytest.approx(callback.best)
 
 
+@needs_keras_rs
+@pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
+def test_bench_negatives_times_every_layout(capsys):
+    from benchmarks import bench_negatives
+
+    bench_negatives.main(["--steps", "2", "--rounds", "1", "--batch-size", "16"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| " + n for n in bench_negatives.LAYOUTS]
+    assert rows[1].endswith("| 1.00x |")  # the first layout is the reference
+    assert "| no | 0 | 800 | 816 |" in rows[2]
+    with pytest.raises(SystemExit, match="unknown"):
+        bench_negatives.main(["--layouts", "round1,bsl8"])
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
 def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     pytest.importorskip("pandas")
