@@ -20,8 +20,11 @@ Budget, the same for every loss: trial 0 gives every loss the same setting
 add ``"num_row_negatives"``, the per-row uniform negatives of
 :class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
-(:mod:`tfcro.experiments.space`: learning rate, L2, scale, negatives, the loss's own
-options), the same random stream per loss. Trials run round-robin over the losses, so
+(:mod:`tfcro.experiments.space`): the settings every loss has (learning rate, L2,
+scale, negatives) are one draw per trial, the same for every loss, so that each trial
+compares the losses under identical settings (a paired design: with a few trials, no
+loss wins by a luckier draw); the loss's own options (alpha, kernel, temperatures)
+are a draw of its own. Trials run round-robin over the losses, so
 an interrupted grid leaves every loss with the same number of trials give or take one;
 the report counts only complete rounds. Selection is on validation only: each loss's
 best trial (``--monitor``) is retrained with ``--seeds`` for the ``--top`` losses (plus
@@ -153,14 +156,18 @@ def load_split(args):
 
 def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
     """Trial 0: ``base`` (settings it leaves out: :data:`BASE`'s); later trials: a draw of
-    the search space, the same stream per loss.
+    the search space: of the settings every loss has, one per trial (the same for every
+    loss); of the loss's own options, one per trial and loss.
     """
-    from tfcro.experiments.space import sample
+    from tfcro.experiments.space import SEARCH_SPACE, sample
 
     if trial == 0:
         return {**BASE, **base}
-    rng = np.random.default_rng([trial, sum(map(ord, loss))])
-    return sample(loss, rng)
+    shared = {k: v for k, v in SEARCH_SPACE.items() if "losses" not in v}
+    own = {k: v for k, v in SEARCH_SPACE.items() if "losses" in v}
+    params = sample(loss, np.random.default_rng([trial]), shared)
+    params.update(sample(loss, np.random.default_rng([trial, sum(map(ord, loss))]), own))
+    return params
 
 
 def train_once(

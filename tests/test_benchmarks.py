@@ -329,3 +329,21 @@ def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, caps
     err = capsys.readouterr().err
     assert "holds a grid run with other settings" in err
     assert "epochs: 5 there, 7 now; patience: 3 there, 1 now" in err
+
+
+def test_keras3_leaderboard_trials_share_the_common_settings():
+    """A trial draws the settings every loss has once (a paired design), each loss's own
+    options apart; trial 0 is --base over BASE."""
+    from benchmarks import keras3_leaderboard as lb
+    from tfcro.experiments.space import SEARCH_SPACE
+
+    shared = [k for k, v in SEARCH_SPACE.items() if "losses" not in v]
+    first = {loss: lb.trial_params(loss, 1, {}) for loss in lb.LOSSES}
+    for loss, params in first.items():
+        assert {k: params[k] for k in shared} == {k: first["softmax"][k] for k in shared}
+    assert set(first["cro"]) - set(shared) == {"alpha", "kernel"}
+    assert set(first["softmax"]) == set(shared)
+    assert first["cro"]["alpha"] != first["cro-lambda"]["alpha"]  # own draws per loss
+    second = lb.trial_params("softmax", 2, {})
+    assert second != first["softmax"] and second == lb.trial_params("softmax", 2, {})
+    assert lb.trial_params("bsl", 0, {"scale": 9.0}) == {**lb.BASE, "scale": 9.0}
