@@ -339,7 +339,7 @@ def test_keras3_leaderboard_trials_share_the_common_settings():
 
     shared = [k for k, v in SEARCH_SPACE.items() if "losses" not in v]
     first = {loss: lb.trial_params(loss, 1, {}) for loss in lb.LOSSES}
-    for loss, params in first.items():
+    for params in first.values():
         assert {k: params[k] for k in shared} == {k: first["softmax"][k] for k in shared}
     assert set(first["cro"]) - set(shared) == {"alpha", "kernel"}
     assert set(first["softmax"]) == set(shared)
