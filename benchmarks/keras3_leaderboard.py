@@ -39,9 +39,13 @@ run selected, and reports those models' test metrics as a second table (the publ
 numbers of LightGCN-style splits train on the whole file).
 
 ``--alphas`` then runs the customisability check: each CROLoss loss's best trial (cro,
-cro-lambda, whichever ``--losses`` has) again with each alpha and each of ``--seeds``,
-early-stopped on ``--monitor`` like every run; the report says, for each N of ``--ks``,
-which alpha the validation Recall@N picks and every alpha's test Recall@N.
+cro-lambda, whichever ``--losses`` has) again with each alpha and each of ``--seeds``.
+These runs select a model per cut-off: the weights of the best validation Recall@N of
+each N of ``--ks`` are kept, training stops after ``--patience`` evaluations in which
+none of them improved, and each N's model is tested on Recall@N (the ``sel_*`` columns;
+the ``val_*``/``test_*`` columns are ``--monitor``'s model, as in every run). The
+report says, for each N, which alpha the validation Recall@N picks and every alpha's
+test Recall@N of its model for that N.
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds (``<out>/grid.json`` records the settings that decide what a run measures, and a
@@ -171,11 +175,20 @@ def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_once(
-    ids, loss_name: str, params: dict[str, Any], seed: int, args, refit_epochs: int | None = None
+    ids,
+    loss_name: str,
+    params: dict[str, Any],
+    seed: int,
+    args,
+    refit_epochs: int | None = None,
+    per_cutoff: bool = False,
 ) -> dict[str, Any]:
     """One run: train with validation early stopping, test the best weights; or, with
     ``refit_epochs``, train that many epochs on the whole training file (validation
     targets included, :meth:`~tfcro.data.IndexedSplit.refit_split`) and test the result.
+    ``per_cutoff`` (the alpha sweep): also select a model per N of ``--ks`` on validation
+    Recall@N and test it on Recall@N (``sel_val_recall@N``, ``sel_test_recall@N``,
+    ``sel_epoch@N``; early stopping waits for every N).
     """
     import keras
 
@@ -214,6 +227,7 @@ def train_once(
                 patience=args.patience,
                 frequency=args.frequency,
                 batch_size=args.eval_batch_size,
+                also_monitor=[f"recall@{k}" for k in args.ks] if per_cutoff else (),
             )
         )
     started = time.perf_counter()
@@ -246,6 +260,30 @@ def train_once(
             {f"val_{k}": v for k, v in best.items() if k.split("@")[0] in ("recall", "ndcg")}
         )
     row.update({f"test_{k}": v for k, v in test.items() if k.split("@")[0] in ("recall", "ndcg")})
+    if per_cutoff:
+        row.update(_per_cutoff_tests(model, callbacks[0], ids, args))
+    return row
+
+
+def _per_cutoff_tests(model, callback, ids, args) -> dict[str, Any]:
+    """For each N of ``--ks``: the best validation Recall@N, its epoch (1-based) and the
+    test Recall@N of those weights.
+    """
+    import tfcro.keras3 as cro
+
+    row: dict[str, Any] = {}
+    for k in args.ks:
+        name = f"recall@{k}"
+        value, epoch = callback.best_of.get(name, (callback.best, callback.best_epoch))
+        model.set_weights(callback.best_weights_of(name))
+        test = cro.evaluate(model, ids.test, [k], batch_size=args.eval_batch_size)
+        row.update(
+            {
+                f"sel_val_{name}": value,
+                f"sel_test_{name}": test[name],
+                f"sel_epoch@{k}": epoch + 1,
+            }
+        )
     return row
 
 
@@ -428,7 +466,8 @@ def refit_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
 def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     """The alpha sweep's runs of each CROLoss loss's best trial and ``--seeds`` (and
     ``--alphas``, when given): ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the
-    test metrics without their ``test_`` prefix.
+    test metrics without their ``test_`` prefix; Recall@N from each N's own model (the
+    ``sel_*`` columns) where the run has one.
     """
     sweep = runs[runs.phase == "alpha"] if not runs.empty else runs
     if not sweep.empty:
@@ -438,6 +477,10 @@ def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
         sweep = sweep.loc[np.array([_alpha_key(a) in wanted for a in sweep.alpha], dtype=bool)]
     if sweep.empty:
         return pd.DataFrame(columns=["loss", "seed", "alpha"])
+    sweep = sweep.copy()
+    for column in [c for c in sweep.columns if c.startswith(("sel_val_", "sel_test_"))]:
+        target = column[len("sel_") :]  # each N's own model, where the run has one
+        sweep[target] = sweep[column].fillna(sweep[target] if target in sweep else np.nan)
     valid = [c for c in sweep.columns if c.startswith("val_recall@")]
     return pd.concat([test_metrics(sweep), sweep[["alpha", *valid]]], axis=1)
 
@@ -558,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"time budget: stopping with {len(todo)} run(s) left", flush=True)
             break
         began = time.perf_counter()
-        row = train_once(ids, loss, params, seed, args, refit_epochs)
+        row = train_once(ids, loss, params, seed, args, refit_epochs, phase == "alpha")
         durations.append(time.perf_counter() - began)
         row.update({"phase": phase, "trial": trial, "seed": seed})
         if phase == "alpha":

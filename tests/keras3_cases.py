@@ -510,6 +510,13 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     assert pairs == [(0.8, 0), (0.8, 1), (1.2, 0), (1.2, 1)]
     assert [json.loads(p)["alpha"] for p in sweep.params] == list(sweep.alpha)
     assert sweep["test_recall@5"].notna().all()
+    # each N's own model: selected on validation Recall@N, within the epochs run
+    for k in (5, 20):
+        assert sweep[f"sel_test_recall@{k}"].notna().all()
+        assert (sweep[f"sel_val_recall@{k}"] >= sweep[f"val_recall@{k}"] - 1e-9).all()
+        assert (
+            (1 <= sweep[f"sel_epoch@{k}"]) & (sweep[f"sel_epoch@{k}"] <= sweep.epochs_run)
+        ).all()
     report = (tmp_path / lb.REPORT_FILE).read_text()
     assert "Alpha sweep, cro-lambda" in report and "| 5 |" in report
     assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0

@@ -318,6 +318,30 @@ def test_keras3_leaderboard_alpha_table_compares_the_seeds_every_alpha_has(tmp_p
     assert sweep[0][:5] == ["20", "0.8", "0.5500", "0.8", "0.8: 0.5500 ± 0.4950"]
 
 
+def test_keras3_leaderboard_alpha_sweep_reads_each_cutoffs_own_model(tmp_path):
+    """A sweep row's sel_* columns (each N's model, selected on validation Recall@N)
+    replace Recall@N in the alpha table; a row without them keeps the monitor's model."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    own = {"sel_val_recall@20": 0.5, "sel_test_recall@20": 0.6, "sel_epoch@20": 4}
+    own.update({"sel_val_recall@50": 0.7, "sel_test_recall@50": 0.8, "sel_epoch@50": 6})
+    rows = [
+        _leaderboard_row(lb, "tune", "cro", 0, 0, 0.1),
+        _leaderboard_row(lb, "alpha", "cro", 0, 1, 0.2, alpha=0.8, **own),
+        _leaderboard_row(lb, "alpha", "cro", 0, 1, 0.3, alpha=1.2),  # an older sweep row
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    args = lb.build_parser().parse_args(
+        ["--out", str(tmp_path), "--losses", "cro", "--seeds", "1", "--trials", "1"]
+    )
+    sweep = lb.alpha_runs(args, lb.read_runs(str(tmp_path))).set_index("alpha")
+    assert sweep.loc[0.8, ["val_recall@20", "recall@20", "recall@50"]].tolist() == [0.5, 0.6, 0.8]
+    assert sweep.loc[1.2, ["val_recall@20", "recall@20", "recall@50"]].tolist() == [0.3, 0.3, 0.3]
+    assert sweep.loc[0.8, "recall@100"] == 0.2 and sweep.loc[0.8, "ndcg@20"] == 0.1
+
+
 def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, capsys):
     from benchmarks import keras3_leaderboard as lb
 

@@ -233,8 +233,51 @@ def test_callback_logs_early_stops_and_restores_best():
     np.testing.assert_array_equal(model.scores.numpy(), [1, 0, 0, 0])
 
 
+class _TwoTargetModel(_ScheduledModel):
+    # scores of a, b, c, d per epoch; the user's targets are a and b
+    SCHEDULE = np.array(
+        [[1, 0, 3, 2], [3, 0, 2, 1], [3, 2, 1, 0], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]],
+        np.float32,
+    )
+
+
+@pytest.mark.parametrize("also", [(), ("recall@3",)])
+def test_callback_also_monitor_keeps_each_best_and_waits_for_all(also):
+    model = _TwoTargetModel()
+    model.compile(optimizer="sgd")
+    users = _users(["0"], [np.array(["a", "b"])], [np.array([], str)])
+    callback = ev.RetrievalEvaluationCallback(
+        users,
+        np.array(["a", "b", "c", "d"]),
+        ks=[1, 3],
+        monitor="recall@1",
+        patience=2,
+        also_monitor=also,
+    )
+    history = model.fit(np.zeros((1, 1)), epochs=6, verbose=0, callbacks=[callback])
+    # recall@1 is best at epoch 1 (a first); recall@3 at epoch 2 (a, b, c)
+    assert history.history["val_recall@1"][:4] == [0.0, 0.5, 0.5, 0.0]
+    assert history.history["val_recall@3"][:4] == [0.5, 0.5, 1.0, 0.5]
+    assert callback.best_epoch == 1
+    np.testing.assert_array_equal(model.scores.numpy(), [3, 0, 2, 1])  # monitor's weights
+    if not also:
+        assert callback.stopped_epoch == 3 and callback.best_of == {}
+        return
+    # epoch 2 improved recall@3: patience counts from there
+    assert callback.stopped_epoch == 4
+    assert callback.best_of == {"recall@3": (1.0, 2)}
+    model.set_weights(callback.best_weights_of("val_recall@3"))
+    np.testing.assert_array_equal(model.scores.numpy(), [3, 2, 1, 0])
+    model.set_weights(callback.best_weights_of("recall@1"))
+    np.testing.assert_array_equal(model.scores.numpy(), [3, 0, 2, 1])
+    with pytest.raises(ValueError, match="`metric` should be one of the monitored"):
+        callback.best_weights_of("ndcg@3")
+
+
 def test_callback_bad_options():
     with pytest.raises(ValueError, match="`monitor`"):
         ev.RetrievalEvaluationCallback({}, [], monitor="auc")
+    with pytest.raises(ValueError, match="`also_monitor` should hold metrics.*'auc@5'"):
+        ev.RetrievalEvaluationCallback({}, [], also_monitor=("recall@5", "auc@5"))
     with pytest.raises(ValueError, match="`patience`"):
         ev.RetrievalEvaluationCallback({}, [], patience=-1)

@@ -33,6 +33,8 @@ class RetrievalEvaluationCallback(ValidationSelection, keras.callbacks.Callback)
       patience, min_delta, restore_best_weights: early stopping as above.
       frequency: evaluate every this many epochs.
       verbose: 1 prints the metrics each evaluation.
+      also_monitor: more metrics to select on (their best weights kept, early stopping
+        when none improves; ``ValidationSelection``).
       **evaluate_options: ``batch_size``, ``exclude_seen``, ``method`` ... of ``evaluate``.
 
     Example:
@@ -52,9 +54,12 @@ class RetrievalEvaluationCallback(ValidationSelection, keras.callbacks.Callback)
         restore_best_weights: bool = True,
         frequency: int = 1,
         verbose: int = 0,
+        also_monitor: Iterable[str] = (),
         **evaluate_options: Any,
     ):
-        super().__init__(ks, monitor, patience, min_delta, restore_best_weights, frequency, verbose)
+        super().__init__(
+            ks, monitor, patience, min_delta, restore_best_weights, frequency, verbose, also_monitor
+        )
         self.users = users
         self.items = items
         self.evaluate_options = evaluate_options

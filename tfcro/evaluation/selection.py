@@ -24,6 +24,13 @@ class ValidationSelection:
     never); with ``restore_best_weights`` puts the weights of the best evaluation back
     when training ends.
 
+    ``also_monitor`` names more metrics to select on, e.g. ``("recall@50",
+    "recall@100")`` beside ``monitor="recall@20"``, for a model chosen per cut-off: the
+    best value, epoch and weights of each are kept (:attr:`best_of`,
+    :meth:`best_weights_of`), and training stops only after ``patience`` evaluations
+    in which none of ``monitor`` and ``also_monitor`` improved. The weights put back at
+    the end are still ``monitor``'s.
+
     Each metric is written into the epoch's Keras ``logs`` as ``val_<metric>`` (e.g.
     ``val_recall@100``), so it reaches ``History`` and any later callback.
     After training: ``best``, ``best_epoch`` (0-based), ``stopped_epoch`` and ``history``
@@ -39,13 +46,28 @@ class ValidationSelection:
         restore_best_weights: bool = True,
         frequency: int = 1,
         verbose: int = 0,
+        also_monitor: Iterable[str] = (),
     ):
         super().__init__()
         self.ks = tuple(ks)
         metric, cut = parse_monitor(monitor)
         self.monitor = f"{metric}@{cut}"  # the key of the computed metrics
-        if cut not in self.ks:
-            self.ks = self.ks + (cut,)
+        if isinstance(also_monitor, str):
+            also_monitor = (also_monitor,)
+        self.also_monitor: tuple[str, ...] = ()
+        for name in also_monitor:
+            try:
+                other, other_cut = parse_monitor(name)
+            except ValueError:
+                raise ValueError(
+                    "`also_monitor` should hold metrics like 'recall@50' (those of "
+                    f"`monitor`). Received: also_monitor={tuple(also_monitor)!r}"
+                ) from None
+            if f"{other}@{other_cut}" not in (self.monitor, *self.also_monitor):
+                self.also_monitor += (f"{other}@{other_cut}",)
+        for name in (self.monitor, *self.also_monitor):
+            if parse_monitor(name)[1] not in self.ks:
+                self.ks = self.ks + (parse_monitor(name)[1],)
         self.patience = check_int("patience", patience, 0, allow_none=True)
         self.min_delta = check_float("min_delta", min_delta, minimum=0.0)
         self.restore_best_weights = bool(restore_best_weights)
@@ -65,6 +87,24 @@ class ValidationSelection:
         self.stopped_epoch: int | None = None
         self.history: list[dict[str, float]] = []
         self.evaluated_epochs: list[int] = []
+        #: ``{metric: (best value, its 0-based epoch)}`` of each of ``also_monitor``
+        self.best_of: dict[str, tuple[float, int]] = {}
+        self._best_weights_of: dict[str, list[np.ndarray]] = {}
+
+    def best_weights_of(self, metric: str) -> list[np.ndarray]:
+        """The weights of the best evaluation of ``metric`` (``monitor`` or one of
+        ``also_monitor``), as ``model.get_weights()`` gave them; ``model.set_weights``
+        puts them back.
+        """
+        name = "@".join(map(str, parse_monitor(metric)))
+        if name == self.monitor and self.best_weights is not None:
+            return self.best_weights
+        if name not in self._best_weights_of:
+            raise ValueError(
+                f"`metric` should be one of the monitored metrics "
+                f"{[self.monitor, *self.also_monitor]} after an evaluation. Received: {metric!r}"
+            )
+        return self._best_weights_of[name]
 
     def on_train_begin(self, logs=None):
         self._reset()
@@ -82,11 +122,21 @@ class ValidationSelection:
                 f"\nepoch {epoch + 1}: "
                 + ", ".join(f"val_{k}={v:.4f}" for k, v in sorted(results.items()))
             )
+        improved = False
+        for name in self.also_monitor:
+            value, before = results[name], self.best_of.get(name)
+            if before is None or value > before[0] + self.min_delta:
+                self.best_of[name] = (value, epoch)
+                self._best_weights_of[name] = self.model.get_weights()
+                improved = True
         current = results[self.monitor]
         if current > self.best + self.min_delta or self.best_epoch is None:
             self.best, self.best_epoch, self.wait = current, epoch, 0
-            if self.restore_best_weights:
+            if self.restore_best_weights or self.also_monitor:
                 self.best_weights = self.model.get_weights()
+            return
+        if improved:
+            self.wait = 0
             return
         self.wait += 1
         if self.patience is not None and self.wait >= self.patience:

@@ -40,7 +40,7 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
       queries: the validation users (``tfcro.data.index_split(split).valid``).
       batch_size: users scored at once.
       **selection: ``ks``, ``monitor``, ``patience``, ``min_delta``,
-        ``restore_best_weights``, ``frequency``, ``verbose`` of
+        ``restore_best_weights``, ``frequency``, ``verbose``, ``also_monitor`` of
         :class:`~tfcro.evaluation.selection.ValidationSelection` (its defaults).
 
     Example:
