@@ -173,6 +173,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="uniform negatives per batch (default: 10 x batch size, the paper)",
     )
     m.add_argument(
+        "--num-row-negatives",
+        type=int,
+        default=0,
+        help="uniform negatives drawn for each row on its own, after the shared ones "
+        "(the published MF recipes: e.g. 800 with --no-in-batch-negatives --num-negatives 0)",
+    )
+    m.add_argument(
         "--in-batch-negatives",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -317,6 +324,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         "embedding_l2": args.embedding_l2,
         "scale": args.scale,
         "num_negatives": num_negatives,
+        "num_row_negatives": args.num_row_negatives,
         "in_batch_negatives": args.in_batch_negatives,
         "logq_correction": args.logq,
         "loss": args.loss,

@@ -19,6 +19,7 @@ def test_config_round_trip():
         embedding_dim=16,
         hidden_units=(32,),
         num_negatives=100,
+        num_row_negatives=8,
         use_user_id=True,
         item_features=("genre",),
         seed=3,
@@ -36,10 +37,12 @@ def test_config_round_trip():
     [
         ({"embedding_dim": 0}, "`embedding_dim`"),
         ({"num_negatives": -1}, "`num_negatives`"),
+        ({"num_row_negatives": -2}, "`num_row_negatives` should be an integer >= 0"),
+        ({"num_row_negatives": 1.5}, "`num_row_negatives`"),
         ({"pooling": "lstm"}, "`pooling`"),
         ({"scale": 0.0}, "`scale`"),
         ({"loss": "hinge"}, "`loss`"),
-        ({"in_batch_negatives": False}, "num_negatives"),
+        ({"in_batch_negatives": False}, "`num_negatives` >= 1 or `num_row_negatives` >= 1"),
         ({"item_features": ("item_id",)}, "reserved"),
     ],
 )

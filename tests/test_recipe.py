@@ -134,6 +134,16 @@ def test_an_mf_model_trains_reloads_and_exports(tmp_path, pairs_dir):
     assert list(inputs) == ["user_id"]
 
 
+def test_per_row_negatives_alone_train_through_the_trainer(tmp_path, pairs_dir):
+    """The published recipes' negatives (each row's own, no in-batch, no shared ones)
+    through the compiled training step; the run reloads with them in its config."""
+    model = {"num_negatives": 0, "num_row_negatives": 24, "in_batch_negatives": False}
+    result = train(_config(pairs_dir, epochs=2, model=model), str(tmp_path / "run"), verbose=0)
+    assert result.epochs_run == 2 and 0 < result.metrics["recall@10"] <= 1
+    reloaded, _ = load_model(str(tmp_path / "run"))
+    assert reloaded.config.num_row_negatives == 24 and reloaded.config.num_negatives == 0
+
+
 # ----------------------------------------------------------------------------- L2 penalty
 
 
@@ -364,10 +374,12 @@ def test_cli_maps_the_recipe_flags(tmp_path):
             schedule_epochs=15,
             valid_fraction=0.2,
             refit=True,
+            num_row_negatives=64,
         )
     )
 
     config = train_cli.config_from_args(args)
+    assert config.model["num_row_negatives"] == 64
     assert config.model["user_tower"] == "id" and config.model["embedding_l2"] == 1e-4
     assert (config.weight_decay, config.lr_schedule, config.warmup_epochs) == (0.01, "cosine", 0.5)
     assert (config.valid_fraction, config.refit, config.schedule_epochs) == (0.2, True, 15)

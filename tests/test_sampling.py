@@ -125,3 +125,68 @@ def test_model_logq_correction_shifts_scores():
     np.testing.assert_allclose(s1[present], (s0 - np.log(q))[present], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="item_frequencies"):
         TwoTowerModel(items, logq_correction=True)
+
+
+def test_row_negatives_are_per_row_seeded_draws():
+    draws = sampling.row_negatives(7, 3, 5, seed=[2, 0]).numpy()
+    assert draws.shape == (3, 5) and draws.min() >= 0 and draws.max() < 7
+    np.testing.assert_array_equal(draws, sampling.row_negatives(7, 3, 5, seed=[2, 0]).numpy())
+    assert len({tuple(row) for row in draws}) > 1  # rows draw on their own
+    assert sampling.row_negatives(7, tf.constant(4), 2).shape == (4, 2)
+    with pytest.raises(ValueError, match="`num_row_negatives` should be an integer >= 0"):
+        sampling.row_negatives(7, 3, -1)
+
+
+def _softmax_rows(scores):
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return np.log(np.exp(shifted).sum(axis=1)) - np.diag(shifted)
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_model_row_negatives_match_numpy(in_batch):
+    """Shared and per-row negatives: each row's own draws (a seed stream apart from the
+    shared one), logQ with K + R uniform draws, accidental hits among a row's own
+    items, the L2 over every embedding row; raw ids and lookup indices alike."""
+    items = np.array([f"i{k}" for k in range(6)])
+    freq = np.array([0.3, 0.2, 0.2, 0.1, 0.1, 0.1])
+    model = TwoTowerModel(
+        items,
+        embedding_dim=4,
+        loss=losses.SoftmaxLoss(),
+        num_negatives=2,
+        num_row_negatives=5,
+        in_batch_negatives=in_batch,
+        logq_correction=True,
+        item_frequencies=freq,
+        embedding_l2=0.01,
+        seed=3,
+    )
+    batch = {
+        "history": np.array([["i1", ""], ["i0", "i2"], ["", ""]]),
+        "item_id": np.array(["i0", "i4", "i0"]),
+    }
+    got = float(model.compute_loss({k: tf.constant(v) for k, v in batch.items()}))
+    shared = sampling.uniform_negatives(6, 2, seed=[3, 0]).numpy()
+    own = sampling.row_negatives(6, 3, 5, seed=[3, -1]).numpy()
+    positives = np.array([0, 4, 0])
+    ids = np.concatenate([np.tile(np.concatenate([positives, shared]), (3, 1)), own], axis=1)
+    u = model.user_tower({"history": tf.constant(batch["history"])}).numpy()
+    v = model.item_tower({"item_id": tf.constant(items)}).numpy()
+    b_in = 3 if in_batch else 0
+    scores = np.zeros(ids.shape)
+    for b in range(3):
+        for c in range(ids.shape[1]):
+            q = (b_in * freq[ids[b, c]] + 7 / 6) / (b_in + 7)
+            scores[b, c] = 10.0 * u[b] @ v[ids[b, c]] - np.log(q)
+    hits = (ids == positives[:, None]) & ~np.eye(3, 10, dtype=bool)
+    assert hits[:, 5:].any()  # a row's own draw hits its positive
+    scores[hits] = -np.inf
+    if not in_batch:
+        scores[:, :3][~np.eye(3, dtype=bool)] = -np.inf
+    table = model.item_embedding.embedding.embeddings.numpy()  # lookup index = catalog + 2
+    history = [1, 0, 2]  # the history items used (padding excluded)
+    used = np.concatenate([positives, shared, own.reshape(-1), history]) + 2
+    penalty = 0.01 * (table[used] ** 2).sum() / 3
+    np.testing.assert_allclose(got, _softmax_rows(scores).mean() + penalty, rtol=1e-5)
+    encoded = {k: tf.constant(v) for k, v in model.encode(batch).items()}
+    np.testing.assert_allclose(float(model.compute_loss(encoded)), got, rtol=1e-5)

@@ -6,12 +6,15 @@ so that TFRS's ``labels = tf.eye(B, B + K)`` marks each row's own positive.
 
 - The ``K`` negatives are drawn uniformly from the catalog, with replacement,
   once per batch and shared by all rows (paper: ``K = 10 * B``).
+- Per-row negatives (:func:`row_negatives`): ``R`` more uniform draws for each row on
+  its own, scored as a ``[B, R]`` block after the ``[B, B + K]`` one (the published MF
+  recipes' negatives: BSL draws 800 per row).
 - In-batch negatives (the other rows' positives) are kept or masked out with
   :func:`in_batch_score_mask`.
 - A sampled negative (or another row's positive) equal to a row's positive is
   an accidental hit, removed by id in ``tfrs.tasks.Retrieval(remove_accidental_hits=True)``.
 - logQ correction: every candidate ``j`` is corrected with its probability under the
-  batch's mixture proposal, ``q_j = (B f_j + K / N) / (B + K)``
+  row's mixture proposal, ``q_j = (B f_j + (K + R) / N) / (B + K + R)``
   (:func:`mixture_probability`; the formula's home is :mod:`tfcro.core.sampling`).
 """
 
@@ -51,6 +54,33 @@ def uniform_negatives(
     return tf.random.stateless_uniform(
         [num_negatives], seed=seed, minval=0, maxval=num_items, dtype=tf.int64
     )
+
+
+def check_num_row_negatives(value: object) -> int:
+    """``num_row_negatives`` as an int >= 0, or ValueError naming it."""
+    return check_int("num_row_negatives", value, 0, hint="the items sampled for each row")
+
+
+def row_negatives(
+    num_items: int,
+    batch_size: tf.Tensor | int,
+    num_row_negatives: int,
+    seed: tf.Tensor | Sequence[int] | None = None,
+) -> tf.Tensor:
+    """``[batch_size, num_row_negatives]`` int64 catalog indices drawn uniformly with
+    replacement, independently for every row (``seed`` as in :func:`uniform_negatives`).
+
+    >>> row_negatives(10, 2, 3, seed=[1, 0]).shape
+    TensorShape([2, 3])
+    """
+    num_row_negatives = check_num_row_negatives(num_row_negatives)
+    if num_items < 1:
+        raise ValueError(f"`num_items` should be >= 1. Received: num_items={num_items!r}")
+    shape = tf.stack([tf.cast(batch_size, tf.int32), num_row_negatives])
+    if seed is None:
+        return tf.random.uniform(shape, 0, num_items, dtype=tf.int64)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    return tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=num_items, dtype=tf.int64)
 
 
 def in_batch_score_mask(batch_size: tf.Tensor | int, num_negatives: int) -> tf.Tensor:

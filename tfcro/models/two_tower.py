@@ -61,6 +61,10 @@ class TwoTowerConfig:
       scale: score scale ``rho``; Retrieval's ``temperature = 1 / scale`` (paper: 10).
       num_negatives: items drawn uniformly per batch, shared by its rows
         (paper: 10 x batch size); 0 for none.
+      num_row_negatives: items drawn uniformly for each row on its own (not shared),
+        scored after the shared ones; 0 for none. The published MF recipes' negatives
+        (BSL: 800 per row, no in-batch); each costs a pass of the item tower, ``B x R``
+        per step against ``K`` shared.
       in_batch_negatives: the other rows' positives are negatives too.
       cross_replica_negatives: under ``tf.distribute`` with several replicas, the
         other replicas' positives are negatives too (all-gathered, see
@@ -87,6 +91,7 @@ class TwoTowerConfig:
     item_features: tuple[str, ...] = ()
     scale: float = 10.0
     num_negatives: int = 0
+    num_row_negatives: int = 0
     in_batch_negatives: bool = True
     cross_replica_negatives: bool = False
     remove_accidental_hits: bool = True
@@ -104,6 +109,7 @@ class TwoTowerConfig:
         self.user_features = tuple(self.user_features)
         self.item_features = tuple(self.item_features)
         self.num_negatives = sampling.check_num_negatives(self.num_negatives)
+        self.num_row_negatives = sampling.check_num_row_negatives(self.num_row_negatives)
         if isinstance(self.pooling, str) and self.pooling not in pooling_lib.POOLINGS:
             raise ValueError(
                 f"`pooling` should be one of {sorted(pooling_lib.POOLINGS)}. "
@@ -116,10 +122,10 @@ class TwoTowerConfig:
             self.user_tower = "id+history"  # the former spelling
         self.use_user_id = self.user_tower != "history"
         check_choice("loss", self.loss, losses_lib.LOSSES)
-        if not self.in_batch_negatives and self.num_negatives == 0:
+        if not self.in_batch_negatives and self.num_negatives + self.num_row_negatives == 0:
             raise ValueError(
-                "`in_batch_negatives=False` needs sampled negatives, "
-                "`num_negatives` >= 1. Received: num_negatives=0"
+                "`in_batch_negatives=False` needs sampled negatives, `num_negatives` >= 1 "
+                "or `num_row_negatives` >= 1. Received: num_negatives=0, num_row_negatives=0"
             )
         if self.cross_replica_negatives and not self.in_batch_negatives:
             raise ValueError(
@@ -490,6 +496,9 @@ class TwoTowerModel(tfrs.Model):
         sample_weight: tf.Tensor | None = None,
         candidate_sampling_probability: tf.Tensor | None = None,
         score_mask: tf.Tensor | None = None,
+        row_embeddings: tf.Tensor | None = None,
+        row_index: tf.Tensor | None = None,
+        row_sampling_probability: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """The summed loss of ``[B, D]`` users against ``[C, D]`` candidates, row ``b``'s
         positive being candidate ``b``: what ``tfrs.tasks.Retrieval(loss, temperature=
@@ -497,7 +506,10 @@ class TwoTowerModel(tfrs.Model):
 
         Scores ``scale * u.v``, minus ``log q`` of the candidates (logQ), with
         accidental hits (another column of the row's positive id) and columns off
-        ``score_mask`` set to TFRS's masked value (absent for the losses); the
+        ``score_mask`` set to TFRS's masked value (absent for the losses); then each
+        row's own negatives (``row_embeddings [B, R, D]`` of lookup indices
+        ``row_index [B, R]``, ``row_sampling_probability [B, R]``), scored, corrected
+        and cleared of accidental hits the same way, as ``R`` more columns; the
         loss's :meth:`~tfcro.losses.RetrievalLoss.diagonal_call` gives the row
         losses, weighted by ``sample_weight`` and summed.
         """
@@ -517,6 +529,16 @@ class TwoTowerModel(tfrs.Model):
             absent = off if absent is None else tf.logical_or(absent, off)
         if absent is not None:
             scores = tf.where(absent, tf.constant(MASKED_SCORE, scores.dtype), scores)
+        if row_embeddings is not None:  # each row's own negatives, [B, R]
+            own = float(self.config.scale) * tf.einsum(
+                "bd,brd->br", user_embeddings, row_embeddings
+            )
+            if row_sampling_probability is not None:
+                own -= tf.math.log(tf.clip_by_value(row_sampling_probability, 1e-6, 1.0))
+            if self.config.remove_accidental_hits:
+                hits = tf.equal(row_index, tf.cast(candidate_index[:rows, None], row_index.dtype))
+                own = tf.where(hits, tf.constant(MASKED_SCORE, own.dtype), own)
+            scores = tf.concat([scores, own], axis=1)
         losses = self.loss_fn.diagonal_call(scores)
         if sample_weight is not None:
             losses *= tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
@@ -532,19 +554,29 @@ class TwoTowerModel(tfrs.Model):
         config = self.config
         positives = tf.convert_to_tensor(features["item_id"])
         batch_size = tf.shape(positives)[0]
+        seed = step = None
+        if config.seed is not None:
+            step = (
+                self.optimizer.iterations
+                if self.optimizer is not None
+                else tf.constant(0, tf.int64)
+            )
+            step = tf.cast(step, tf.int64)
+            seed = tf.stack([tf.constant(config.seed, tf.int64), step])
         negatives = None
         if config.num_negatives > 0:
-            seed = None
-            if config.seed is not None:
-                step = (
-                    self.optimizer.iterations
-                    if self.optimizer is not None
-                    else tf.constant(0, tf.int64)
-                )
-                seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(step, tf.int64)])
             negatives = sampling.uniform_negatives(self.num_items, config.num_negatives, seed)
         user_embeddings = self._user_embeddings(features, training)
         candidate_index, candidate_embeddings = self._candidates(positives, negatives, training)
+        row_index = row_embeddings = None
+        if config.num_row_negatives > 0:  # a stream apart from the shared draws: -1 - step
+            row_seed = None if seed is None else tf.stack([seed[0], -1 - step])
+            draws = sampling.row_negatives(
+                self.num_items, batch_size, config.num_row_negatives, row_seed
+            )
+            row_index, flat = self._candidates(positives[:0], tf.reshape(draws, [-1]), training)
+            row_index = tf.reshape(row_index, tf.shape(draws))
+            row_embeddings = tf.reshape(flat, tf.concat([tf.shape(draws), tf.shape(flat)[1:]], 0))
         in_batch = batch_size
         if config.cross_replica_negatives:
             from tfcro.distributed import gather_other_replicas
@@ -559,16 +591,21 @@ class TwoTowerModel(tfrs.Model):
         score_mask = None
         if not config.in_batch_negatives:
             score_mask = sampling.in_batch_score_mask(batch_size, config.num_negatives)
-        probability = None
-        if config.logq_correction:
-            frequencies = tf.gather(self._item_probabilities, candidate_index)
-            probability = sampling.mixture_probability(
-                frequencies,
-                in_batch,
-                config.num_negatives,
-                self.num_items,
-                in_batch=config.in_batch_negatives,
-            )
+        probability = row_probability = None
+        if config.logq_correction:  # both blocks: the row's K + R uniform draws
+
+            def proposal(index):
+                return sampling.mixture_probability(
+                    tf.gather(self._item_probabilities, index),
+                    in_batch,
+                    config.num_negatives + config.num_row_negatives,
+                    self.num_items,
+                    in_batch=config.in_batch_negatives,
+                )
+
+            probability = proposal(candidate_index)
+            if row_index is not None:
+                row_probability = proposal(row_index)
         loss_sum = self.retrieval_loss(
             user_embeddings,
             candidate_embeddings,
@@ -576,9 +613,15 @@ class TwoTowerModel(tfrs.Model):
             sample_weight=features.get("sample_weight"),
             candidate_sampling_probability=probability,
             score_mask=score_mask,
+            row_embeddings=row_embeddings,
+            row_index=row_index,
+            row_sampling_probability=row_probability,
         )
         if config.embedding_l2 > 0:
-            penalty = self.embedding_penalty(features, candidate_index)
+            used = candidate_index
+            if row_index is not None:
+                used = tf.concat([used, tf.cast(tf.reshape(row_index, [-1]), used.dtype)], 0)
+            penalty = self.embedding_penalty(features, used)
             loss_sum += config.embedding_l2 * tf.cast(penalty, loss_sum.dtype)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch_size * replicas, loss_sum.dtype)
