@@ -342,6 +342,32 @@ def test_keras3_leaderboard_alpha_sweep_reads_each_cutoffs_own_model(tmp_path):
     assert sweep.loc[0.8, "recall@100"] == 0.2 and sweep.loc[0.8, "ndcg@20"] == 0.1
 
 
+def test_keras3_leaderboard_reports_an_n_that_only_the_alpha_sweep_measured(tmp_path):
+    """--ks 20,...,200 for the sweep over a grid whose seed runs stopped at 100: the
+    seed tables leave @200 out, the alpha table has it."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    extra = {"val_recall@200": 0.5, "test_recall@200": 0.6, "test_ndcg@200": 0.3}
+    extra.update({"val_recall@50": 0.2, "val_recall@100": 0.3})
+    rows = [
+        _leaderboard_row(lb, "tune", "softmax", 0, 0, 0.10),
+        _leaderboard_row(lb, "tune", "cro", 0, 0, 0.11),
+        _leaderboard_row(lb, "alpha", "cro", 0, 0, 0.12, alpha=0.8, **extra),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--seeds", "0", "--trials", "1"]
+    args = lb.build_parser().parse_args([*argv, "--ks", "20,50,100,200"])
+    text = lb.write_report(args)
+    seeds = text.split("Seeds of each loss's best trial")[1].split("Alpha sweep")[0]
+    assert "recall@100" in seeds and "@200" not in seeds
+    assert "| cro | 1 | +0.0100 (+10.0%)" in seeds  # the pairs are still there
+    sweep = _table_rows(text.split("Alpha sweep, cro")[1], "| N |")
+    assert [row[0] for row in sweep] == ["20", "50", "100", "200"]
+    assert sweep[3][:3] == ["200", "0.8", "0.6000"]
+
+
 def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, capsys):
     from benchmarks import keras3_leaderboard as lb
 

@@ -162,11 +162,17 @@ def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax")
     (:func:`~tfcro.experiments.results.paired_differences`).
 
     ``test``: one row per run with ``loss``, ``seed`` and ``recall@N`` / ``ndcg@N``
-    columns; an N of ``ks`` without a column is left out.
+    columns; an N of ``ks`` without a value (no column, or only empty cells: runs of
+    another phase measured it) is left out.
     """
     from tfcro.experiments.results import aggregate, paired_differences
 
-    metrics = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg") if f"{m}@{k}" in test]
+    metrics = [
+        f"{m}@{k}"
+        for k in ks
+        for m in ("recall", "ndcg")
+        if f"{m}@{k}" in test and test[f"{m}@{k}"].notna().any()
+    ]
     header = [f"| loss | seeds | {' | '.join(metrics)} |", "|---" * (2 + len(metrics)) + "|"]
     lines = ["", title, "", *header]
     for loss, group in test.groupby("loss", sort=False):
@@ -185,8 +191,10 @@ def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax")
         ]
         for loss, group in deltas.groupby("loss", sort=False):
             cells = [
-                f"{_mean_std(r.delta, r.std, sign='+')} ({100 * r.relative:+.1f}%)"
-                for r in group.set_index("metric").loc[metrics].itertuples()
+                "n/a"
+                if not math.isfinite(r.delta)
+                else f"{_mean_std(r.delta, r.std, sign='+')} ({100 * r.relative:+.1f}%)"
+                for r in group.set_index("metric").reindex(metrics).itertuples()
             ]
             lines.append(f"| {loss} | {group.seeds.min()} | " + " | ".join(cells) + " |")
     return lines
