@@ -45,15 +45,19 @@ def uniform_negatives(
     >>> uniform_negatives(10, 3, seed=[1, 0]).shape
     TensorShape([3])
     """
-    num_negatives = check_num_negatives(num_negatives)
+    return _uniform_indices([check_num_negatives(num_negatives)], num_items, seed)
+
+
+def _uniform_indices(shape, num_items: int, seed) -> tf.Tensor:
+    """int64 catalog indices of ``shape``, uniform with replacement (``seed`` as in
+    :func:`uniform_negatives`).
+    """
     if num_items < 1:
         raise ValueError(f"`num_items` should be >= 1. Received: num_items={num_items!r}")
     if seed is None:
-        return tf.random.uniform([num_negatives], 0, num_items, dtype=tf.int64)
+        return tf.random.uniform(shape, 0, num_items, dtype=tf.int64)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    return tf.random.stateless_uniform(
-        [num_negatives], seed=seed, minval=0, maxval=num_items, dtype=tf.int64
-    )
+    return tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=num_items, dtype=tf.int64)
 
 
 def check_num_row_negatives(value: object) -> int:
@@ -74,13 +78,8 @@ def row_negatives(
     TensorShape([2, 3])
     """
     num_row_negatives = check_num_row_negatives(num_row_negatives)
-    if num_items < 1:
-        raise ValueError(f"`num_items` should be >= 1. Received: num_items={num_items!r}")
     shape = tf.stack([tf.cast(batch_size, tf.int32), num_row_negatives])
-    if seed is None:
-        return tf.random.uniform(shape, 0, num_items, dtype=tf.int64)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    return tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=num_items, dtype=tf.int64)
+    return _uniform_indices(shape, num_items, seed)
 
 
 def in_batch_score_mask(batch_size: tf.Tensor | int, num_negatives: int) -> tf.Tensor:

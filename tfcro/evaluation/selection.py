@@ -66,8 +66,9 @@ class ValidationSelection:
             if f"{other}@{other_cut}" not in (self.monitor, *self.also_monitor):
                 self.also_monitor += (f"{other}@{other_cut}",)
         for name in (self.monitor, *self.also_monitor):
-            if parse_monitor(name)[1] not in self.ks:
-                self.ks = self.ks + (parse_monitor(name)[1],)
+            needed = parse_monitor(name)[1]
+            if needed not in self.ks:
+                self.ks = self.ks + (needed,)
         self.patience = check_int("patience", patience, 0, allow_none=True)
         self.min_delta = check_float("min_delta", min_delta, minimum=0.0)
         self.restore_best_weights = bool(restore_best_weights)
