@@ -45,7 +45,10 @@ each N of ``--ks`` are kept, training stops after ``--patience`` evaluations in 
 none of them improved, and each N's model is tested on Recall@N (the ``sel_*`` columns;
 the ``val_*``/``test_*`` columns are ``--monitor``'s model, as in every run). The
 report says, for each N, which alpha the validation Recall@N picks and every alpha's
-test Recall@N of its model for that N.
+test Recall@N of its model for that N. When ``--losses`` has softmax, its best trial is
+trained under the same per-cut-off protocol with each of ``--seeds`` (phase
+``alpha-reference``, before the alphas), and the report pairs the chosen alpha's test
+Recall@N with softmax's on the same seeds.
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds (``<out>/grid.json`` records the settings that decide what a run measures, and a
@@ -79,6 +82,7 @@ ALPHA_PLOT_FILE = "alpha_sweep.png"
 LOSSES = ("softmax", "bpr", "bsl", "psl", "sl-at-k", "cro", "cro-lambda")
 CRO_LOSSES = ("cro", "cro-lambda")
 REFERENCE = "softmax"
+SWEEP_REFERENCE = "alpha-reference"  # the phase of softmax's runs under the sweep's protocol
 #: Trial 0 of every loss: the best softmax trial of the Keras 2 Yelp2018 study
 #: (docs/benchmarks.md, "Recipe"; validation Recall@20 0.0783), the losses' own defaults.
 BASE = {
@@ -386,7 +390,14 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
                 todo.append(("refit", row.loss, int(row.trial), int(row.seed), params, epochs))
     if todo:
         return todo
-    for _, row in best_trials(args, runs).iterrows():
+    best = best_trials(args, runs)
+    if args.alphas and best.loss.isin(list(CRO_LOSSES)).any():
+        for _, row in best[best.loss == REFERENCE].iterrows():
+            for seed in args.seeds:
+                if run_key(SWEEP_REFERENCE, row.loss, row.trial, seed) not in done:
+                    params = json.loads(row.params)
+                    todo.append((SWEEP_REFERENCE, row.loss, int(row.trial), seed, params, None))
+    for _, row in best.iterrows():
         if row.loss not in CRO_LOSSES:
             continue
         for alpha in args.alphas:
@@ -463,21 +474,24 @@ def refit_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
     return _of_runs(runs[runs.phase == "refit"], seed_runs(args, runs), by)
 
 
-def alpha_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
+def alpha_runs(args, runs: pd.DataFrame, phase: str = "alpha") -> pd.DataFrame:
     """The alpha sweep's runs of each CROLoss loss's best trial and ``--seeds`` (and
     ``--alphas``, when given): ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the
     test metrics without their ``test_`` prefix; Recall@N from each N's own model (the
-    ``sel_*`` columns) where the run has one.
+    ``sel_*`` columns) where the run has one. ``phase=SWEEP_REFERENCE``: softmax's runs
+    under the same protocol instead (``alpha`` NaN).
     """
-    sweep = runs[runs.phase == "alpha"] if not runs.empty else runs
+    sweep = runs[runs.phase == phase] if not runs.empty else runs
     if not sweep.empty:
         sweep = _of_runs(sweep[sweep.seed.isin(args.seeds)], best_trials(args, runs))
-    if not sweep.empty and args.alphas:
+    if not sweep.empty and args.alphas and phase == "alpha":
         wanted = {_alpha_key(alpha) for alpha in args.alphas}
         sweep = sweep.loc[np.array([_alpha_key(a) in wanted for a in sweep.alpha], dtype=bool)]
     if sweep.empty:
         return pd.DataFrame(columns=["loss", "seed", "alpha"])
     sweep = sweep.copy()
+    if "alpha" not in sweep:
+        sweep["alpha"] = np.nan
     for column in [c for c in sweep.columns if c.startswith(("sel_val_", "sel_test_"))]:
         target = column[len("sel_") :]  # each N's own model, where the run has one
         sweep[target] = sweep[column].fillna(sweep[target] if target in sweep else np.nan)
@@ -527,13 +541,17 @@ def report(args, runs: pd.DataFrame) -> str:
         )
         lines += seed_tables(test_metrics(refits), args.ks, title, REFERENCE)
     sweep = alpha_runs(args, runs)
+    reference = alpha_runs(args, runs, SWEEP_REFERENCE)
     for loss, group in sweep.groupby("loss", sort=False):
+        ks = [k for k in args.ks if f"val_recall@{k}" in group]
+        with_reference = f" and {REFERENCE}'s best trial, paired" if len(reference) else ""
         lines += [
             "",
-            f"Alpha sweep, {loss} (its best trial with each alpha; seeds "
-            f"{sorted(set(group.seed))}):",
+            f"Alpha sweep, {loss} (its best trial with each alpha{with_reference}; "
+            f"seeds {sorted(set(group.seed))}; each N's model selected on validation "
+            "Recall@N):",
             "",
-            *alpha_choice_table(group, [k for k in args.ks if f"val_recall@{k}" in group]),
+            *alpha_choice_table(group, ks, reference, REFERENCE),
         ]
     return "\n".join(lines) + "\n"
 
@@ -552,7 +570,9 @@ def write_report(args) -> str:
             plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
         sweep = alpha_runs(args, runs)
         if len(sweep):
-            plot_alpha_sweep(sweep, os.path.join(args.out, ALPHA_PLOT_FILE), args.ks)
+            reference = alpha_runs(args, runs, SWEEP_REFERENCE)
+            path = os.path.join(args.out, ALPHA_PLOT_FILE)
+            plot_alpha_sweep(sweep, path, args.ks, reference if len(reference) else None)
     return text
 
 
@@ -601,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"time budget: stopping with {len(todo)} run(s) left", flush=True)
             break
         began = time.perf_counter()
-        row = train_once(ids, loss, params, seed, args, refit_epochs, phase == "alpha")
+        per_cutoff = phase in ("alpha", SWEEP_REFERENCE)
+        row = train_once(ids, loss, params, seed, args, refit_epochs, per_cutoff)
         durations.append(time.perf_counter() - began)
         row.update({"phase": phase, "trial": trial, "seed": seed})
         if phase == "alpha":

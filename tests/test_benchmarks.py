@@ -342,6 +342,61 @@ def test_keras3_leaderboard_alpha_sweep_reads_each_cutoffs_own_model(tmp_path):
     assert sweep.loc[0.8, "recall@100"] == 0.2 and sweep.loc[0.8, "ndcg@20"] == 0.1
 
 
+def test_keras3_leaderboard_sweeps_softmax_under_the_same_protocol_and_pairs_it(tmp_path):
+    """With softmax in --losses, the alpha phase first trains softmax's best trial with
+    per-N selection (phase alpha-reference, each seed), then the alphas; the alpha table
+    pairs the alpha chosen on validation with softmax on the seeds both have."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    rows = [
+        _leaderboard_row(lb, phase, loss, 0, seed, value)
+        for loss, value in (("softmax", 0.10), ("cro", 0.11))
+        for phase, seed in (("tune", 0), ("seed", 1))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--trials", "1"]
+    args = lb.build_parser().parse_args([*argv, "--seeds", "0,1", "--alphas", "0.8,1.2"])
+    todo = lb.plan(args, lb.read_runs(str(tmp_path)))
+    assert [(phase, loss, seed) for phase, loss, _, seed, _, _ in todo[:2]] == [
+        ("alpha-reference", "softmax", 0),
+        ("alpha-reference", "softmax", 1),
+    ]
+    assert [(phase, loss, params["alpha"]) for phase, loss, _, _, params, _ in todo[2:4]] == [
+        ("alpha", "cro", 0.8),
+        ("alpha", "cro", 0.8),
+    ]
+    assert len(todo) == 6
+    # without --alphas, or without a CROLoss loss to sweep, no reference run
+    no_sweep = lb.build_parser().parse_args([*argv, "--seeds", "0,1"])
+    assert all(
+        phase != "alpha-reference" for phase, *_ in lb.plan(no_sweep, lb.read_runs(str(tmp_path)))
+    )
+
+    # seed 0: alpha 1.2 wins on validation; seed 1 has no reference run yet (left out)
+    for alpha, seed, val, test in ((0.8, 0, 0.20, 0.30), (1.2, 0, 0.25, 0.28)):
+        rows.append(_leaderboard_row(lb, "alpha", "cro", 0, seed, test, alpha=alpha))
+        rows[-1]["val_recall@20"] = val
+    rows.append(_leaderboard_row(lb, "alpha", "cro", 0, 1, 0.5, alpha=0.8))
+    rows.append(_leaderboard_row(lb, "alpha", "cro", 0, 1, 0.5, alpha=1.2))
+    rows.append(_leaderboard_row(lb, "alpha-reference", "softmax", 0, 0, 0.25))
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    text = lb.write_report(args)
+    table = _table_rows(text.split("Alpha sweep, cro")[1], "| N |")
+    # chosen 1.2 (test 0.28) - softmax (0.25) on seed 0 only: +0.03, +12% of 0.25
+    assert table[0][:4] == ["20", "1.2", "0.2800", "0.8"]
+    assert table[0][5:7] == ["0.2500", "+0.0300 (+12.0%)"]
+    assert "softmax's best trial, paired" in text
+    # the seed tables do not take the reference runs for seed runs
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
+    assert [row[:3] for row in seeds] == [
+        ["cro", "2", "0.1100 ± 0.0000"],
+        ["softmax", "2", "0.1000 ± 0.0000"],
+    ]
+    assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
+
+
 def test_keras3_leaderboard_reports_an_n_that_only_the_alpha_sweep_measured(tmp_path):
     """--ks 20,...,200 for the sweep over a grid whose seed runs stopped at 100: the
     seed tables leave @200 out, the alpha table has it."""

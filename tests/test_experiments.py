@@ -214,3 +214,19 @@ def test_alpha_choice_table_picks_on_validation_and_shows_test_beside():
     assert cells[0][4] == "0.8: 0.2000 ± 0.0141, 1.2: 0.1900 ± 0.0141"
     assert cells[1][:4] == ["100", "0.8", "0.6100", "0.8"]
     assert cells[1][4] == "0.8: 0.6100 ± 0.0000, 1.2: 0.6000 ± 0.0000"
+    assert len(cells[0]) == 5  # no reference: no paired columns
+
+    # a reference with seeds 0 and 1: paired to the chosen alpha seed by seed
+    reference = pd.DataFrame(
+        {"seed": [0, 1], "recall@20": [0.17, 0.20], "recall@100": [0.60, 0.62]}
+    )
+    lines = ex.alpha_choice_table(pd.DataFrame(rows), [20, 100], reference, "softmax")
+    assert "softmax test Recall@N" in lines[0] and lines[1].count("|---") == 7
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    # N=20: 1.2 gives 0.18 and 0.20 against 0.17 and 0.20: +0.005 ± 0.0071, +2.7% of 0.185
+    assert cells[0][5:] == ["0.1850 ± 0.0212", "+0.0050 ± 0.0071 (+2.7%)"]
+    assert cells[1][5:] == ["0.6100 ± 0.0141", "+0.0000 ± 0.0141 (+0.0%)"]
+    # only the seeds the reference has are compared
+    lines = ex.alpha_choice_table(pd.DataFrame(rows), [20], reference.iloc[:1], "softmax")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[2] == "0.1800" and cells[5:] == ["0.1700", "+0.0100 (+5.9%)"]

@@ -152,13 +152,16 @@ def plot_seed_recalls(seeds, path: str) -> str | None:
     return path
 
 
-def plot_alpha_sweep(sweep, path: str, ks: Sequence[int]) -> str | None:
+def plot_alpha_sweep(
+    sweep, path: str, ks: Sequence[int], reference=None, reference_name: str = "softmax"
+) -> str | None:
     """Writes one panel per loss of test Recall@N against alpha, relative to its mean
     over the alphas (%), one line per N (the paper's Figure 4 view); returns ``path``, or
     None without matplotlib or data.
 
     ``sweep``: one row per run with ``loss``, ``alpha`` and ``recall@N`` columns (seeds
-    are averaged).
+    are averaged). ``reference`` (optional): runs of another loss under the same
+    protocol with ``recall@N`` columns, drawn as one dashed line per N on the same scale.
     """
     if sweep.empty:
         return None
@@ -173,9 +176,18 @@ def plot_alpha_sweep(sweep, path: str, ks: Sequence[int]) -> str | None:
             if f"recall@{k}" not in means or means[f"recall@{k}"].isna().all():
                 continue
             values = means[f"recall@{k}"]
-            ax.plot(values.index, 100 * (values / values.mean() - 1), marker="o", label=f"R@{k}")
+            (line,) = ax.plot(
+                values.index, 100 * (values / values.mean() - 1), marker="o", label=f"R@{k}"
+            )
+            if reference is not None and f"recall@{k}" in reference:
+                level = reference[f"recall@{k}"].mean()
+                if math.isfinite(level):
+                    ax.axhline(
+                        100 * (level / values.mean() - 1), color=line.get_color(), ls="--", lw=1
+                    )
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(loss, fontsize=9)
+        title = loss if reference is None else f"{loss} (dashed: {reference_name})"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("alpha")
         ax.set_ylabel("test Recall@N vs its mean over alphas (%)", fontsize=8)
         ax.legend(fontsize=7)

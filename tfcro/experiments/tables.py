@@ -120,25 +120,37 @@ def chosen_settings(frame) -> str:
     )
 
 
-def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
+def alpha_choice_table(
+    frame, ks: Sequence[int], reference=None, reference_name: str = "softmax"
+) -> list[str]:
     """Markdown lines: for each N, the alpha with the best mean validation Recall@N, its
     test Recall@N, the alpha with the best mean test Recall@N, and every alpha's test
-    Recall@N (mean ± sample std over seeds).
+    Recall@N (mean ± sample std over seeds); with ``reference``, also the reference
+    loss's test Recall@N and the paired difference of the chosen alpha to it.
 
     ``frame``: one row per (alpha, seed) run of an alpha sweep, with ``alpha``, ``seed``,
     and ``val_recall@N`` and ``recall@N`` columns for each N of ``ks``. Only the seeds
-    that every alpha has are compared (a sweep in progress compares like with like); an
-    alpha without a finite validation mean is never the chosen one.
+    that every alpha has (and, with ``reference``, that it has too: one row per seed with
+    ``recall@N`` columns, trained under the same protocol) are compared, so a sweep in
+    progress compares like with like; an alpha without a finite validation mean is never
+    the chosen one. The paired difference is the mean ± sample std over those seeds of
+    ``chosen alpha's Recall@N - reference's Recall@N``, and its relative size.
     """
     from tfcro.experiments.results import aggregate
 
-    lines = [
+    paired = reference is not None and len(reference) > 0
+    header = (
         "| N | alpha chosen on validation | its test Recall@N | best test alpha | "
-        "test Recall@N by alpha (mean ± std over seeds) |",
-        "|---|---|---|---|---|",
-    ]
+        "test Recall@N by alpha (mean ± std over seeds) |"
+    )
+    if paired:
+        header += f" {reference_name} test Recall@N | chosen - {reference_name} (paired) |"
+    lines = [header, "|---" * (7 if paired else 5) + "|"]
     groups = dict(list(frame.groupby("alpha")))
-    shared = set.intersection(*(set(group.seed) for group in groups.values())) if groups else ()
+    shared = set.intersection(*(set(group.seed) for group in groups.values())) if groups else set()
+    if paired:
+        reference = reference.drop_duplicates("seed", keep="last").set_index("seed")
+        shared &= set(reference.index)
     groups = {alpha: group[group.seed.isin(shared)] for alpha, group in groups.items()}
     if not shared:
         return lines
@@ -152,7 +164,21 @@ def alpha_choice_table(frame, ks: Sequence[int]) -> list[str]:
             f"{alpha:g}: {_mean_std(mean, std)}" for alpha, (mean, std, _) in stats.items()
         )
         picked = "n/a | n/a" if chosen is None else f"{chosen:g} | {stats[chosen][0]:.4f}"
-        lines.append(f"| {k} | {picked} | {best:g} | {cells} |")
+        line = f"| {k} | {picked} | {best:g} | {cells} |"
+        if paired:
+            seeds = sorted(shared)
+            base = aggregate(reference.at[s, f"recall@{k}"] for s in seeds)
+            line += f" {_mean_std(*base[:2])} |"
+            if chosen is None:
+                line += " n/a |"
+            else:
+                mine = groups[chosen].drop_duplicates("seed", keep="last").set_index("seed")
+                delta = aggregate(
+                    mine.at[s, f"recall@{k}"] - reference.at[s, f"recall@{k}"] for s in seeds
+                )
+                relative = delta[0] / base[0] if base[0] else float("nan")
+                line += f" {_mean_std(*delta[:2], sign='+')} ({relative:+.1%}) |"
+        lines.append(line)
     return lines
 
 
