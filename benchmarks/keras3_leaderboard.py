@@ -48,7 +48,11 @@ report says, for each N, which alpha the validation Recall@N picks and every alp
 test Recall@N of its model for that N. When ``--losses`` has softmax, its best trial is
 trained under the same per-cut-off protocol with each of ``--seeds`` (phase
 ``alpha-reference``, before the alphas), and the report pairs the chosen alpha's test
-Recall@N with softmax's on the same seeds.
+Recall@N with softmax's on the same seeds. ``--reference-scales`` gives softmax a tuning
+budget of its own in that comparison: its best trial again with each of these score
+scales (softmax's temperature, its one option), and for each N the scale that
+validation Recall@N picks is the one paired (give it as many values as ``--alphas``
+has, minus one for the trial's own scale, for equal budgets).
 
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds (``<out>/grid.json`` records the settings that decide what a run measures, and a
@@ -73,7 +77,7 @@ import pandas as pd
 
 from pipelines._cli import float_list, int_list, name_list
 from tfcro.experiments.plots import plot_alpha_sweep, plot_seed_recalls
-from tfcro.experiments.tables import alpha_choice_table, seed_tables
+from tfcro.experiments.tables import alpha_choice_table, chosen_per_cutoff, seed_tables
 
 RUNS_FILE = "runs.csv"
 REPORT_FILE = "leaderboard.md"
@@ -127,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float_list,
         default=[],
         help="then each CROLoss loss's best trial with each alpha, over --seeds",
+    )
+    parser.add_argument(
+        "--reference-scales",
+        type=float_list,
+        default=[],
+        help="with --alphas: softmax's best trial also with each of these scales",
     )
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--embedding-dim", type=int, default=64)
@@ -304,8 +314,9 @@ def append_run(out: str, row: dict[str, Any]) -> None:
 
 
 def run_key(phase: str, loss: str, trial: int, seed: int, alpha: float = math.nan) -> tuple:
-    """What identifies a run in ``runs.csv`` (``alpha``: the sweep's, NaN elsewhere; 12
-    significant digits, so that a value read back from the CSV finds its run).
+    """What identifies a run in ``runs.csv`` (``alpha``: the swept value, the alpha sweep's
+    alpha or the reference's ``ref_scale``, NaN elsewhere; 12 significant digits, so that a
+    value read back from the CSV finds its run).
     """
     return (phase, loss, int(trial), int(seed), None if math.isnan(alpha) else _alpha_key(alpha))
 
@@ -364,6 +375,8 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
     done = set()
     if not runs.empty:
         alphas = runs["alpha"] if "alpha" in runs else pd.Series(math.nan, index=runs.index)
+        if "ref_scale" in runs:  # the reference's swept scale (NaN: its trial's own)
+            alphas = alphas.where(runs.phase != SWEEP_REFERENCE, runs["ref_scale"])
         done = {
             run_key(r.phase, r.loss, r.trial, r.seed, float(alpha))
             for r, alpha in zip(runs.itertuples(), alphas, strict=True)
@@ -393,10 +406,14 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
     best = best_trials(args, runs)
     if args.alphas and best.loss.isin(list(CRO_LOSSES)).any():
         for _, row in best[best.loss == REFERENCE].iterrows():
+            params = json.loads(row.params)
+            scales = [math.nan, *reference_scales(args, params)]
             for seed in args.seeds:
-                if run_key(SWEEP_REFERENCE, row.loss, row.trial, seed) not in done:
-                    params = json.loads(row.params)
-                    todo.append((SWEEP_REFERENCE, row.loss, int(row.trial), seed, params, None))
+                for scale in scales:
+                    if run_key(SWEEP_REFERENCE, row.loss, row.trial, seed, scale) in done:
+                        continue
+                    swept = params if math.isnan(scale) else {**params, "scale": scale}
+                    todo.append((SWEEP_REFERENCE, row.loss, int(row.trial), seed, swept, None))
     for _, row in best.iterrows():
         if row.loss not in CRO_LOSSES:
             continue
@@ -406,6 +423,14 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
                     params = {**json.loads(row.params), "alpha": float(alpha)}
                     todo.append(("alpha", row.loss, int(row.trial), seed, params, None))
     return todo
+
+
+def reference_scales(args, params: dict[str, Any]) -> list[float]:
+    """``--reference-scales`` without the trial's own scale (that run is the plain one)."""
+    if not args.reference_scales:
+        return []
+    own = _alpha_key(params["scale"])
+    return [scale for scale in args.reference_scales if _alpha_key(scale) != own]
 
 
 def tuning_runs(args, runs: pd.DataFrame) -> pd.DataFrame:
@@ -479,7 +504,8 @@ def alpha_runs(args, runs: pd.DataFrame, phase: str = "alpha") -> pd.DataFrame:
     ``--alphas``, when given): ``loss``, ``seed``, ``alpha``, ``val_recall@N`` and the
     test metrics without their ``test_`` prefix; Recall@N from each N's own model (the
     ``sel_*`` columns) where the run has one. ``phase=SWEEP_REFERENCE``: softmax's runs
-    under the same protocol instead (``alpha`` NaN).
+    under the same protocol instead (``alpha`` NaN), with its trial's own scale and those
+    of ``--reference-scales`` (``scale``: the scale of each run).
     """
     sweep = runs[runs.phase == phase] if not runs.empty else runs
     if not sweep.empty:
@@ -492,11 +518,31 @@ def alpha_runs(args, runs: pd.DataFrame, phase: str = "alpha") -> pd.DataFrame:
     sweep = sweep.copy()
     if "alpha" not in sweep:
         sweep["alpha"] = np.nan
+    if phase == SWEEP_REFERENCE:
+        swept = sweep["ref_scale"] if "ref_scale" in sweep else pd.Series(np.nan, sweep.index)
+        wanted = {_alpha_key(scale) for scale in args.reference_scales}
+        keep = [math.isnan(s) or _alpha_key(s) in wanted for s in swept]
+        sweep = sweep.loc[np.array(keep, dtype=bool)]
+        sweep["scale"] = [json.loads(params).get("scale", np.nan) for params in sweep.params]
     for column in [c for c in sweep.columns if c.startswith(("sel_val_", "sel_test_"))]:
         target = column[len("sel_") :]  # each N's own model, where the run has one
         sweep[target] = sweep[column].fillna(sweep[target] if target in sweep else np.nan)
     valid = [c for c in sweep.columns if c.startswith("val_recall@")]
-    return pd.concat([test_metrics(sweep), sweep[["alpha", *valid]]], axis=1)
+    swept = ["alpha", "scale"] if phase == SWEEP_REFERENCE else ["alpha"]
+    return pd.concat([test_metrics(sweep), sweep[[*swept, *valid]]], axis=1)
+
+
+def sweep_reference(args, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the alpha sweep pairs with: softmax's runs under its protocol, one row per
+    seed, and the scale sweep's runs (empty without ``--reference-scales`` runs). With
+    several scales, each N's Recall@N comes from the scale that validation Recall@N picks
+    (:func:`~tfcro.experiments.tables.chosen_per_cutoff`).
+    """
+    runs = alpha_runs(args, runs, SWEEP_REFERENCE)
+    if runs.empty or runs.scale.nunique() < 2:
+        return runs, runs.iloc[:0]
+    ks = [k for k in args.ks if f"val_recall@{k}" in runs]
+    return chosen_per_cutoff(runs.assign(alpha=runs.scale), ks), runs
 
 
 def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
@@ -541,7 +587,17 @@ def report(args, runs: pd.DataFrame) -> str:
         )
         lines += seed_tables(test_metrics(refits), args.ks, title, REFERENCE)
     sweep = alpha_runs(args, runs)
-    reference = alpha_runs(args, runs, SWEEP_REFERENCE)
+    reference, scales = sweep_reference(args, runs)
+    if len(sweep) and len(scales):
+        ks = [k for k in args.ks if f"val_recall@{k}" in scales]
+        lines += [
+            "",
+            f"Scale sweep, {REFERENCE} (its best trial with each scale, the alpha sweep's "
+            f"protocol; seeds {sorted(set(scales.seed))}):",
+            "",
+            *alpha_choice_table(scales.assign(alpha=scales.scale), ks, param="scale"),
+        ]
+    name = f"{REFERENCE} (scale picked per N)" if len(scales) else REFERENCE
     for loss, group in sweep.groupby("loss", sort=False):
         ks = [k for k in args.ks if f"val_recall@{k}" in group]
         with_reference = f" and {REFERENCE}'s best trial, paired" if len(reference) else ""
@@ -551,7 +607,7 @@ def report(args, runs: pd.DataFrame) -> str:
             f"seeds {sorted(set(group.seed))}; each N's model selected on validation "
             "Recall@N):",
             "",
-            *alpha_choice_table(group, ks, reference, REFERENCE),
+            *alpha_choice_table(group, ks, reference, name),
         ]
     return "\n".join(lines) + "\n"
 
@@ -570,7 +626,7 @@ def write_report(args) -> str:
             plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
         sweep = alpha_runs(args, runs)
         if len(sweep):
-            reference = alpha_runs(args, runs, SWEEP_REFERENCE)
+            reference = sweep_reference(args, runs)[0]
             path = os.path.join(args.out, ALPHA_PLOT_FILE)
             plot_alpha_sweep(sweep, path, args.ks, reference if len(reference) else None)
     return text
@@ -627,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
         row.update({"phase": phase, "trial": trial, "seed": seed})
         if phase == "alpha":
             row["alpha"] = params["alpha"]
+        own_scale = trial_params(loss, trial, args.base)["scale"]
+        if phase == SWEEP_REFERENCE and _alpha_key(params["scale"]) != _alpha_key(own_scale):
+            row["ref_scale"] = params["scale"]  # a --reference-scales run
         append_run(args.out, row)
         validation = f"val {row[f'val_{args.monitor}']:.4f} " if refit_epochs is None else ""
         print(

@@ -397,6 +397,64 @@ def test_keras3_leaderboard_sweeps_softmax_under_the_same_protocol_and_pairs_it(
     assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
 
 
+def test_keras3_leaderboard_gives_the_softmax_reference_a_scale_sweep(tmp_path):
+    """--reference-scales: softmax's best trial also runs with each other scale (its own
+    is the plain reference run, never twice); the report has softmax's scale table and
+    pairs each N with the scale validation Recall@N picks."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    base = '{"scale": 8.0}'
+    rows = [
+        _leaderboard_row(lb, "tune", loss, 0, 0, value, params=base)
+        for loss, value in (("softmax", 0.10), ("cro", 0.11))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--trials", "1", "--seeds", "0"]
+    argv += ["--base", base, "--alphas", "1.0", "--ks", "20,50"]
+    args = lb.build_parser().parse_args([*argv, "--reference-scales", "6,8,10"])
+    todo = lb.plan(args, lb.read_runs(str(tmp_path)))
+    reference = [(phase, params["scale"]) for phase, _, _, _, params, _ in todo[:3]]
+    assert reference == [
+        ("alpha-reference", 8.0),
+        ("alpha-reference", 6.0),
+        ("alpha-reference", 10.0),
+    ]
+    assert [phase for phase, *_ in todo[3:]] == ["alpha"]
+
+    # softmax: scale 8 (the plain run) wins on validation @20, scale 10 @50
+    for scale, val20, val50, test in (
+        (None, 0.30, 0.40, 0.20),
+        (6.0, 0.20, 0.30, 0.25),
+        (10.0, 0.25, 0.50, 0.22),
+    ):
+        extra = {"val_recall@50": val50}
+        extra["params"] = base if scale is None else f'{{"scale": {scale}}}'
+        if scale is not None:
+            extra["ref_scale"] = scale
+        rows.append(_leaderboard_row(lb, "alpha-reference", "softmax", 0, 0, test, **extra))
+        rows[-1].update({"val_recall@20": val20, "test_recall@50": test + 0.1})
+    extra = {"val_recall@50": 0.5, "params": base}
+    rows.append(_leaderboard_row(lb, "alpha", "cro", 0, 0, 0.24, alpha=1.0, **extra))
+    rows[-1]["test_recall@50"] = 0.4
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    assert lb.plan(args, lb.read_runs(str(tmp_path))) == []  # every run found, none twice
+    text = lb.write_report(args)
+    scales = _table_rows(text.split("Scale sweep, softmax")[1], "| N |")
+    assert [row[:4] for row in scales] == [["20", "8", "0.2000", "6"], ["50", "10", "0.3200", "6"]]
+    table = _table_rows(text.split("Alpha sweep, cro")[1], "| N |")
+    # @20: cro 0.24 - softmax at scale 8 (0.20); @50: 0.40 - softmax at scale 10 (0.32)
+    assert table[0][5:7] == ["0.2000", "+0.0400 (+20.0%)"]
+    assert table[1][5:7] == ["0.3200", "+0.0800 (+25.0%)"]
+    assert "softmax (scale picked per N) test Recall@N" in text
+    # without --reference-scales the scale runs are left out: the plain run is the pair
+    args = lb.build_parser().parse_args(argv)
+    table = _table_rows(lb.write_report(args).split("Alpha sweep, cro")[1], "| N |")
+    assert "Scale sweep" not in lb.report(args, lb.read_runs(str(tmp_path)))
+    assert table[1][5:7] == ["0.3000", "+0.1000 (+33.3%)"]
+
+
 def test_keras3_leaderboard_reports_an_n_that_only_the_alpha_sweep_measured(tmp_path):
     """--ks 20,...,200 for the sweep over a grid whose seed runs stopped at 100: the
     seed tables leave @200 out, the alpha table has it."""

@@ -31,7 +31,7 @@ Modules:
   :func:`paired_deltas` (a grid's cells), :func:`paired_differences` (any table of
   runs with ``loss`` and ``seed`` columns; pandas, imported when called).
 - :mod:`.tables`: Markdown and CSV tables (also :func:`alpha_choice_table`, which alpha
-  for which N); :mod:`.plots`: PNG plots, also
+  for which N, and :func:`chosen_per_cutoff`, a sweep's model per N); :mod:`.plots`: PNG plots, also
   :func:`plot_seed_recalls` for a comparison of losses over seeds and
   :func:`plot_alpha_sweep` for Recall@N against alpha (matplotlib,
   imported when called; the runner never needs it).
@@ -74,6 +74,7 @@ from tfcro.experiments.results import (
 )
 from tfcro.experiments.tables import (
     alpha_choice_table,
+    chosen_per_cutoff,
     chosen_settings,
     markdown_deltas,
     markdown_table,
@@ -119,6 +120,7 @@ __all__ = [
     "cell",
     "cell_config",
     "choose_learning_rate",
+    "chosen_per_cutoff",
     "chosen_settings",
     "make_grid",
     "markdown_deltas",

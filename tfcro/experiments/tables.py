@@ -121,7 +121,11 @@ def chosen_settings(frame) -> str:
 
 
 def alpha_choice_table(
-    frame, ks: Sequence[int], reference=None, reference_name: str = "softmax"
+    frame,
+    ks: Sequence[int],
+    reference=None,
+    reference_name: str = "softmax",
+    param: str = "alpha",
 ) -> list[str]:
     """Markdown lines: for each N, the alpha with the best mean validation Recall@N, its
     test Recall@N, the alpha with the best mean test Recall@N, and every alpha's test
@@ -134,20 +138,21 @@ def alpha_choice_table(
     ``recall@N`` columns, trained under the same protocol) are compared, so a sweep in
     progress compares like with like; an alpha without a finite validation mean is never
     the chosen one. The paired difference is the mean ± sample std over those seeds of
-    ``chosen alpha's Recall@N - reference's Recall@N``, and its relative size.
+    ``chosen alpha's Recall@N - reference's Recall@N``, and its relative size. ``param``
+    names the swept setting in the header (the values are in ``frame.alpha``).
     """
     from tfcro.experiments.results import aggregate
 
     paired = reference is not None and len(reference) > 0
     header = (
-        "| N | alpha chosen on validation | its test Recall@N | best test alpha | "
-        "test Recall@N by alpha (mean ± std over seeds) |"
+        f"| N | {param} chosen on validation | its test Recall@N | best test {param} | "
+        f"test Recall@N by {param} (mean ± std over seeds) |"
     )
     if paired:
         header += f" {reference_name} test Recall@N | chosen - {reference_name} (paired) |"
     lines = [header, "|---" * (7 if paired else 5) + "|"]
     groups = dict(list(frame.groupby("alpha")))
-    shared = set.intersection(*(set(group.seed) for group in groups.values())) if groups else set()
+    shared = _shared_seeds(groups)
     if paired:
         reference = reference.drop_duplicates("seed", keep="last").set_index("seed")
         shared &= set(reference.index)
@@ -180,6 +185,45 @@ def alpha_choice_table(
                 line += f" {_mean_std(*delta[:2], sign='+')} ({relative:+.1%}) |"
         lines.append(line)
     return lines
+
+
+def _shared_seeds(groups) -> set:
+    """The seeds that every group (a frame with a ``seed`` column) has."""
+    return set.intersection(*(set(group.seed) for group in groups.values())) if groups else set()
+
+
+def chosen_per_cutoff(frame, ks: Sequence[int]):
+    """For each N of ``ks``, the test Recall@N of the value of a sweep that validation
+    Recall@N picks (best mean over the seeds every value has): one row per such seed with
+    ``seed`` and ``recall@N`` columns, ready to pair with another sweep
+    (:func:`alpha_choice_table`'s ``reference``).
+
+    ``frame``: as for :func:`alpha_choice_table` (the swept value in ``alpha``).
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"alpha": [1, 1, 2, 2], "seed": [0, 1, 0, 1],
+    ...                      "val_recall@20": [.1, .1, .2, .2], "recall@20": [.3, .4, .5, .6]})
+    >>> chosen_per_cutoff(runs, [20]).to_dict("list")
+    {'seed': [0, 1], 'recall@20': [0.5, 0.6]}
+    """
+    import pandas as pd
+
+    from tfcro.experiments.results import aggregate
+
+    groups = dict(list(frame.groupby("alpha")))
+    seeds = sorted(_shared_seeds(groups))
+    chosen = pd.DataFrame({"seed": seeds})
+    for k in ks:
+        valid = {
+            v: aggregate(g[g.seed.isin(seeds)][f"val_recall@{k}"])[0] for v, g in groups.items()
+        }
+        valid = {v: score for v, score in valid.items() if math.isfinite(score)}
+        if not valid or not seeds:
+            chosen[f"recall@{k}"] = math.nan
+            continue
+        runs = groups[max(valid, key=valid.get)].drop_duplicates("seed", keep="last")
+        chosen[f"recall@{k}"] = runs.set_index("seed").loc[seeds, f"recall@{k}"].to_numpy()
+    return chosen
 
 
 def seed_tables(test, ks: Sequence[int], title: str, reference: str = "softmax") -> list[str]:
