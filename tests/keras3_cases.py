@@ -505,7 +505,11 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     assert lb.main([*argv, "--refit", "--alphas", "0.8,1.2", "--ks", "5,20"]) == 0
     runs = lb.read_runs(str(tmp_path))
     sweep = runs[runs.phase == "alpha"]
-    assert len(runs) == count + 4 and set(sweep.loss) == {"cro-lambda"}
+    # and softmax's best trial under the same per-N protocol, each seed (the pair)
+    reference = runs[runs.phase == "alpha-reference"]
+    assert set(reference.loss) == {"softmax"} and sorted(reference.seed) == [0, 1]
+    assert reference["sel_test_recall@5"].notna().all()
+    assert len(runs) == count + 6 and set(sweep.loss) == {"cro-lambda"}
     pairs = sorted(zip(sweep.alpha, sweep.seed, strict=True))
     assert pairs == [(0.8, 0), (0.8, 1), (1.2, 0), (1.2, 1)]
     assert [json.loads(p)["alpha"] for p in sweep.params] == list(sweep.alpha)
@@ -519,6 +523,7 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
         ).all()
     report = (tmp_path / lb.REPORT_FILE).read_text()
     assert "Alpha sweep, cro-lambda" in report and "| 5 |" in report
+    assert "softmax test Recall@N" in report
     assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
 
 
