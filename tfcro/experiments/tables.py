@@ -161,9 +161,7 @@ def alpha_choice_table(
         return lines
     for k in ks:
         stats = {alpha: aggregate(group[f"recall@{k}"]) for alpha, group in groups.items()}
-        valid = {alpha: aggregate(group[f"val_recall@{k}"])[0] for alpha, group in groups.items()}
-        valid = {alpha: score for alpha, score in valid.items() if math.isfinite(score)}
-        chosen = max(valid, key=valid.get) if valid else None
+        chosen = _picked_on_validation(groups, k)
         best = max(stats, key=lambda alpha: stats[alpha][0])
         cells = ", ".join(
             f"{alpha:g}: {_mean_std(mean, std)}" for alpha, (mean, std, _) in stats.items()
@@ -187,6 +185,17 @@ def alpha_choice_table(
     return lines
 
 
+def _picked_on_validation(groups, k: int):
+    """The key of ``groups`` (value -> its runs) with the best mean ``val_recall@k``;
+    None when no group has a finite one.
+    """
+    from tfcro.experiments.results import aggregate
+
+    valid = {value: aggregate(group[f"val_recall@{k}"])[0] for value, group in groups.items()}
+    valid = {value: score for value, score in valid.items() if math.isfinite(score)}
+    return max(valid, key=valid.get) if valid else None
+
+
 def _shared_seeds(groups) -> set:
     """The seeds that every group (a frame with a ``seed`` column) has."""
     return set.intersection(*(set(group.seed) for group in groups.values())) if groups else set()
@@ -208,20 +217,16 @@ def chosen_per_cutoff(frame, ks: Sequence[int]):
     """
     import pandas as pd
 
-    from tfcro.experiments.results import aggregate
-
     groups = dict(list(frame.groupby("alpha")))
     seeds = sorted(_shared_seeds(groups))
+    groups = {value: group[group.seed.isin(seeds)] for value, group in groups.items()}
     chosen = pd.DataFrame({"seed": seeds})
     for k in ks:
-        valid = {
-            v: aggregate(g[g.seed.isin(seeds)][f"val_recall@{k}"])[0] for v, g in groups.items()
-        }
-        valid = {v: score for v, score in valid.items() if math.isfinite(score)}
-        if not valid or not seeds:
+        value = _picked_on_validation(groups, k) if seeds else None
+        if value is None:
             chosen[f"recall@{k}"] = math.nan
             continue
-        runs = groups[max(valid, key=valid.get)].drop_duplicates("seed", keep="last")
+        runs = groups[value].drop_duplicates("seed", keep="last")
         chosen[f"recall@{k}"] = runs.set_index("seed").loc[seeds, f"recall@{k}"].to_numpy()
     return chosen
 
