@@ -646,8 +646,10 @@ def main(argv: list[str] | None = None) -> int:
             f"--ks should be N >= 1 and include --monitor's N. Received: --ks {args.ks}, "
             f"--monitor {args.monitor}"
         )
-    if any(not alpha > 0 for alpha in args.alphas):
-        parser.error(f"--alphas should be > 0. Received: {args.alphas}")
+    for name in ("alphas", "reference_scales"):
+        values = getattr(args, name)
+        if any(not value > 0 for value in values):
+            parser.error(f"--{name.replace('_', '-')} should be > 0. Received: {values}")
     if args.patience < 0 or any(seed < 0 for seed in args.seeds):
         parser.error(
             f"--patience and --seeds should be >= 0. Received: {args.patience}, {args.seeds}"

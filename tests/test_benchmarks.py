@@ -167,6 +167,7 @@ def test_bench_service(capsys):
         (["--seeds", "-1"], "--patience and --seeds should be >= 0"),
         (["--ks", "50,100"], "--ks should be N >= 1 and include --monitor's N"),
         (["--alphas", "0,1"], "--alphas should be > 0. Received: [0.0, 1.0]"),
+        (["--reference-scales", "-2"], "--reference-scales should be > 0. Received: [-2.0]"),
     ],
 )
 def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_path):
