@@ -175,14 +175,26 @@ def alpha_choice_table(
             if chosen is None:
                 line += " n/a |"
             else:
-                mine = groups[chosen].drop_duplicates("seed", keep="last").set_index("seed")
-                delta = aggregate(
-                    mine.at[s, f"recall@{k}"] - reference.at[s, f"recall@{k}"] for s in seeds
-                )
-                relative = delta[0] / base[0] if base[0] else float("nan")
-                line += f" {_mean_std(*delta[:2], sign='+')} ({relative:+.1%}) |"
+                d = _paired_to_reference(groups[chosen], reference, reference_name, k)
+                line += f" {_mean_std(d.delta, d['std'], sign='+')} ({d.relative:+.1%}) |"
         lines.append(line)
     return lines
+
+
+def _paired_to_reference(runs, reference, reference_name: str, k: int):
+    """:func:`~tfcro.experiments.results.paired_differences` of ``runs`` (one swept
+    value's runs) to ``reference`` (indexed by seed) at test Recall@k: its one row.
+    """
+    import pandas as pd
+
+    from tfcro.experiments.results import paired_differences
+
+    metric = f"recall@{k}"
+    chosen = "chosen" if reference_name != "chosen" else "chosen value"
+    mine = runs.drop_duplicates("seed", keep="last")[["seed", metric]].assign(loss=chosen)
+    theirs = reference[[metric]].reset_index().assign(loss=reference_name)
+    pair = pd.concat([theirs, mine], ignore_index=True)
+    return paired_differences(pair, [metric], reference=reference_name).iloc[0]
 
 
 def _picked_on_validation(groups, k: int):
