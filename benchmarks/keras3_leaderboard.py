@@ -20,7 +20,8 @@ Budget, the same for every loss: trial 0 gives every loss the same setting
 add ``"num_row_negatives"``, the per-row uniform negatives of
 :class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
-(:mod:`tfcro.experiments.space`): the settings every loss has (learning rate, L2,
+(:mod:`tfcro.experiments.space`; ``--search-space`` picks its version, a grid keeps the
+one it started with): the settings every loss has (learning rate, L2,
 scale, negatives) are one draw per trial, the same for every loss, so that each trial
 compares the losses under identical settings (a paired design: with a few trials, no
 loss wins by a luckier draw); the loss's own options (alpha, kernel, temperatures)
@@ -138,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="with --alphas: softmax's best trial also with each of these scales",
     )
+    parser.add_argument(
+        "--search-space",
+        type=int,
+        default=None,
+        help="the version of tfcro.experiments.space.SEARCH_SPACES that trials 1.. draw "
+        "from; default: the grid's own (1 for grids started before versions), the latest "
+        "for a new --out",
+    )
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--valid-fraction", type=float, default=0.1)
@@ -172,17 +181,21 @@ def load_split(args):
     return data_lib.index_split(split)
 
 
-def trial_params(loss: str, trial: int, base: dict[str, Any]) -> dict[str, Any]:
+def trial_params(
+    loss: str, trial: int, base: dict[str, Any], space_version: int | None = None
+) -> dict[str, Any]:
     """Trial 0: ``base`` (settings it leaves out: :data:`BASE`'s); later trials: a draw of
-    the search space: of the settings every loss has, one per trial (the same for every
-    loss); of the loss's own options, one per trial and loss.
+    the search space of ``space_version`` (``None``: the latest): of the settings every
+    loss has, one per trial (the same for every loss); of the loss's own options, one per
+    trial and loss.
     """
-    from tfcro.experiments.space import SEARCH_SPACE, sample
+    from tfcro.experiments.space import LATEST_SPACE_VERSION, sample, search_space
 
     if trial == 0:
         return {**BASE, **base}
-    shared = {k: v for k, v in SEARCH_SPACE.items() if "losses" not in v}
-    own = {k: v for k, v in SEARCH_SPACE.items() if "losses" in v}
+    space = search_space(LATEST_SPACE_VERSION if space_version is None else space_version)
+    shared = {k: v for k, v in space.items() if "losses" not in v}
+    own = {k: v for k, v in space.items() if "losses" in v}
     params = sample(loss, np.random.default_rng([trial]), shared)
     params.update(sample(loss, np.random.default_rng([trial, sum(map(ord, loss))]), own))
     return params
@@ -346,17 +359,25 @@ GRID_FILE = "grid.json"
 def check_grid(args) -> None:
     """Records the options of :data:`GRID_OPTIONS` (and the data folder's name) in
     ``<out>/grid.json`` on the first run; ValueError naming each option that a rerun
-    changed (start another ``--out`` for other settings).
+    changed (start another ``--out`` for other settings). Sets ``args.search_space``: a
+    new grid's (``--search-space``, by default the latest), or the one the grid recorded
+    (1 for grids started before the space had versions); another is a ValueError.
     """
+    from tfcro.experiments.space import resolve_version
+
     grid = {name: getattr(args, name) for name in GRID_OPTIONS}
     grid["data"] = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else None
     path = os.path.join(args.out, GRID_FILE)
+    where = f"--out {args.out}"
     if not os.path.exists(path):
+        args.search_space = resolve_version(None, args.search_space, where)
+        grid["search_space"] = args.search_space
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(grid, handle, indent=1, sort_keys=True)
         return
     with open(path, encoding="utf-8") as handle:
         recorded = json.load(handle)
+    args.search_space = resolve_version(recorded.pop("search_space", 1), args.search_space, where)
     changed = {k: (recorded.get(k), v) for k, v in grid.items() if recorded.get(k) != v}
     if changed:
         listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
@@ -382,7 +403,7 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
             for r, alpha in zip(runs.itertuples(), alphas, strict=True)
         }
     todo = [
-        ("tune", loss, trial, 0, trial_params(loss, trial, args.base), None)
+        ("tune", loss, trial, 0, trial_params(loss, trial, args.base, args.search_space), None)
         for trial in range(args.trials)
         for loss in args.losses
         if run_key("tune", loss, trial, 0) not in done
@@ -685,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         row.update({"phase": phase, "trial": trial, "seed": seed})
         if phase == "alpha":
             row["alpha"] = params["alpha"]
-        own_scale = trial_params(loss, trial, args.base)["scale"]
+        own_scale = trial_params(loss, trial, args.base, args.search_space)["scale"]
         if phase == SWEEP_REFERENCE and _alpha_key(params["scale"]) != _alpha_key(own_scale):
             row["ref_scale"] = params["scale"]  # a --reference-scales run
         append_run(args.out, row)

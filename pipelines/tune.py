@@ -66,6 +66,13 @@ def build_parser():
         "and report which alpha gives the best Recall@N for each N of --ks (alpha.md)",
     )
     t.add_argument("--alpha-loss", default="cro-lambda", choices=["cro", "cro-lambda"])
+    t.add_argument(
+        "--search-space",
+        type=int,
+        default=None,
+        help="the version of tfcro.experiments.space.SEARCH_SPACES to draw from; default: "
+        "a study's own (1 for studies started before versions), the latest for a new one",
+    )
     return parser
 
 
@@ -78,7 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.trials < 0:
             raise ValueError(f"--trials should be >= 0. Received: {args.trials}")
         if args.trials:
-            tuning.tune(base, args.losses, args.tune_dir, trials=args.trials, verbose=verbose)
+            tuning.tune(
+                base,
+                args.losses,
+                args.tune_dir,
+                trials=args.trials,
+                space_version=args.search_space,
+                verbose=verbose,
+            )
         if args.seeds:
             tuning.run_seeds(base, args.tune_dir, args.seeds, losses=args.losses, verbose=verbose)
         if args.alphas:

@@ -495,6 +495,49 @@ def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, caps
     assert "epochs: 5 there, 7 now; patience: 3 there, 1 now" in err
 
 
+def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, capsys):
+    """A new grid records the latest space; one that predates versions resumes on version
+    1; a --search-space that contradicts the record is refused; the versions' draws
+    differ only in the kernel."""
+    import json
+
+    from benchmarks import keras3_leaderboard as lb
+
+    def parse(out, *extra):
+        return lb.build_parser().parse_args(["--out", str(out), "--dataset", "synthetic", *extra])
+
+    (tmp_path / "new").mkdir()
+    new = parse(tmp_path / "new")
+    lb.check_grid(new)
+    assert new.search_space == 2
+    assert json.loads((tmp_path / "new" / lb.GRID_FILE).read_text())["search_space"] == 2
+    old = tmp_path / "old"
+    old.mkdir()
+    lb.check_grid(parse(old))
+    grid = json.loads((old / lb.GRID_FILE).read_text())
+    del grid["search_space"]  # as written before versions
+    (old / lb.GRID_FILE).write_text(json.dumps(grid))
+    resumed = parse(old)
+    lb.check_grid(resumed)
+    assert resumed.search_space == 1
+    with pytest.raises(SystemExit):
+        lb.main(["--out", str(old), "--dataset", "synthetic", "--search-space", "2"])
+    assert "draws from search space version 1" in capsys.readouterr().err
+    for trial in range(1, 6):
+        v1 = {loss: lb.trial_params(loss, trial, {}, 1) for loss in lb.LOSSES}
+        v2 = {loss: lb.trial_params(loss, trial, {}, 2) for loss in lb.LOSSES}
+        for loss in lb.LOSSES:
+            assert {k: v for k, v in v1[loss].items() if k != "kernel"} == {
+                k: v for k, v in v2[loss].items() if k != "kernel"
+            }
+    kernels = {lb.trial_params("cro", t, {}, 2)["kernel"] for t in range(1, 30)}
+    assert "exponential" in kernels
+    assert {lb.trial_params("cro", t, {}, 1)["kernel"] for t in range(1, 30)} <= {
+        "softplus",
+        "sigmoid",
+    }
+
+
 def test_keras3_leaderboard_trials_share_the_common_settings():
     """A trial draws the settings every loss has once (a paired design), each loss's own
     options apart; trial 0 is --base over BASE."""

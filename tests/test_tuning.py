@@ -312,3 +312,49 @@ def test_a_setting_with_no_home_is_a_clear_error():
         tuning.trial_config(TrainingConfig(), "softmax", {"margin_x": 1.0})
     config = tuning.trial_config(TrainingConfig(), "sl-at-k", {"top_k": 50, "epochs": 3})
     assert config.model["loss_options"]["top_k"] == 50 and config.epochs == 3
+
+
+def test_a_study_keeps_the_search_space_version_it_started_with(tmp_path):
+    from tfcro.experiments import space as space_lib
+
+    base = TrainingConfig(monitor="recall@10")
+    kernels = []
+
+    def recording(config, run_dir, **kwargs):
+        kernels.append(config.model["loss_options"]["kernel"])
+        return _fake_train(config, run_dir, **kwargs)
+
+    old, new = str(tmp_path / "old"), str(tmp_path / "new")
+    # a study started before versions: trials, no record; it resumes on version 1
+    lr_only = {"learning_rate": space_lib.search_space(1)["learning_rate"]}
+    tuning.tune(base, ["cro"], old, trials=1, space=lr_only, train_fn=_fake_train)
+    tuning.tune(base, ["cro"], old, trials=4, train_fn=recording)
+    assert set(kernels) <= set(space_lib.search_space(1)["kernel"]["choices"])
+    assert len(kernels) == 3
+    with pytest.raises(ValueError, match="draws from search space version 1.*search_space=2"):
+        tuning.tune(base, ["cro"], old, trials=5, space_version=2, train_fn=recording)
+    # a new study takes the latest version and records it
+    tuning.tune(base, ["cro"], new, trials=1, train_fn=recording)
+    storage = f"sqlite:///{os.path.abspath(os.path.join(new, tuning.STUDY_FILE))}"
+    study = optuna.load_study(study_name="tune-cro", storage=storage)
+    assert study.user_attrs["search_space"] == space_lib.LATEST_SPACE_VERSION
+    with pytest.raises(ValueError, match=r"`search_space` should be one of \[1, 2\]"):
+        tuning.tune(base, ["cro"], str(tmp_path / "x"), trials=1, space_version=7)
+
+
+def test_search_space_versions_differ_only_in_the_kernel_choices():
+    from tfcro.experiments import space as space_lib
+
+    v1, v2 = space_lib.search_space(1), space_lib.search_space(2)
+    assert space_lib.SEARCH_SPACE is v2 and space_lib.LATEST_SPACE_VERSION == 2
+    assert {k: v for k, v in v1.items() if k != "kernel"} == {
+        k: v for k, v in v2.items() if k != "kernel"
+    }
+    assert "exponential" not in v1["kernel"]["choices"]
+    assert v2["kernel"]["choices"] == ("softplus", "sigmoid", "exponential")
+    assert space_lib.resolve_version(None, None, "here") == 2
+    assert space_lib.resolve_version(1, None, "here") == 1
+    assert space_lib.resolve_version(None, 1, "here") == 1
+    for bad in (0, True, "2"):
+        with pytest.raises(ValueError, match="Received: search_space="):
+            space_lib.search_space(bad)

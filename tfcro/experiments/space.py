@@ -15,8 +15,9 @@ import numpy as np
 #: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
 #: choices for categories; ``losses`` limits a setting to those losses. The negatives are
 #: part of the recipe: in-batch negatives on or off (they are popularity-sampled), the
-#: logQ correction, and the number of uniform negatives per batch.
-SEARCH_SPACE: dict[str, dict[str, Any]] = {
+#: logQ correction, and the number of uniform negatives per batch. Version 1, the space
+#: of every grid and study run before 2026-11-29.
+_SPACE_V1: dict[str, dict[str, Any]] = {
     "learning_rate": {"range": (2e-3, 5e-2), "log": True},
     "embedding_l2": {"range": (1e-6, 1e-1), "log": True},
     "scale": {"range": (5.0, 25.0), "log": True},
@@ -29,6 +30,59 @@ SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "temperature_ratio": {"range": (0.7, 1.5), "log": False, "losses": ("bsl",)},
     "surrogate": {"choices": ("tanh", "atan", "relu"), "losses": ("psl",)},
 }
+
+#: Version 2: version 1 with CROLoss's exponential kernel among the kernel choices (for
+#: CROLoss-lambda, the gradient kernel). Version 1 never drew it, yet at ml-1m's best
+#: setting the exponential kernel with alpha 1.2 beat softmax on every seed while the
+#: softplus and sigmoid kernels trailed (docs/benchmarks.md, "Which CROLoss kernel and
+#: alpha at that setting"). Draws of the other settings are version 1's.
+_SPACE_V2: dict[str, dict[str, Any]] = {
+    **_SPACE_V1,
+    "kernel": {"choices": ("softplus", "sigmoid", "exponential"), "losses": ("cro", "cro-lambda")},
+}
+
+#: Every version of the search space. A tuning folder records the version it draws from
+#: and keeps it (a space that changed under a grid in progress would change its later
+#: draws); a new folder takes :data:`LATEST_SPACE_VERSION`.
+SEARCH_SPACES: dict[int, dict[str, dict[str, Any]]] = {1: _SPACE_V1, 2: _SPACE_V2}
+LATEST_SPACE_VERSION = max(SEARCH_SPACES)
+#: The latest search space.
+SEARCH_SPACE: dict[str, dict[str, Any]] = SEARCH_SPACES[LATEST_SPACE_VERSION]
+
+
+def search_space(version: int) -> dict[str, dict[str, Any]]:
+    """The search space of ``version`` (a key of :data:`SEARCH_SPACES`).
+
+    >>> search_space(1)["kernel"]["choices"]
+    ('softplus', 'sigmoid')
+    """
+    if isinstance(version, bool) or version not in SEARCH_SPACES:
+        raise ValueError(
+            f"`search_space` should be one of {sorted(SEARCH_SPACES)}. Received: "
+            f"search_space={version!r}"
+        )
+    return SEARCH_SPACES[version]
+
+
+def resolve_version(recorded: int | None, requested: int | None, where: str) -> int:
+    """The space version a tuning folder uses: ``requested`` (``None``: not given) if it
+    agrees with ``recorded`` (the folder's, ``None`` for a new folder); a folder keeps
+    its version when none is requested, a new one takes the latest. ValueError when a
+    request contradicts the folder's record (``where`` names the folder).
+    """
+    if requested is not None:
+        search_space(requested)
+    if recorded is None:
+        return LATEST_SPACE_VERSION if requested is None else requested
+    if requested is not None and requested != recorded:
+        raise ValueError(
+            f"{where} draws from search space version {recorded}: `search_space` should "
+            f"be {recorded} there (or start another folder). Received: "
+            f"search_space={requested}"
+        )
+    return recorded
+
+
 MODEL_SETTINGS = (
     "embedding_l2",
     "scale",

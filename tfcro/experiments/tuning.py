@@ -37,7 +37,14 @@ import pandas as pd
 
 from tfcro._compat import keras
 from tfcro.experiments.plots import plot_seed_recalls
-from tfcro.experiments.space import LOSS_SETTINGS, MODEL_SETTINGS, SEARCH_SPACE, space_for
+from tfcro.experiments.space import (
+    LOSS_SETTINGS,
+    MODEL_SETTINGS,
+    SEARCH_SPACE,
+    resolve_version,
+    search_space,
+    space_for,
+)
 from tfcro.experiments.tables import alpha_choice_table, seed_tables
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
@@ -222,7 +229,8 @@ def tune(
     output_dir: str,
     *,
     trials: int = 8,
-    space: Mapping[str, Mapping[str, Any]] = SEARCH_SPACE,
+    space: Mapping[str, Mapping[str, Any]] | None = None,
+    space_version: int | None = None,
     verbose: int = 0,
     train_fn: Callable[..., Any] = train,
 ) -> pd.DataFrame:
@@ -236,7 +244,12 @@ def tune(
       losses: names of :func:`tfcro.losses.get`.
       output_dir: the tuning folder (module docstring); rerunning continues it.
       trials: the budget per loss, the same for every loss.
-      space: the search space (default :data:`SEARCH_SPACE`).
+      space: a search space of one's own; ``None``: the version ``space_version`` of
+        :data:`~tfcro.experiments.space.SEARCH_SPACES`.
+      space_version: ``None``: a study keeps the version it started with (1 for studies
+        started before versions), a new study takes the latest; a version that
+        contradicts a study's record is a ValueError. Recorded as the study's user
+        attribute ``search_space``.
       verbose: Keras verbosity of each trial's training.
       train_fn: :func:`~tfcro.training.train` (tests may pass a stand-in).
 
@@ -257,6 +270,12 @@ def tune(
     os.makedirs(output_dir, exist_ok=True)
     for loss in losses:
         study = _study(optuna, output_dir, loss, base.seed)
+        loss_space = space
+        if loss_space is None:
+            recorded = study.user_attrs.get("search_space", 1 if study.trials else None)
+            version = resolve_version(recorded, space_version, f"the study of {loss!r}")
+            study.set_user_attr("search_space", version)
+            loss_space = search_space(version)
         # a resumed study's sampler must not replay the draws it started with
         study.sampler = optuna.samplers.TPESampler(
             seed=base.seed + len(study.trials), n_startup_trials=4
@@ -268,7 +287,7 @@ def tune(
             )
         while _counted(optuna, study) < trials:
             study.optimize(
-                _objective(base, loss, output_dir, space, verbose, train_fn, optuna),
+                _objective(base, loss, output_dir, loss_space, verbose, train_fn, optuna),
                 n_trials=1,
                 catch=(),
             )
