@@ -29,7 +29,8 @@ Modules:
   studies over it.
 - :mod:`.results`: :func:`aggregate`, :func:`results_frame`,
   :func:`paired_deltas` (a grid's cells), :func:`paired_differences` (any table of
-  runs with ``loss`` and ``seed`` columns; pandas, imported when called).
+  runs with ``loss`` and ``seed`` columns; pandas, imported when called), built on
+  :func:`paired_difference` (two seed-indexed series).
 - :mod:`.tables`: Markdown and CSV tables (also :func:`alpha_choice_table`, which alpha
   for which N, and :func:`chosen_per_cutoff`, a sweep's model per N); :mod:`.plots`: PNG plots, also
   :func:`plot_seed_recalls` for a comparison of losses over seeds and
@@ -68,6 +69,7 @@ from tfcro.experiments.results import (
     aggregate,
     metric_names,
     paired_deltas,
+    paired_difference,
     paired_differences,
     results_frame,
     validation_score,
@@ -127,6 +129,7 @@ __all__ = [
     "markdown_table",
     "metric_names",
     "paired_deltas",
+    "paired_difference",
     "paired_differences",
     "plot_alpha_sweep",
     "plot_grid",

@@ -141,18 +141,27 @@ def paired_differences(frame, metrics: Sequence[str], reference: str = "softmax"
         if loss == reference:
             continue
         group = group.set_index("seed")
-        seeds = sorted(set(group.index) & set(ref.index))
         for metric in metrics:
-            mean, std, n = aggregate(group.at[s, metric] - ref.at[s, metric] for s in seeds)
-            base = aggregate(ref.at[s, metric] for s in seeds)[0]
-            rows.append(
-                {
-                    "loss": loss,
-                    "metric": metric,
-                    "delta": mean,
-                    "std": std,
-                    "seeds": n,
-                    "relative": mean / base if base else float("nan"),
-                }
-            )
+            pair = paired_difference(group[metric], ref[metric])
+            rows.append({"loss": loss, "metric": metric, **pair})
     return pd.DataFrame(rows)
+
+
+def paired_difference(values, reference) -> dict[str, float]:
+    """``values - reference`` over the seeds both have (two Series indexed by seed): the
+    mean ``delta``, its sample ``std``, the number of ``seeds`` and ``relative``, the
+    mean difference over the reference's mean on those seeds (NaN when that is 0).
+
+    >>> import pandas as pd
+    >>> paired_difference(pd.Series([0.75, 0.5], [1, 2]), pd.Series([0.5, 0.25, 9.0], [1, 2, 3]))
+    {'delta': 0.25, 'std': 0.0, 'seeds': 2, 'relative': 0.6666666666666666}
+    """
+    seeds = sorted(set(values.index) & set(reference.index))
+    mean, std, n = aggregate(values[s] - reference[s] for s in seeds)
+    base = aggregate(reference[s] for s in seeds)[0]
+    return {
+        "delta": mean,
+        "std": std,
+        "seeds": n,
+        "relative": mean / base if base else float("nan"),
+    }

@@ -175,26 +175,21 @@ def alpha_choice_table(
             if chosen is None:
                 line += " n/a |"
             else:
-                d = _paired_to_reference(groups[chosen], reference, reference_name, k)
-                line += f" {_mean_std(d.delta, d['std'], sign='+')} ({d.relative:+.1%}) |"
+                d = _paired_to_reference(groups[chosen], reference, k)
+                line += f" {_mean_std(d['delta'], d['std'], sign='+')} ({d['relative']:+.1%}) |"
         lines.append(line)
     return lines
 
 
-def _paired_to_reference(runs, reference, reference_name: str, k: int):
-    """:func:`~tfcro.experiments.results.paired_differences` of ``runs`` (one swept
-    value's runs) to ``reference`` (indexed by seed) at test Recall@k: its one row.
+def _paired_to_reference(runs, reference, k: int) -> dict[str, float]:
+    """:func:`~tfcro.experiments.results.paired_difference` of ``runs`` (one swept value's
+    runs) to ``reference`` (indexed by seed) at test Recall@k.
     """
-    import pandas as pd
-
-    from tfcro.experiments.results import paired_differences
+    from tfcro.experiments.results import paired_difference
 
     metric = f"recall@{k}"
-    chosen = "chosen" if reference_name != "chosen" else "chosen value"
-    mine = runs.drop_duplicates("seed", keep="last")[["seed", metric]].assign(loss=chosen)
-    theirs = reference[[metric]].reset_index().assign(loss=reference_name)
-    pair = pd.concat([theirs, mine], ignore_index=True)
-    return paired_differences(pair, [metric], reference=reference_name).iloc[0]
+    mine = runs.drop_duplicates("seed", keep="last").set_index("seed")[metric]
+    return paired_difference(mine, reference[metric])
 
 
 def _picked_on_validation(groups, k: int):
