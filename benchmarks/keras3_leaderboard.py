@@ -181,19 +181,17 @@ def load_split(args):
     return data_lib.index_split(split)
 
 
-def trial_params(
-    loss: str, trial: int, base: dict[str, Any], space_version: int | None = None
-) -> dict[str, Any]:
+def trial_params(loss: str, trial: int, base: dict[str, Any], space_version: int) -> dict[str, Any]:
     """Trial 0: ``base`` (settings it leaves out: :data:`BASE`'s); later trials: a draw of
-    the search space of ``space_version`` (``None``: the latest): of the settings every
-    loss has, one per trial (the same for every loss); of the loss's own options, one per
-    trial and loss.
+    the search space of ``space_version`` (the grid's, :func:`check_grid`): of the settings
+    every loss has, one per trial (the same for every loss); of the loss's own options,
+    one per trial and loss.
     """
-    from tfcro.experiments.space import LATEST_SPACE_VERSION, sample, search_space
+    from tfcro.experiments.space import sample, search_space
 
     if trial == 0:
         return {**BASE, **base}
-    space = search_space(LATEST_SPACE_VERSION if space_version is None else space_version)
+    space = search_space(space_version, "--search-space")
     shared = {k: v for k, v in space.items() if "losses" not in v}
     own = {k: v for k, v in space.items() if "losses" in v}
     params = sample(loss, np.random.default_rng([trial]), shared)
@@ -368,16 +366,20 @@ def check_grid(args) -> None:
     grid = {name: getattr(args, name) for name in GRID_OPTIONS}
     grid["data"] = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else None
     path = os.path.join(args.out, GRID_FILE)
-    where = f"--out {args.out}"
+    where, flag = f"--out {args.out}", "--search-space"
     if not os.path.exists(path):
-        args.search_space = resolve_version(None, args.search_space, where)
+        # runs without a grid.json: a grid from before grid.json, drawn from version 1
+        recorded = None if read_runs(args.out).empty else 1
+        args.search_space = resolve_version(recorded, args.search_space, where, flag)
         grid["search_space"] = args.search_space
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(grid, handle, indent=1, sort_keys=True)
         return
     with open(path, encoding="utf-8") as handle:
         recorded = json.load(handle)
-    args.search_space = resolve_version(recorded.pop("search_space", 1), args.search_space, where)
+    args.search_space = resolve_version(
+        recorded.pop("search_space", 1), args.search_space, where, flag
+    )
     changed = {k: (recorded.get(k), v) for k, v in grid.items() if recorded.get(k) != v}
     if changed:
         listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
@@ -391,8 +393,11 @@ def plan(args, runs: pd.DataFrame) -> list[tuple[str, str, int, int, dict, int |
     """The runs still to do, in order: ``(phase, loss, trial, seed, params, refit_epochs)``.
     Seeds come after every tuning trial is done (they need each loss's best trial); with
     ``--refit``, the refits after every seed (each takes its run's selected epochs); with
-    ``--alphas``, the alpha sweep last.
+    ``--alphas``, the alpha sweep last. ``args.search_space`` is the grid's
+    (:func:`check_grid` sets it).
     """
+    if args.search_space is None:
+        raise ValueError("plan: args.search_space is None; call check_grid(args) first")
     done = set()
     if not runs.empty:
         alphas = runs["alpha"] if "alpha" in runs else pd.Series(math.nan, index=runs.index)

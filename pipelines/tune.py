@@ -31,7 +31,7 @@ from pipelines._cli import (
     parse_with_preset,
 )
 from pipelines.train import add_training_arguments, config_from_args
-from tfcro.experiments import tuning
+from tfcro.experiments import space, tuning
 
 
 def build_parser():
@@ -84,13 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose = fit_verbosity(args.verbose)
         if args.trials < 0:
             raise ValueError(f"--trials should be >= 0. Received: {args.trials}")
+        if args.search_space is not None:
+            space.search_space(args.search_space, "--search-space")
         if args.trials:
             tuning.tune(
                 base,
                 args.losses,
                 args.tune_dir,
                 trials=args.trials,
-                space_version=args.search_space,
+                search_space=args.search_space,
                 verbose=verbose,
             )
         if args.seeds:

@@ -253,7 +253,7 @@ def test_keras3_leaderboard_reads_only_the_current_grid(tmp_path):
     ]
     pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
     argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--seeds", "0,1", "--top", "1"]
-
+    argv += ["--search-space", "1"]
     args = lb.build_parser().parse_args([*argv, "--trials", "2"])
     assert list(lb.best_trials(args, lb.read_runs(str(tmp_path))).trial) == [1, 0]
     text = lb.write_report(args)
@@ -358,6 +358,7 @@ def test_keras3_leaderboard_sweeps_softmax_under_the_same_protocol_and_pairs_it(
     ]
     pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
     argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--trials", "1"]
+    argv += ["--search-space", "1"]
     args = lb.build_parser().parse_args([*argv, "--seeds", "0,1", "--alphas", "0.8,1.2"])
     todo = lb.plan(args, lb.read_runs(str(tmp_path)))
     assert [(phase, loss, seed) for phase, loss, _, seed, _, _ in todo[:2]] == [
@@ -413,7 +414,7 @@ def test_keras3_leaderboard_gives_the_softmax_reference_a_scale_sweep(tmp_path):
     ]
     pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
     argv = ["--out", str(tmp_path), "--losses", "softmax,cro", "--trials", "1", "--seeds", "0"]
-    argv += ["--base", base, "--alphas", "1.0", "--ks", "20,50"]
+    argv += ["--base", base, "--alphas", "1.0", "--ks", "20,50", "--search-space", "1"]
     args = lb.build_parser().parse_args([*argv, "--reference-scales", "6,8,10"])
     todo = lb.plan(args, lb.read_runs(str(tmp_path)))
     reference = [(phase, params["scale"]) for phase, _, _, _, params, _ in todo[:3]]
@@ -501,7 +502,10 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     differ only in the kernel."""
     import json
 
+    import pandas as pd
+
     from benchmarks import keras3_leaderboard as lb
+    from tfcro.experiments.space import LATEST_SPACE_VERSION
 
     def parse(out, *extra):
         return lb.build_parser().parse_args(["--out", str(out), "--dataset", "synthetic", *extra])
@@ -509,7 +513,7 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     (tmp_path / "new").mkdir()
     new = parse(tmp_path / "new")
     lb.check_grid(new)
-    assert new.search_space == 2
+    assert new.search_space == LATEST_SPACE_VERSION == 2
     assert json.loads((tmp_path / "new" / lb.GRID_FILE).read_text())["search_space"] == 2
     old = tmp_path / "old"
     old.mkdir()
@@ -523,6 +527,17 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     with pytest.raises(SystemExit):
         lb.main(["--out", str(old), "--dataset", "synthetic", "--search-space", "2"])
     assert "draws from search space version 1" in capsys.readouterr().err
+    # runs without a grid.json (a grid from before grid.json) are version 1 too
+    older = tmp_path / "older"
+    older.mkdir()
+    pd.DataFrame([_leaderboard_row(lb, "tune", "softmax", 0, 0, 0.1)]).to_csv(
+        older / lb.RUNS_FILE, index=False
+    )
+    args = parse(older)
+    lb.check_grid(args)
+    assert args.search_space == 1
+    with pytest.raises(ValueError, match="check_grid"):
+        lb.plan(parse(older), lb.read_runs(str(older)))
     for trial in range(1, 6):
         v1 = {loss: lb.trial_params(loss, trial, {}, 1) for loss in lb.LOSSES}
         v2 = {loss: lb.trial_params(loss, trial, {}, 2) for loss in lb.LOSSES}
@@ -538,6 +553,26 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     }
 
 
+def test_keras3_leaderboard_version_1_draws_are_the_committed_grids():
+    """Version 1 of the space still draws trials 1-3 of the committed ml-1m grid (which
+    started before versions), for every loss: a change to the space or the sampler that
+    would move a resumed grid's draws fails here."""
+    import json
+    import pathlib
+
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    folder = pathlib.Path(__file__).parents[1] / "benchmarks" / "results" / "k3-ml1m"
+    runs = pd.read_csv(folder / lb.RUNS_FILE)
+    base = json.loads((folder / lb.GRID_FILE).read_text())["base"]
+    drawn = runs[(runs.phase == "tune") & (runs.trial > 0)]
+    assert len(drawn) == 21
+    for row in drawn.itertuples():
+        assert lb.trial_params(row.loss, row.trial, base, 1) == json.loads(row.params), row
+
+
 def test_keras3_leaderboard_trials_share_the_common_settings():
     """A trial draws the settings every loss has once (a paired design), each loss's own
     options apart; trial 0 is --base over BASE."""
@@ -545,12 +580,12 @@ def test_keras3_leaderboard_trials_share_the_common_settings():
     from tfcro.experiments.space import SEARCH_SPACE
 
     shared = [k for k, v in SEARCH_SPACE.items() if "losses" not in v]
-    first = {loss: lb.trial_params(loss, 1, {}) for loss in lb.LOSSES}
+    first = {loss: lb.trial_params(loss, 1, {}, 2) for loss in lb.LOSSES}
     for params in first.values():
         assert {k: params[k] for k in shared} == {k: first["softmax"][k] for k in shared}
     assert set(first["cro"]) - set(shared) == {"alpha", "kernel"}
     assert set(first["softmax"]) == set(shared)
     assert first["cro"]["alpha"] != first["cro-lambda"]["alpha"]  # own draws per loss
-    second = lb.trial_params("softmax", 2, {})
-    assert second != first["softmax"] and second == lb.trial_params("softmax", 2, {})
-    assert lb.trial_params("bsl", 0, {"scale": 9.0}) == {**lb.BASE, "scale": 9.0}
+    second = lb.trial_params("softmax", 2, {}, 2)
+    assert second != first["softmax"] and second == lb.trial_params("softmax", 2, {}, 2)
+    assert lb.trial_params("bsl", 0, {"scale": 9.0}, 2) == {**lb.BASE, "scale": 9.0}

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tfcro import experiments as ex
-from tfcro.experiments import grids, plots, presets, results, runner, tables
+from tfcro.experiments import grids, plots, presets, results, runner, space, tables
 from tfcro.runfolder import METRICS_FILE
 
 
@@ -48,7 +48,7 @@ def test_package_reexports_every_public_name():
         assert name in ex.__all__, name
 
 
-@pytest.mark.parametrize("module", [grids, results, runner, tables])
+@pytest.mark.parametrize("module", [grids, results, runner, space, tables])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, module.__name__

@@ -96,6 +96,13 @@ def test_paired_differences_pair_the_seeds():
     twice = pd.concat([frame, frame.iloc[[2]]], ignore_index=True)  # cro seed 1 twice
     with pytest.raises(ValueError, match=r"one run per \(loss, seed\).*\('cro', 1\)"):
         ex.paired_differences(twice, ["recall@20"])
+    # two series by seed: only the shared seeds pair
+    ours = pd.Series([0.11, 0.14, 0.5], index=[1, 2, 9])
+    pair = ex.paired_difference(ours, pd.Series([0.10, 0.12, 0.3], index=[1, 2, 3]))
+    assert pair["seeds"] == 2 and pair["delta"] == pytest.approx(0.015)
+    assert pair["relative"] == pytest.approx(0.015 / 0.11)
+    with pytest.raises(ValueError, match=r"`reference` should hold one value per seed.*\[1, 1\]"):
+        ex.paired_difference(ours, pd.Series([0.1, 0.2], index=[1, 1]))
 
 
 def test_tuning_refuses_a_run_without_validation(tmp_path):
@@ -318,28 +325,44 @@ def test_a_study_keeps_the_search_space_version_it_started_with(tmp_path):
     from tfcro.experiments import space as space_lib
 
     base = TrainingConfig(monitor="recall@10")
-    kernels = []
 
-    def recording(config, run_dir, **kwargs):
-        kernels.append(config.model["loss_options"]["kernel"])
-        return _fake_train(config, run_dir, **kwargs)
+    def studies(folder):
+        storage = f"sqlite:///{os.path.abspath(os.path.join(folder, tuning.STUDY_FILE))}"
+        return {
+            s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+            for s in optuna.get_all_study_summaries(storage)
+        }
 
     old, new = str(tmp_path / "old"), str(tmp_path / "new")
-    # a study started before versions: trials, no record; it resumes on version 1
+    # a study started before versions: trials, no record; its folder resumes on version 1,
+    # a loss added to it too
     lr_only = {"learning_rate": space_lib.search_space(1)["learning_rate"]}
     tuning.tune(base, ["cro"], old, trials=1, space=lr_only, train_fn=_fake_train)
-    tuning.tune(base, ["cro"], old, trials=4, train_fn=recording)
-    assert set(kernels) <= set(space_lib.search_space(1)["kernel"]["choices"])
-    assert len(kernels) == 3
+    assert "search_space" not in studies(old)["tune-cro"].user_attrs
+    tuning.tune(base, ["cro", "cro-lambda"], old, trials=2, train_fn=_fake_train)
+    for study in studies(old).values():
+        assert study.user_attrs["search_space"] == 1
+        assert study.trials[-1].distributions["kernel"].choices == ("softplus", "sigmoid")
     with pytest.raises(ValueError, match="draws from search space version 1.*search_space=2"):
-        tuning.tune(base, ["cro"], old, trials=5, space_version=2, train_fn=recording)
-    # a new study takes the latest version and records it
-    tuning.tune(base, ["cro"], new, trials=1, train_fn=recording)
-    storage = f"sqlite:///{os.path.abspath(os.path.join(new, tuning.STUDY_FILE))}"
-    study = optuna.load_study(study_name="tune-cro", storage=storage)
+        tuning.tune(base, ["softmax"], old, trials=1, search_space=2, train_fn=_fake_train)
+    # a new folder takes the latest version and records it
+    tuning.tune(base, ["cro"], new, trials=1, train_fn=_fake_train)
+    study = studies(new)["tune-cro"]
     assert study.user_attrs["search_space"] == space_lib.LATEST_SPACE_VERSION
+    assert "exponential" in study.trials[-1].distributions["kernel"].choices
     with pytest.raises(ValueError, match=r"`search_space` should be one of \[1, 2\]"):
-        tuning.tune(base, ["cro"], str(tmp_path / "x"), trials=1, space_version=7)
+        tuning.tune(base, ["cro"], str(tmp_path / "x"), trials=1, search_space=7)
+    with pytest.raises(ValueError, match="not both"):
+        tuning.tune(base, ["cro"], new, trials=1, space=lr_only, search_space=2)
+
+
+def test_tune_cli_refuses_an_unknown_search_space(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        tune_cli.main(["--trials", "0", "--search-space", "9", "--tune-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "`--search-space` should be one of [1, 2]. Received: --search-space=9" in (
+        capsys.readouterr().err
+    )
 
 
 def test_search_space_versions_differ_only_in_the_kernel_choices():
@@ -358,3 +381,5 @@ def test_search_space_versions_differ_only_in_the_kernel_choices():
     for bad in (0, True, "2"):
         with pytest.raises(ValueError, match="Received: search_space="):
             space_lib.search_space(bad)
+    with pytest.raises(ValueError, match="here records search space version 3"):
+        space_lib.resolve_version(3, None, "here")

@@ -156,6 +156,11 @@ def paired_difference(values, reference) -> dict[str, float]:
     >>> paired_difference(pd.Series([0.75, 0.5], [1, 2]), pd.Series([0.5, 0.25, 9.0], [1, 2, 3]))
     {'delta': 0.25, 'std': 0.0, 'seeds': 2, 'relative': 0.6666666666666666}
     """
+    for name, series in (("values", values), ("reference", reference)):
+        if not series.index.is_unique:
+            raise ValueError(
+                f"`{name}` should hold one value per seed. Received seeds {list(series.index)}"
+            )
     seeds = sorted(set(values.index) & set(reference.index))
     mean, std, n = aggregate(values[s] - reference[s] for s in seeds)
     base = aggregate(reference[s] for s in seeds)[0]

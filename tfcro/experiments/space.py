@@ -15,8 +15,9 @@ import numpy as np
 #: The searched settings: ``name -> (low, high, log scale)`` for numbers, a tuple of
 #: choices for categories; ``losses`` limits a setting to those losses. The negatives are
 #: part of the recipe: in-batch negatives on or off (they are popularity-sampled), the
-#: logQ correction, and the number of uniform negatives per batch. Version 1, the space
-#: of every grid and study run before 2026-11-29.
+#: logQ correction, and the number of uniform negatives per batch. Version 1: the space
+#: of every leaderboard grid whose ``grid.json`` has no ``search_space`` and of every
+#: Optuna study without that user attribute (all made before versions existed).
 _SPACE_V1: dict[str, dict[str, Any]] = {
     "learning_rate": {"range": (2e-3, 5e-2), "log": True},
     "embedding_l2": {"range": (1e-6, 1e-1), "log": True},
@@ -35,7 +36,9 @@ _SPACE_V1: dict[str, dict[str, Any]] = {
 #: CROLoss-lambda, the gradient kernel). Version 1 never drew it, yet at ml-1m's best
 #: setting the exponential kernel with alpha 1.2 beat softmax on every seed while the
 #: softplus and sigmoid kernels trailed (docs/benchmarks.md, "Which CROLoss kernel and
-#: alpha at that setting"). Draws of the other settings are version 1's.
+#: alpha at that setting"). In the leaderboard's random search (the kernel is drawn last,
+#: from each loss's own stream) the other settings' draws are version 1's; an Optuna
+#: study's later draws differ.
 _SPACE_V2: dict[str, dict[str, Any]] = {
     **_SPACE_V1,
     "kernel": {"choices": ("softplus", "sigmoid", "exponential"), "losses": ("cro", "cro-lambda")},
@@ -50,35 +53,45 @@ LATEST_SPACE_VERSION = max(SEARCH_SPACES)
 SEARCH_SPACE: dict[str, dict[str, Any]] = SEARCH_SPACES[LATEST_SPACE_VERSION]
 
 
-def search_space(version: int) -> dict[str, dict[str, Any]]:
-    """The search space of ``version`` (a key of :data:`SEARCH_SPACES`).
+def search_space(version: int, name: str = "search_space") -> dict[str, dict[str, Any]]:
+    """The search space of ``version`` (a key of :data:`SEARCH_SPACES`); ``name`` is the
+    parameter the caller's user gave it as (for the error).
 
     >>> search_space(1)["kernel"]["choices"]
     ('softplus', 'sigmoid')
     """
     if isinstance(version, bool) or version not in SEARCH_SPACES:
         raise ValueError(
-            f"`search_space` should be one of {sorted(SEARCH_SPACES)}. Received: "
-            f"search_space={version!r}"
+            f"`{name}` should be one of {sorted(SEARCH_SPACES)}. Received: {name}={version!r}"
         )
     return SEARCH_SPACES[version]
 
 
-def resolve_version(recorded: int | None, requested: int | None, where: str) -> int:
+def resolve_version(
+    recorded: int | None, requested: int | None, where: str, name: str = "search_space"
+) -> int:
     """The space version a tuning folder uses: ``requested`` (``None``: not given) if it
     agrees with ``recorded`` (the folder's, ``None`` for a new folder); a folder keeps
     its version when none is requested, a new one takes the latest. ValueError when a
-    request contradicts the folder's record (``where`` names the folder).
+    request contradicts the folder's record or the record is no version this code has
+    (``where`` names the folder, ``name`` the parameter of the request).
+
+    >>> resolve_version(None, None, "new"), resolve_version(1, None, "old")
+    (2, 1)
     """
     if requested is not None:
-        search_space(requested)
+        search_space(requested, name)
     if recorded is None:
         return LATEST_SPACE_VERSION if requested is None else requested
+    if isinstance(recorded, bool) or recorded not in SEARCH_SPACES:
+        raise ValueError(
+            f"{where} records search space version {recorded!r}, which this code does not "
+            f"have (versions: {sorted(SEARCH_SPACES)}); run it with the code that started it"
+        )
     if requested is not None and requested != recorded:
         raise ValueError(
-            f"{where} draws from search space version {recorded}: `search_space` should "
-            f"be {recorded} there (or start another folder). Received: "
-            f"search_space={requested}"
+            f"{where} draws from search space version {recorded}: `{name}` should be "
+            f"{recorded} there (or start another folder). Received: {name}={requested}"
         )
     return recorded
 

@@ -2,8 +2,9 @@
 validation only, resumable; then the chosen settings over several seeds.
 
 :func:`tune` runs, for every loss, an Optuna study (TPE sampler, median pruning on the
-per-epoch validation metric) of ``trials`` finished trials over :data:`SEARCH_SPACE`
-(learning rate, L2 penalty, score scale; ``alpha`` and kernel for the CROLoss family).
+per-epoch validation metric) of ``trials`` finished trials over a version of the search
+space (:data:`~tfcro.experiments.space.SEARCH_SPACES`, a folder keeps its own: learning
+rate, L2 penalty, score scale, negatives; ``alpha`` and kernel for the CROLoss family).
 Everything lives in one folder:
 
 =====================  ===========================================================
@@ -42,9 +43,9 @@ from tfcro.experiments.space import (
     MODEL_SETTINGS,
     SEARCH_SPACE,
     resolve_version,
-    search_space,
     space_for,
 )
+from tfcro.experiments.space import search_space as _space_of_version
 from tfcro.experiments.tables import alpha_choice_table, seed_tables
 from tfcro.runfolder import METRICS_FILE
 from tfcro.training import TrainingConfig, train
@@ -230,7 +231,7 @@ def tune(
     *,
     trials: int = 8,
     space: Mapping[str, Mapping[str, Any]] | None = None,
-    space_version: int | None = None,
+    search_space: int | None = None,
     verbose: int = 0,
     train_fn: Callable[..., Any] = train,
 ) -> pd.DataFrame:
@@ -244,12 +245,12 @@ def tune(
       losses: names of :func:`tfcro.losses.get`.
       output_dir: the tuning folder (module docstring); rerunning continues it.
       trials: the budget per loss, the same for every loss.
-      space: a search space of one's own; ``None``: the version ``space_version`` of
+      space: a search space of one's own; ``None``: the version ``search_space`` of
         :data:`~tfcro.experiments.space.SEARCH_SPACES`.
-      space_version: ``None``: a study keeps the version it started with (1 for studies
-        started before versions), a new study takes the latest; a version that
-        contradicts a study's record is a ValueError. Recorded as the study's user
-        attribute ``search_space``.
+      search_space: the version of the space. ``None``: the folder's (its studies' user
+        attribute ``search_space``; 1 for studies started before versions), the latest
+        for a new folder. A version that contradicts the folder's is a ValueError; every
+        study of a folder draws from one version, recorded on each.
       verbose: Keras verbosity of each trial's training.
       train_fn: :func:`~tfcro.training.train` (tests may pass a stand-in).
 
@@ -265,17 +266,20 @@ def tune(
             "tuning selects on validation: `valid_fraction` should be > 0. "
             "Received: valid_fraction=0"
         )
+    if space is not None and search_space is not None:
+        raise ValueError(
+            "give `space` (a space of one's own) or `search_space` (a version), not both. "
+            f"Received: search_space={search_space!r} with a space of {sorted(space)}"
+        )
     base = base_for_trials(base)
     optuna = _optuna()
     os.makedirs(output_dir, exist_ok=True)
+    version = None if space is not None else _folder_version(optuna, output_dir, search_space)
+    loss_space = space if space is not None else _space_of_version(version)
     for loss in losses:
         study = _study(optuna, output_dir, loss, base.seed)
-        loss_space = space
-        if loss_space is None:
-            recorded = study.user_attrs.get("search_space", 1 if study.trials else None)
-            version = resolve_version(recorded, space_version, f"the study of {loss!r}")
+        if version is not None:
             study.set_user_attr("search_space", version)
-            loss_space = search_space(version)
         # a resumed study's sampler must not replay the draws it started with
         study.sampler = optuna.samplers.TPESampler(
             seed=base.seed + len(study.trials), n_startup_trials=4
@@ -293,6 +297,26 @@ def tune(
             )
         write_report(output_dir)
     return write_report(output_dir)
+
+
+def _folder_version(optuna, output_dir: str, requested: int | None) -> int:
+    """The search space version of the tuning folder's studies (:func:`tune`)."""
+    path = os.path.join(output_dir, STUDY_FILE)
+    recorded = set()
+    if os.path.isfile(path):
+        storage = f"sqlite:///{os.path.abspath(path)}"
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            if "search_space" in summary.user_attrs:
+                recorded.add(summary.user_attrs["search_space"])
+            elif summary.n_trials:  # a study from before versions
+                recorded.add(1)
+    where = f"the tuning folder {output_dir!r}"
+    if len(recorded) > 1:
+        raise ValueError(
+            f"{where} holds studies of search space versions {sorted(recorded)}; tune its "
+            "losses in folders of their own"
+        )
+    return resolve_version(next(iter(recorded), None), requested, where)
 
 
 def _objective(base, loss, output_dir, space, verbose, train_fn, optuna):
