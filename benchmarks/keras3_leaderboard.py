@@ -578,6 +578,20 @@ def test_metrics(seeds: pd.DataFrame) -> pd.DataFrame:
     return renamed[keep]
 
 
+def params_taken(loss: str, params: str) -> str:
+    """A run's ``params`` (JSON) without the loss options ``loss`` does not take (a
+    ``--base`` shared by several losses may carry one loss's alpha and kernel; the others
+    drop them when they build the loss, and so does the report).
+    """
+    from tfcro.core.definitions import OPTIONS
+    from tfcro.experiments.space import LOSS_SETTINGS
+
+    taken = OPTIONS.get(loss, ())
+    values = json.loads(params)
+    shown = {k: v for k, v in values.items() if k not in LOSS_SETTINGS or k in taken}
+    return json.dumps(shown, sort_keys=True)
+
+
 def report(args, runs: pd.DataFrame) -> str:
     """Markdown: the tuning (complete rounds only) and the seeds with paired differences."""
     if runs.empty:
@@ -599,7 +613,7 @@ def report(args, runs: pd.DataFrame) -> str:
         lines.append(
             f"| {best.loss} | {trials[best.loss]} | {best[monitor]:.4f} "
             f"| {best['test_recall@20']:.4f} | {best['test_ndcg@20']:.4f} | {best.best_epoch} "
-            f"| `{best.params}` |"
+            f"| `{params_taken(best.loss, best.params)}` |"
         )
     seeds = seed_runs(args, runs)
     if len(seeds):

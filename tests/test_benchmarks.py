@@ -553,6 +553,21 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     }
 
 
+def test_keras3_leaderboard_shows_only_the_options_a_loss_takes():
+    import json
+
+    from benchmarks import keras3_leaderboard as lb
+
+    params = json.dumps({"alpha": 1.2, "kernel": "exponential", "scale": 6.3, "weight_tau": 3})
+    assert json.loads(lb.params_taken("softmax", params)) == {"scale": 6.3}
+    assert json.loads(lb.params_taken("cro", params)) == {
+        "alpha": 1.2,
+        "kernel": "exponential",
+        "scale": 6.3,
+    }
+    assert json.loads(lb.params_taken("sl-at-k", params)) == {"scale": 6.3, "weight_tau": 3}
+
+
 def test_keras3_leaderboard_version_1_draws_are_the_committed_grids():
     """Version 1 of the space still draws trials 1-3 of the committed ml-1m grid (which
     started before versions), for every loss: a change to the space or the sampler that
