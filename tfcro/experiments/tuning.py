@@ -156,8 +156,13 @@ def _optuna():
     return optuna
 
 
+def _storage(output_dir: str) -> str:
+    """The Optuna storage URL of the folder's ``study.db``."""
+    return f"sqlite:///{os.path.abspath(os.path.join(output_dir, STUDY_FILE))}"
+
+
 def _study(optuna, output_dir: str, loss: str, seed: int):
-    storage = f"sqlite:///{os.path.abspath(os.path.join(output_dir, STUDY_FILE))}"
+    storage = _storage(output_dir)
     return optuna.create_study(
         study_name=f"tune-{loss}",
         storage=storage,
@@ -304,7 +309,7 @@ def _folder_version(optuna, output_dir: str, requested: int | None) -> int:
     path = os.path.join(output_dir, STUDY_FILE)
     recorded = set()
     if os.path.isfile(path):
-        storage = f"sqlite:///{os.path.abspath(path)}"
+        storage = _storage(output_dir)
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
             if "search_space" in summary.user_attrs:
                 recorded.add(summary.user_attrs["search_space"])
@@ -365,7 +370,7 @@ def trials_frame(output_dir: str) -> pd.DataFrame:
     if not os.path.isfile(path):
         return pd.DataFrame(columns=["loss", "number", "state", "value"])
     optuna = _optuna()
-    storage = f"sqlite:///{os.path.abspath(path)}"
+    storage = _storage(output_dir)
     rows = []
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -398,7 +403,7 @@ def best_params(output_dir: str) -> dict[str, dict[str, Any]]:
     if not os.path.isfile(path):
         return out
     optuna = _optuna()
-    storage = f"sqlite:///{os.path.abspath(path)}"
+    storage = _storage(output_dir)
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         done = [
