@@ -499,7 +499,7 @@ def test_keras3_leaderboard_refuses_to_resume_with_other_settings(tmp_path, caps
 def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, capsys):
     """A new grid records the latest space; one that predates versions resumes on version
     1; a --search-space that contradicts the record is refused; the versions' draws
-    differ only in the kernel."""
+    differ where documented (v2: the kernel; v3: 4,096 negatives)."""
     import json
 
     import pandas as pd
@@ -513,8 +513,8 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
     (tmp_path / "new").mkdir()
     new = parse(tmp_path / "new")
     lb.check_grid(new)
-    assert new.search_space == LATEST_SPACE_VERSION == 2
-    assert json.loads((tmp_path / "new" / lb.GRID_FILE).read_text())["search_space"] == 2
+    assert new.search_space == LATEST_SPACE_VERSION == 3
+    assert json.loads((tmp_path / "new" / lb.GRID_FILE).read_text())["search_space"] == 3
     old = tmp_path / "old"
     old.mkdir()
     lb.check_grid(parse(old))
@@ -545,6 +545,13 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
             assert {k: v for k, v in v1[loss].items() if k != "kernel"} == {
                 k: v for k, v in v2[loss].items() if k != "kernel"
             }
+    v3 = [lb.trial_params("softmax", t, {}, 3)["num_negatives"] for t in range(1, 30)]
+    assert 4096 in v3
+    assert {lb.trial_params("softmax", t, {}, 2)["num_negatives"] for t in range(1, 30)} <= {
+        512,
+        1024,
+        2048,
+    }
     kernels = {lb.trial_params("cro", t, {}, 2)["kernel"] for t in range(1, 30)}
     assert "exponential" in kernels
     assert {lb.trial_params("cro", t, {}, 1)["kernel"] for t in range(1, 30)} <= {

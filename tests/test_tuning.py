@@ -350,7 +350,8 @@ def test_a_study_keeps_the_search_space_version_it_started_with(tmp_path):
     study = studies(new)["tune-cro"]
     assert study.user_attrs["search_space"] == space_lib.LATEST_SPACE_VERSION
     assert "exponential" in study.trials[-1].distributions["kernel"].choices
-    with pytest.raises(ValueError, match=r"`search_space` should be one of \[1, 2\]"):
+    assert 4096 in study.trials[-1].distributions["num_negatives"].choices
+    with pytest.raises(ValueError, match=r"`search_space` should be one of \[1, 2, 3\]"):
         tuning.tune(base, ["cro"], str(tmp_path / "x"), trials=1, search_space=7)
     with pytest.raises(ValueError, match="not both"):
         tuning.tune(base, ["cro"], new, trials=1, space=lr_only, search_space=2)
@@ -360,26 +361,33 @@ def test_tune_cli_refuses_an_unknown_search_space(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         tune_cli.main(["--trials", "0", "--search-space", "9", "--tune-dir", str(tmp_path)])
     assert stop.value.code == 2
-    assert "`--search-space` should be one of [1, 2]. Received: --search-space=9" in (
+    assert "`--search-space` should be one of [1, 2, 3]. Received: --search-space=9" in (
         capsys.readouterr().err
     )
 
 
-def test_search_space_versions_differ_only_in_the_kernel_choices():
+def test_search_space_versions_differ_only_where_documented():
     from tfcro.experiments import space as space_lib
 
-    v1, v2 = space_lib.search_space(1), space_lib.search_space(2)
-    assert space_lib.SEARCH_SPACE is v2 and space_lib.LATEST_SPACE_VERSION == 2
-    assert {k: v for k, v in v1.items() if k != "kernel"} == {
-        k: v for k, v in v2.items() if k != "kernel"
-    }
+    v1, v2, v3 = (space_lib.search_space(v) for v in (1, 2, 3))
+    assert space_lib.SEARCH_SPACE is v3 and space_lib.LATEST_SPACE_VERSION == 3
+
+    def without(space, *names):
+        return {k: v for k, v in space.items() if k not in names}
+
+    # v2 = v1 + the exponential kernel; v3 = v2 + 4,096 negatives
+    assert without(v1, "kernel") == without(v2, "kernel")
     assert "exponential" not in v1["kernel"]["choices"]
     assert v2["kernel"]["choices"] == ("softplus", "sigmoid", "exponential")
-    assert space_lib.resolve_version(None, None, "here") == 2
+    assert without(v2, "num_negatives") == without(v3, "num_negatives")
+    assert v1["num_negatives"] == v2["num_negatives"] == {"choices": (512, 1024, 2048)}
+    assert v3["num_negatives"]["choices"] == (512, 1024, 2048, 4096)
+    assert space_lib.resolve_version(None, None, "here") == 3
     assert space_lib.resolve_version(1, None, "here") == 1
+    assert space_lib.resolve_version(2, None, "here") == 2
     assert space_lib.resolve_version(None, 1, "here") == 1
-    for bad in (0, True, "2"):
+    for bad in (0, True, "2", 4):
         with pytest.raises(ValueError, match="Received: search_space="):
             space_lib.search_space(bad)
-    with pytest.raises(ValueError, match="here records search space version 3"):
-        space_lib.resolve_version(3, None, "here")
+    with pytest.raises(ValueError, match="here records search space version 4"):
+        space_lib.resolve_version(4, None, "here")
