@@ -601,7 +601,9 @@ def report(args, runs: pd.DataFrame) -> str:
     counts = tuned.groupby("loss").trial.count().reindex(args.losses, fill_value=0)
     rounds = int(counts.min())
     lines = [f"# Keras 3 leaderboard ({runs.backend.iloc[0]}): {args.dataset}", ""]
-    lines.append(f"Tuning: {rounds} complete trial(s) per loss, selected on {monitor}.")
+    space = getattr(args, "search_space", None)  # check_grid's, from grid.json
+    drawn = "" if space is None else f" (trials 1.. drawn from search space version {space})"
+    lines.append(f"Tuning: {rounds} complete trial(s) per loss{drawn}, selected on {monitor}.")
     lines += [
         "",
         f"| loss | trials | best {monitor} | its test recall@20 | ndcg@20 | best epoch | params |",

@@ -468,6 +468,7 @@ def test_bench_negatives_times_every_layout(capsys):
 def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     pytest.importorskip("pandas")
     from benchmarks import keras3_leaderboard as lb
+    from tfcro.experiments.space import LATEST_SPACE_VERSION
 
     argv = ["--dataset", "synthetic", "--out", str(tmp_path), "--losses", "softmax,cro-lambda"]
     argv += ["--trials", "1", "--seeds", "0,1", "--top", "1", "--epochs", "2", "--frequency", "1"]
@@ -486,7 +487,9 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     count = len(runs)
     assert lb.main(argv) == 0 and len(lb.read_runs(str(tmp_path))) == count  # resumed
     report = (tmp_path / lb.REPORT_FILE).read_text()
-    assert "1 complete trial(s) per loss" in report and "| softmax | 2 |" in report
+    drawn = f"(trials 1.. drawn from search space version {LATEST_SPACE_VERSION})"
+    assert f"1 complete trial(s) per loss {drawn}" in report
+    assert "| softmax | 2 |" in report
     assert (tmp_path / lb.PLOT_FILE).stat().st_size > 0
     # --refit: every seed run (0 and 1 of each chosen loss) again on the whole training
     # file, for the epochs it selected
