@@ -656,3 +656,40 @@ def test_diagonal_call_equals_call_with_eye_labels(name, rows, cols):
     assert np.isfinite(fast).all() and np.isfinite(fast_grad).all() and fast[1] == 0.0
     np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast_grad, full_grad, rtol=1e-5, atol=1e-6)
+
+
+@needs_keras_rs
+@pytest.mark.skipif(BACKEND != "jax", reason="the README's example sets the JAX backend")
+def test_the_readme_example_runs_as_written(tmp_path):
+    """The Keras 3 example of the README, on a small LightGCN-style split in place of
+    Yelp2018 and with fewer epochs: the split, the model, early stopping and the refit."""
+    pytest.importorskip("pandas")
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    section = readme[readme.index("## Keras 3") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert code.count('"path/to/yelp2018"') == 1 and code.count("epochs=100") == 1
+    code = code.replace('"path/to/yelp2018"', repr(str(tmp_path)))
+    code = code.replace("epochs=100", "epochs=6").replace("batch_size=1024", "batch_size=64")
+    # 40 users in 5 clusters of 20 items: 10 training items each (file order), 3 test items
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for user in range(40):
+        items = (user % 5) * 20 + rng.permutation(20)[:13]
+        train.append(" ".join(map(str, [user, *items[:10]])))
+        test.append(" ".join(map(str, [user, *items[10:]])))
+    (tmp_path / "train.txt").write_text("\n".join(train) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(test) + "\n")
+    namespace: dict = {}
+    exec(compile(code, "README.md (Keras 3 example)", "exec"), namespace)
+    ids, full, stop, final = (namespace[k] for k in ("ids", "full", "stop", "final"))
+    assert 0 <= stop.best_epoch < 6
+    held_out = sum(len(targets) for targets in ids.valid.targets)
+    assert held_out > 0 and len(full.train_users) == len(ids.train_users) + held_out
+    steps = -(-len(full.train_users) // 64)  # the refit's steps per epoch
+    assert int(final.optimizer.iterations) == (stop.best_epoch + 1) * steps
+    metrics = cro.evaluate(final, full.test, ks=(20,))
+    assert 0.0 <= metrics["recall@20"] <= 1.0 and 0.0 <= metrics["ndcg@20"] <= 1.0
