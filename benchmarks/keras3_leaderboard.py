@@ -602,7 +602,9 @@ def report(args, runs: pd.DataFrame) -> str:
     rounds = int(counts.min())
     lines = [f"# Keras 3 leaderboard ({runs.backend.iloc[0]}): {args.dataset}", ""]
     space = getattr(args, "search_space", None)  # check_grid's, from grid.json
-    drawn = "" if space is None else f" (trials 1.. drawn from search space version {space})"
+    drawn = ""
+    if space is not None and rounds > 1:  # trial 0 is --base: drawn from no space
+        drawn = f" (trials 1.. drawn from search space version {space})"
     lines.append(f"Tuning: {rounds} complete trial(s) per loss{drawn}, selected on {monitor}.")
     lines += [
         "",

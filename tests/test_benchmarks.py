@@ -257,6 +257,7 @@ def test_keras3_leaderboard_reads_only_the_current_grid(tmp_path):
     args = lb.build_parser().parse_args([*argv, "--trials", "2"])
     assert list(lb.best_trials(args, lb.read_runs(str(tmp_path))).trial) == [1, 0]
     text = lb.write_report(args)
+    assert "2 complete trial(s) per loss (trials 1.. drawn from search space version 1)" in text
     seeds = _table_rows(text, "| loss | seeds | recall@20 |")
     assert [row[:3] for row in seeds] == [
         ["cro", "2", "0.1350 ± 0.0071"],  # trial 1's seeds 0 and 1, not trial 0's 0.90
@@ -267,7 +268,9 @@ def test_keras3_leaderboard_reads_only_the_current_grid(tmp_path):
     # --trials 1: every loss selects from its trial 0 only, whose seed-1 runs are done
     args = lb.build_parser().parse_args([*argv, "--trials", "1"])
     assert list(lb.best_trials(args, lb.read_runs(str(tmp_path))).trial) == [0, 0]
-    seeds = _table_rows(lb.write_report(args), "| loss | seeds | recall@20 |")
+    text = lb.write_report(args)
+    assert "1 complete trial(s) per loss, selected on" in text  # trial 0 is --base
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
     assert seeds[0][:3] == ["cro", "2", "0.5050 ± 0.5586"]
     assert lb.plan(args, lb.read_runs(str(tmp_path))) == []
 
@@ -545,8 +548,15 @@ def test_keras3_leaderboard_grids_keep_their_search_space_version(tmp_path, caps
             assert {k: v for k, v in v1[loss].items() if k != "kernel"} == {
                 k: v for k, v in v2[loss].items() if k != "kernel"
             }
+    for trial in range(1, 30):  # v3 = v2 but for num_negatives, in every loss's draw
+        v2 = {loss: lb.trial_params(loss, trial, {}, 2) for loss in lb.LOSSES}
+        v3 = {loss: lb.trial_params(loss, trial, {}, 3) for loss in lb.LOSSES}
+        for loss in lb.LOSSES:
+            assert {k: v for k, v in v2[loss].items() if k != "num_negatives"} == {
+                k: v for k, v in v3[loss].items() if k != "num_negatives"
+            }
     v3 = [lb.trial_params("softmax", t, {}, 3)["num_negatives"] for t in range(1, 30)]
-    assert 4096 in v3
+    assert v3[:4] == [512, 1024, 512, 1024] and v3.index(4096) == 4  # as space.py says
     assert {lb.trial_params("softmax", t, {}, 2)["num_negatives"] for t in range(1, 30)} <= {
         512,
         1024,

@@ -48,7 +48,10 @@ _SPACE_V2: dict[str, dict[str, Any]] = {
 #: 38,048 items, 4,096 shared negatives instead of 512 raised softmax's validation
 #: Recall@20 by 4.4% and its test Recall@20 by 3.1% at ml-1m's best setting (seed 0;
 #: docs/benchmarks.md, "Do ml-1m's best negatives carry over to Yelp2018?"): versions 1
-#: and 2 stop at 2,048. A fourth choice changes every later draw of a random search.
+#: and 2 stop at 2,048. In the leaderboard's random search only ``num_negatives``
+#: changes (the last shared draw; a loss's options come from its own stream), and its
+#: trials 1-4 draw 512, 1,024, 512, 1,024 (4,096 first at trial 5): put 4,096 in its
+#: ``--base`` to be sure of it. An Optuna study's later draws differ.
 _SPACE_V3: dict[str, dict[str, Any]] = {
     **_SPACE_V2,
     "num_negatives": {"choices": (512, 1024, 2048, 4096)},
