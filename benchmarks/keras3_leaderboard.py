@@ -601,7 +601,7 @@ def report(args, runs: pd.DataFrame) -> str:
     counts = tuned.groupby("loss").trial.count().reindex(args.losses, fill_value=0)
     rounds = int(counts.min())
     lines = [f"# Keras 3 leaderboard ({runs.backend.iloc[0]}): {args.dataset}", ""]
-    space = getattr(args, "search_space", None)  # check_grid's, from grid.json
+    space = args.search_space  # check_grid's, from grid.json (None: not checked)
     drawn = ""
     if space is not None and rounds > 1:  # trial 0 is --base: drawn from no space
         drawn = f" (trials 1.. drawn from search space version {space})"
