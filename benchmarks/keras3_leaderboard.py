@@ -58,7 +58,11 @@ has, minus one for the trial's own scale, for equal budgets).
 Resumable: every finished run is a row of ``<out>/runs.csv``; a rerun skips the rows it
 finds (``<out>/grid.json`` records the settings that decide what a run measures, and a
 rerun that changes one is refused; the report reads only the rows of the current
-``--losses``, ``--trials``, ``--seeds`` and chosen trials). ``--time-budget`` (seconds,
+``--losses``, ``--trials``, ``--seeds`` and chosen trials). A run killed mid-way resumes
+from its last evaluation (``<out>/backup/<run>/``: model, optimizer and selection state,
+the ``backup_dir`` of :class:`tfcro.keras3.RankingEvaluation`; a refit from its last
+epoch, ``keras.callbacks.BackupAndRestore``); its row's ``resumed_epoch`` says where, and
+its ``train_s`` counts only the last process's time. ``--time-budget`` (seconds,
 0: none) starts no run that the mean run time so far says would not finish in it.
 ``<out>/leaderboard.md`` (the tables) and ``<out>/leaderboard.png`` (test Recall@N per
 loss over the seeds) are rewritten after every run.
@@ -67,6 +71,7 @@ loss over the seeds) are rewritten after every run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -81,6 +86,7 @@ from tfcro.experiments.plots import plot_alpha_sweep, plot_seed_recalls
 from tfcro.experiments.tables import alpha_choice_table, chosen_per_cutoff, seed_tables
 
 RUNS_FILE = "runs.csv"
+BACKUP_DIR = "backup"  # a backup per unfinished run, deleted once its row is written
 REPORT_FILE = "leaderboard.md"
 PLOT_FILE = "leaderboard.png"
 ALPHA_PLOT_FILE = "alpha_sweep.png"
@@ -207,13 +213,15 @@ def train_once(
     args,
     refit_epochs: int | None = None,
     per_cutoff: bool = False,
+    backup_dir: str | None = None,
 ) -> dict[str, Any]:
     """One run: train with validation early stopping, test the best weights; or, with
     ``refit_epochs``, train that many epochs on the whole training file (validation
     targets included, :meth:`~tfcro.data.IndexedSplit.refit_split`) and test the result.
     ``per_cutoff`` (the alpha sweep): also select a model per N of ``--ks`` on validation
     Recall@N and test it on Recall@N (``sel_val_recall@N``, ``sel_test_recall@N``,
-    ``sel_epoch@N``; early stopping waits for every N).
+    ``sel_epoch@N``; early stopping waits for every N). ``backup_dir``: back the run up
+    there and resume from it (kept; the caller deletes it once the row is written).
     """
     import keras
 
@@ -242,21 +250,25 @@ def train_once(
         optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
         steps_per_execution=args.steps_per_execution,
     )
-    callbacks = []
+    callbacks, selection = [], None
     if refit_epochs is None:
-        callbacks.append(
-            cro.RankingEvaluation(
-                ids.valid,
-                ks=args.ks,
-                monitor=args.monitor,
-                patience=args.patience,
-                frequency=args.frequency,
-                batch_size=args.eval_batch_size,
-                also_monitor=[f"recall@{k}" for k in args.ks] if per_cutoff else (),
-            )
+        selection = cro.RankingEvaluation(
+            ids.valid,
+            ks=args.ks,
+            monitor=args.monitor,
+            patience=args.patience,
+            frequency=args.frequency,
+            batch_size=args.eval_batch_size,
+            also_monitor=[f"recall@{k}" for k in args.ks] if per_cutoff else (),
+            backup_dir=backup_dir,
+            delete_backup=False,
         )
+        callbacks.append(selection)
+    elif backup_dir is not None:
+        model.build()  # BackupAndRestore loads into a built model
+        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False))
     started = time.perf_counter()
-    model.fit(
+    history = model.fit(
         ids.train_users,
         ids.train_items,
         batch_size=args.batch_size,
@@ -276,8 +288,14 @@ def train_once(
         "train_s": round(seconds, 1),
         "backend": keras.backend.backend(),
     }
-    if callbacks:
-        callback = callbacks[0]
+    if selection is None:  # the first epoch this process trained (all done: none)
+        resumed = history.epoch[0] if history.epoch else refit_epochs
+    else:
+        resumed = selection.resumed_epoch
+    if resumed:
+        row["resumed_epoch"] = resumed
+    if selection is not None:
+        callback = selection
         best = callback.history[callback.evaluated_epochs.index(callback.best_epoch)]
         row["best_epoch"] = callback.best_epoch + 1
         row["epochs_run"] = callback.evaluated_epochs[-1] + 1
@@ -286,7 +304,7 @@ def train_once(
         )
     row.update({f"test_{k}": v for k, v in test.items() if k.split("@")[0] in ("recall", "ndcg")})
     if per_cutoff:
-        row.update(_per_cutoff_tests(model, callbacks[0], ids, args))
+        row.update(_per_cutoff_tests(model, selection, ids, args))
     return row
 
 
@@ -322,6 +340,17 @@ def append_run(out: str, row: dict[str, Any]) -> None:
     frame = pd.concat([read_runs(out), pd.DataFrame([row])], ignore_index=True)
     frame.to_csv(path + ".tmp", index=False)
     os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
+
+
+def run_backup_dir(out: str, run: tuple) -> str:
+    """The backup folder of a run of :func:`plan` (``(phase, loss, trial, seed, params,
+    refit_epochs)``): named by phase, loss, trial and seed, and a digest of all of it.
+    """
+    phase, loss, trial, seed, params, refit_epochs = run
+    digest = hashlib.sha1(
+        json.dumps([phase, loss, trial, seed, params, refit_epochs], sort_keys=True).encode()
+    ).hexdigest()[:12]
+    return os.path.join(out, BACKUP_DIR, f"{phase}-{loss}-t{trial}-s{seed}-{digest}")
 
 
 def run_key(phase: str, loss: str, trial: int, seed: int, alpha: float = math.nan) -> tuple:
@@ -711,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(ids.test)} test users ({time.perf_counter() - started:.1f} s)",
         flush=True,
     )
+    from tfcro.keras3 import backup
+
     durations: list[float] = []
     while True:
         runs = read_runs(args.out)
@@ -724,7 +755,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         began = time.perf_counter()
         per_cutoff = phase in ("alpha", SWEEP_REFERENCE)
-        row = train_once(ids, loss, params, seed, args, refit_epochs, per_cutoff)
+        backup_dir = run_backup_dir(args.out, todo[0])
+        row = train_once(ids, loss, params, seed, args, refit_epochs, per_cutoff, backup_dir)
         durations.append(time.perf_counter() - began)
         row.update({"phase": phase, "trial": trial, "seed": seed})
         if phase == "alpha":
@@ -733,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         if phase == SWEEP_REFERENCE and _alpha_key(params["scale"]) != _alpha_key(own_scale):
             row["ref_scale"] = params["scale"]  # a --reference-scales run
         append_run(args.out, row)
+        backup.remove(backup_dir)
         validation = f"val {row[f'val_{args.monitor}']:.4f} " if refit_epochs is None else ""
         print(
             f"{phase} {loss} trial {trial} seed {seed}: {validation}"

@@ -450,6 +450,114 @@ def test_ranking_evaluation_stops_early_and_restores_the_best_weights():
     assert ranking_metrics(top, relevant, ks=(10,))["recall@10"] == pytest.approx(callback.best)
 
 
+class _Queries:  # the fields of tfcro.data.IndexedQueries (no pandas here)
+    users = np.arange(40, dtype="int32")
+    targets = [np.arange((u % 5) * 10, (u % 5) * 10 + 10, dtype="int32") for u in range(40)]
+    seen = [np.zeros(0, "int32")] * 40
+
+
+class _KillAt(keras.callbacks.Callback):
+    """Raises at the start of ``epoch`` (a killed process) after recording the weights
+    and optimizer variables of every epoch's end."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.weights, self.optimizer = epoch, {}, {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch + 1] = self.model.get_weights()
+        self.optimizer[epoch + 1] = [np.array(v) for v in self.model.optimizer.variables]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
+
+
+def _selection(tmp_path, **kwargs):
+    options = dict(ks=(10, 20), monitor="recall@10", also_monitor=("recall@20",), frequency=2)
+    return cro.RankingEvaluation(_Queries, backup_dir=tmp_path / "backup", **{**options, **kwargs})
+
+
+@needs_keras_rs
+def test_ranking_evaluation_backup_resumes_a_killed_fit(tmp_path):
+    from tfcro.keras3 import backup
+
+    users, labels = _interactions(seed=5)
+    items = labels.argmax(1).astype("int32")
+    model = _two_tower(cro.LambdaCROLoss())
+    first, kill = _selection(tmp_path), _KillAt(5)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(users, items, batch_size=64, epochs=8, verbose=0, callbacks=[first, kill])
+    assert first.evaluated_epochs == [1, 3]
+    epochs_done, _, state, kept = backup.read_latest(str(tmp_path / "backup"))
+    assert epochs_done == 4 and state["evaluated_epochs"] == [1, 3]
+    assert sorted(os.listdir(tmp_path / "backup")) == ["epoch-00004"]  # epoch 2's is gone
+    assert set(kept) == {"recall@10", "recall@20"}
+
+    # a new process: a fresh model (initial weights), the same folder; fit with
+    # epochs=4 trains nothing and shows what was loaded
+    resumed = _two_tower(cro.LambdaCROLoss())
+    again = _selection(tmp_path, restore_best_weights=False, delete_backup=False)
+    resumed.fit(users, items, batch_size=64, epochs=4, verbose=0, callbacks=[again])
+    assert again.resumed_epoch == 4 and again.history == first.history
+    assert again.best_of == first.best_of and again.best_epoch == first.best_epoch
+    for got, want in zip(resumed.get_weights(), kill.weights[4], strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(resumed.optimizer.variables, kill.optimizer[4], strict=True):
+        np.testing.assert_array_equal(np.array(got), want)  # Adam's moments and step
+    kept, wanted = again.best_weights_of("recall@20"), first.best_weights_of("recall@20")
+    for got, want in zip(kept, wanted, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    # resumed to the end: epochs 5-8 only, the selection continues the first run's
+    steps = int(np.ceil(len(users) / 64))
+    final = _selection(tmp_path)
+    history = resumed.fit(users, items, batch_size=64, epochs=8, verbose=0, callbacks=[final])
+    assert len(history.history["loss"]) == 4 and final.resumed_epoch == 4
+    assert int(resumed.optimizer.iterations) == 8 * steps
+    assert final.evaluated_epochs == [1, 3, 5, 7] and final.history[:2] == first.history
+    assert final.best == max(row["recall@10"] for row in final.history)
+    assert cro.evaluate(resumed, _Queries, ks=(10,))["recall@10"] == pytest.approx(final.best)
+    assert not os.path.exists(tmp_path / "backup")  # deleted at the end (delete_backup)
+    assert resumed._initial_epoch is None  # a later fit is not shifted
+
+
+@needs_keras_rs
+def test_ranking_evaluation_backup_of_a_stopped_run_trains_no_further(tmp_path):
+    users, labels = _interactions(seed=5)
+    items = labels.argmax(1).astype("int32")
+    model = _two_tower(cro.LambdaCROLoss())
+    first = _selection(tmp_path, patience=1, delete_backup=False, frequency=1)
+    model.fit(users, items, batch_size=64, epochs=40, verbose=0, callbacks=[first])
+    assert first.stopped_epoch is not None and first.stopped_epoch < 39
+    chosen = model.get_weights()  # the best weights, put back
+    resumed = _two_tower(cro.LambdaCROLoss())
+    again = _selection(tmp_path, patience=1, frequency=1)
+    history = resumed.fit(users, items, batch_size=64, epochs=40, verbose=0, callbacks=[again])
+    assert history.history == {} and again.resumed_epoch == first.stopped_epoch + 1
+    assert again.stopped_epoch == first.stopped_epoch
+    for got, want in zip(resumed.get_weights(), chosen, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ranking_evaluation_backup_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="`backup_dir` should be a folder path or None"):
+        cro.RankingEvaluation(_Queries, backup_dir=3)
+    with pytest.raises(ValueError, match="`delete_backup`"):
+        cro.RankingEvaluation(_Queries, backup_dir=str(tmp_path), delete_backup="no")
+
+
+def test_a_damaged_backup_is_a_clear_error(tmp_path):
+    from tfcro.keras3 import backup
+
+    (tmp_path / "epoch-00002").mkdir()
+    (tmp_path / "epoch-00002" / "selection.json").write_text("{")
+    (tmp_path / "epoch-00003.tmp-77").mkdir()  # a killed write: never read
+    with pytest.raises(ValueError, match="backup .*epoch-00002.* is damaged.*delete"):
+        backup.read_latest(str(tmp_path))
+    assert backup.read_latest(str(tmp_path / "missing")) is None
+
+
 @needs_keras_rs
 @pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
 def test_bench_negatives_times_every_layout(capsys):
@@ -526,6 +634,43 @@ def test_keras3_leaderboard_runs_resumes_and_reports(tmp_path):
     assert "Alpha sweep, cro-lambda" in report and "| 5 |" in report
     assert "softmax test Recall@N" in report
     assert (tmp_path / lb.ALPHA_PLOT_FILE).stat().st_size > 0
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
+def test_keras3_leaderboard_resumes_a_run_killed_before_its_row(tmp_path, monkeypatch):
+    """Killed after training, before the row is written: the rerun trains no epoch again
+    (the selection run's backup, the refit's BackupAndRestore) and writes the same row."""
+    pytest.importorskip("pandas")
+    from benchmarks import keras3_leaderboard as lb
+
+    argv = ["--dataset", "synthetic", "--out", str(tmp_path), "--losses", "softmax"]
+    argv += ["--trials", "1", "--seeds", "0", "--top", "1", "--epochs", "2", "--frequency", "1"]
+    argv += ["--batch-size", "512", "--eval-batch-size", "64", "--refit"]
+    argv += ["--base", json.dumps({**lb.BASE, "num_negatives": 64})]
+    killed, append_run = {}, lb.append_run
+
+    def append_or_die(out, row):
+        if row["phase"] not in killed:
+            killed[row["phase"]] = row
+            raise KeyboardInterrupt("killed")
+        append_run(out, row)
+
+    monkeypatch.setattr(lb, "append_run", append_or_die)
+    for phase in ("tune", "refit"):
+        with pytest.raises(KeyboardInterrupt):
+            lb.main(argv)
+        (left,) = os.listdir(tmp_path / lb.BACKUP_DIR)  # the killed run's backup
+        assert left.startswith(f"{phase}-softmax-t0-s0-")
+    assert lb.main(argv) == 0
+    runs = lb.read_runs(str(tmp_path))
+    assert list(runs.phase) == ["tune", "refit"]
+    assert list(runs.resumed_epoch) == [2, runs.best_epoch[0]]  # nothing left to train
+    for _, row in runs.iterrows():  # the same model tested: the same metrics
+        first = killed[row.phase]
+        assert "resumed_epoch" not in first
+        for metric in ("test_recall@20", "test_ndcg@20", "test_recall@100"):
+            assert row[metric] == pytest.approx(first[metric], rel=1e-6), metric
+    assert os.listdir(tmp_path / lb.BACKUP_DIR) == []  # removed once the rows were written
 
 
 @needs_keras_rs

@@ -5,6 +5,7 @@ The search itself (tfcro.search) has its own tests in test_search.py.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -272,6 +273,32 @@ def test_callback_also_monitor_keeps_each_best_and_waits_for_all(also):
     np.testing.assert_array_equal(model.scores.numpy(), [3, 0, 2, 1])
     with pytest.raises(ValueError, match="`metric` should be one of the monitored"):
         callback.best_weights_of("ndcg@3")
+
+
+def test_selection_state_round_trips_through_json():
+    model = _TwoTargetModel()
+    model.compile(optimizer="sgd")
+    users = _users(["0"], [np.array(["a", "b"])], [np.array([], str)])
+    items = np.array(["a", "b", "c", "d"])
+    options = dict(ks=[1, 3], monitor="recall@1", patience=2, also_monitor=("recall@3",))
+    callback = ev.RetrievalEvaluationCallback(users, items, **options)
+    model.fit(np.zeros((1, 1)), epochs=6, verbose=0, callbacks=[callback])
+    state, kept = callback.get_selection_state()
+    state = json.loads(json.dumps(state))  # what a backup file holds
+    assert state["best"] == 0.5 and state["best_epoch"] == 1 and state["stopped_epoch"] == 4
+    assert set(kept) == {"recall@1", "recall@3"}
+    other = ev.RetrievalEvaluationCallback(users, items, **options)
+    other.set_selection_state(state, kept)
+    for name in ("best", "best_epoch", "wait", "stopped_epoch", "history", "evaluated_epochs"):
+        assert getattr(other, name) == getattr(callback, name), name
+    assert other.best_of == callback.best_of == {"recall@3": (1.0, 2)}
+    np.testing.assert_array_equal(other.best_weights_of("recall@3")[0], [3, 2, 1, 0])
+    np.testing.assert_array_equal(other.best_weights[0], [3, 0, 2, 1])
+    fresh, _ = ev.RetrievalEvaluationCallback(users, items, **options).get_selection_state()
+    assert fresh["best"] is None and fresh["best_epoch"] is None and fresh["history"] == []
+    mismatch = ev.RetrievalEvaluationCallback(users, items, ks=[1, 3], monitor="recall@3")
+    with pytest.raises(ValueError, match="saved selection state monitors 'recall@1'"):
+        mismatch.set_selection_state(state, kept)
 
 
 def test_callback_bad_options():

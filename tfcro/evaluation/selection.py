@@ -107,6 +107,50 @@ class ValidationSelection:
             )
         return self._best_weights_of[name]
 
+    def get_selection_state(self) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+        """What a resumed run needs to select as if it had never stopped: JSON-able
+        numbers (best values and their epochs, the patience count, the history) and
+        the kept weights by metric (``monitor``'s, each of ``also_monitor``'s).
+        :meth:`set_selection_state` puts them back.
+        """
+        state = {
+            "monitor": self.monitor,
+            "also_monitor": list(self.also_monitor),
+            "best": None if self.best_epoch is None else float(self.best),
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "history": [{k: float(v) for k, v in row.items()} for row in self.history],
+            "evaluated_epochs": [int(epoch) for epoch in self.evaluated_epochs],
+            "best_of": {name: [float(v), int(e)] for name, (v, e) in self.best_of.items()},
+        }
+        kept = dict(self._best_weights_of)
+        if self.best_weights is not None:
+            kept[self.monitor] = self.best_weights
+        return state, kept
+
+    def set_selection_state(self, state: dict[str, Any], kept: dict[str, list[np.ndarray]]) -> None:
+        """Puts back what :meth:`get_selection_state` gave, from a selection with the
+        same ``monitor`` and ``also_monitor`` (else ValueError).
+        """
+        saved = (state.get("monitor"), tuple(state.get("also_monitor", ())))
+        if saved != (self.monitor, self.also_monitor):
+            raise ValueError(
+                "the saved selection state monitors "
+                f"{saved[0]!r} and also_monitor={saved[1]!r}; this selection monitors "
+                f"{self.monitor!r} and also_monitor={self.also_monitor!r}"
+            )
+        self._reset()
+        if state["best_epoch"] is not None:
+            self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait = int(state["wait"])
+        self.stopped_epoch = state["stopped_epoch"]
+        self.history = [dict(row) for row in state["history"]]
+        self.evaluated_epochs = [int(epoch) for epoch in state["evaluated_epochs"]]
+        self.best_of = {name: (float(v), int(e)) for name, (v, e) in state["best_of"].items()}
+        self.best_weights = kept.get(self.monitor)
+        self._best_weights_of = {name: kept[name] for name in self.best_of}
+
     def on_train_begin(self, logs=None):
         self._reset()
 
