@@ -18,7 +18,9 @@ a retrain on the whole training file, below).
 Budget, the same for every loss: trial 0 gives every loss the same setting
 (``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study; it may
 add ``"num_row_negatives"``, the per-row uniform negatives of
-:class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out), trials
+:class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out, and its ``"user_dropout"``
+(0) and ``"embeddings_initializer"`` ("uniform"), which later trials leave at those
+values), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
 (:mod:`tfcro.experiments.space`; ``--search-space`` picks its version, a grid keeps the
 one it started with): the settings every loss has (learning rate, L2,
@@ -243,6 +245,8 @@ def train_once(
         num_row_negatives=int(params.get("num_row_negatives", 0)),
         in_batch_negatives=bool(params["in_batch_negatives"]),
         embedding_l2=float(params["embedding_l2"]),
+        user_dropout=float(params.get("user_dropout", 0.0)),
+        embeddings_initializer=params.get("embeddings_initializer", "uniform"),
         seed=seed,
         top_n=max(args.ks),
     )

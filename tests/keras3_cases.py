@@ -407,6 +407,39 @@ def test_two_tower_negative_options_are_checked():
 
 
 @needs_keras_rs
+def test_two_tower_user_dropout_and_initializer():
+    keras.utils.set_random_seed(0)
+    plain = cro.TwoTowerRetrieval(40, 50, 16)
+    keras.utils.set_random_seed(0)
+    model = cro.TwoTowerRetrieval(40, 50, 16, user_dropout=0.5, seed=3)
+    plain.build()
+    model.build()
+    for got, want in zip(model.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)  # the option draws nothing at build
+    users = np.arange(8, dtype="int32")
+    served = np.asarray(model(users))
+    np.testing.assert_allclose(served, np.asarray(plain(users)), rtol=1e-6)  # inference
+    trained = np.asarray(model(users, training=True))
+    assert not np.allclose(trained, served)
+    np.testing.assert_allclose(np.linalg.norm(trained, axis=1), 1.0, rtol=1e-5)
+    raw = np.asarray(model.user_embedding(users))
+    dropped = np.isclose(trained, 0.0) & ~np.isclose(raw, 0.0)
+    assert 0.3 < dropped.mean() < 0.7  # rate 0.5 of the raw coordinates
+    xavier = cro.TwoTowerRetrieval(40, 50, 16, embeddings_initializer="glorot_uniform")
+    xavier.build()
+    limit = np.sqrt(6 / (50 + 16))  # Glorot-uniform bound of the [50, 16] item table
+    items = xavier.get_weights()[1]
+    assert np.abs(items).max() <= limit and np.abs(items).max() > 0.9 * limit
+    for bad, message in (
+        ({"user_dropout": 1.0}, "`user_dropout` should be a number in \\[0, 1\\)"),
+        ({"user_dropout": -0.1}, "`user_dropout`"),
+        ({"embeddings_initializer": "nope"}, "`embeddings_initializer` should be a Keras"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            cro.TwoTowerRetrieval(10, 5, **bad)
+
+
+@needs_keras_rs
 def test_recommend_masks_exclusions_on_the_device():
     model = _two_tower(cro.LambdaCROLoss())
     model.index()

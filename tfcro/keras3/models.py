@@ -14,7 +14,7 @@ from tfcro.core import definitions
 from tfcro.core.sampling import mixture_probability
 from tfcro.keras3.losses import LambdaCROLoss, RetrievalLoss
 from tfcro.keras3.retrieval import RemoveAccidentalHits
-from tfcro.validation import check_bool, check_float, check_int
+from tfcro.validation import check_bool, check_float, check_fraction, check_int
 
 
 class TwoTowerRetrieval(keras.Model):
@@ -64,7 +64,13 @@ class TwoTowerRetrieval(keras.Model):
         ``num_negatives + num_row_negatives >= 1``).
       embedding_l2: ``lambda`` of the L2 penalty on the batch's embedding rows (the
         user of each row and every candidate, before normalisation); 0 for none.
-      seed: seed of the negative sampler (None: Keras's global seed).
+      user_dropout: dropout rate on the user embedding before its normalisation, in
+        training only (BSL's MF recipe: 0.1); 0 for none.
+      embeddings_initializer: the Keras initializer of both embedding tables
+        (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
+        Xavier-uniform start of the published MF code). With cosine scores the start's
+        norm sets how far an Adam step turns an embedding.
+      seed: seed of the negative sampler and the dropout (None: Keras's global seed).
     """
 
     def __init__(
@@ -80,6 +86,8 @@ class TwoTowerRetrieval(keras.Model):
         num_row_negatives: int = 0,
         in_batch_negatives: bool = True,
         embedding_l2: float = 0.0,
+        user_dropout: float = 0.0,
+        embeddings_initializer: str | keras.initializers.Initializer = "uniform",
         seed: int | None = None,
         **kwargs,
     ):
@@ -100,6 +108,16 @@ class TwoTowerRetrieval(keras.Model):
                 "or `num_row_negatives` >= 1. Received: num_negatives=0, num_row_negatives=0"
             )
         self.embedding_l2 = check_float("embedding_l2", embedding_l2, minimum=0.0)
+        self.user_dropout = check_fraction("user_dropout", user_dropout, high_open=True)
+        try:
+            initializer = keras.initializers.get(embeddings_initializer)
+        except (ValueError, TypeError):
+            initializer = None
+        if initializer is None:
+            raise ValueError(
+                "`embeddings_initializer` should be a Keras initializer or its name, e.g. "
+                f"'uniform' or 'glorot_uniform'. Received: {embeddings_initializer!r}"
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
         if loss is not None and not isinstance(loss, keras.losses.Loss):
             raise ValueError(
@@ -122,8 +140,14 @@ class TwoTowerRetrieval(keras.Model):
                 )
             self.log_q = q
             self.correction = keras_rs.layers.SamplingProbabilityCorrection()
-        self.user_embedding = keras.layers.Embedding(num_users, embedding_dim, name="users")
-        self.item_embedding = keras.layers.Embedding(num_items, embedding_dim, name="items")
+        self.user_embedding = keras.layers.Embedding(
+            num_users, embedding_dim, embeddings_initializer=initializer, name="users"
+        )
+        self.item_embedding = keras.layers.Embedding(
+            num_items, embedding_dim, embeddings_initializer=initializer, name="items"
+        )
+        # only when used: its seed generator would draw from the global seed
+        self.dropout = keras.layers.Dropout(self.user_dropout, seed=seed) if user_dropout else None
         self.remove_accidental_hits = RemoveAccidentalHits()
         self.retrieval = keras_rs.layers.BruteForceRetrieval(k=top_n, return_scores=False)
 
@@ -132,9 +156,14 @@ class TwoTowerRetrieval(keras.Model):
         self.item_embedding.build((None,))
         super().build(input_shape)
 
-    def call(self, user_ids):
-        """Unit-norm user embeddings ``[B, D]`` (the query tower)."""
-        return ops.normalize(self.user_embedding(user_ids), axis=-1, order=2)
+    def call(self, user_ids, training=None):
+        """Unit-norm user embeddings ``[B, D]`` (the query tower; ``user_dropout`` on the
+        raw embedding when ``training``).
+        """
+        users = self.user_embedding(user_ids)
+        if self.dropout is not None:
+            users = self.dropout(users, training=training)
+        return ops.normalize(users, axis=-1, order=2)
 
     def embed_items(self, item_ids):
         """Unit-norm item embeddings ``[B, D]``."""
