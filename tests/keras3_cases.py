@@ -408,11 +408,13 @@ def test_two_tower_negative_options_are_checked():
 
 @needs_keras_rs
 def test_two_tower_user_dropout_and_initializer():
+    import keras_rs  # noqa: F401 (its first import draws from the global seed)
+
     keras.utils.set_random_seed(0)
-    plain = cro.TwoTowerRetrieval(40, 50, 16)
+    plain = cro.TwoTowerRetrieval(40, 50, 16, seed=3)
+    plain.build()
     keras.utils.set_random_seed(0)
     model = cro.TwoTowerRetrieval(40, 50, 16, user_dropout=0.5, seed=3)
-    plain.build()
     model.build()
     for got, want in zip(model.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)  # the option draws nothing at build
@@ -428,8 +430,11 @@ def test_two_tower_user_dropout_and_initializer():
     xavier = cro.TwoTowerRetrieval(40, 50, 16, embeddings_initializer="glorot_uniform")
     xavier.build()
     limit = np.sqrt(6 / (50 + 16))  # Glorot-uniform bound of the [50, 16] item table
-    items = xavier.get_weights()[1]
+    users, items = xavier.get_weights()
     assert np.abs(items).max() <= limit and np.abs(items).max() > 0.9 * limit
+    for model_users, model_items in (plain.get_weights(), (users, items)):
+        # a seed per table: the tables do not start as copies of each other
+        assert not np.allclose(model_users[:40].ravel()[:100], model_items.ravel()[:100])
     for bad, message in (
         ({"user_dropout": 1.0}, "`user_dropout` should be a number in \\[0, 1\\)"),
         ({"user_dropout": -0.1}, "`user_dropout`"),

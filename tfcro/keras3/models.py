@@ -66,10 +66,11 @@ class TwoTowerRetrieval(keras.Model):
         user of each row and every candidate, before normalisation); 0 for none.
       user_dropout: dropout rate on the user embedding before its normalisation, in
         training only (BSL's MF recipe: 0.1); 0 for none.
-      embeddings_initializer: the Keras initializer of both embedding tables
-        (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
-        Xavier-uniform start of the published MF code). With cosine scores the start's
-        norm sets how far an Adam step turns an embedding.
+      embeddings_initializer: the Keras initializer of both embedding tables, or its
+        name (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
+        Xavier-uniform start of the published MF code); a name gives each table an
+        initializer with a seed of its own, an instance is shared by both. With cosine
+        scores the start's norm sets how far an Adam step turns an embedding.
       seed: seed of the negative sampler and the dropout (None: Keras's global seed).
     """
 
@@ -109,15 +110,6 @@ class TwoTowerRetrieval(keras.Model):
             )
         self.embedding_l2 = check_float("embedding_l2", embedding_l2, minimum=0.0)
         self.user_dropout = check_fraction("user_dropout", user_dropout, high_open=True)
-        try:
-            initializer = keras.initializers.get(embeddings_initializer)
-        except (ValueError, TypeError):
-            initializer = None
-        if initializer is None:
-            raise ValueError(
-                "`embeddings_initializer` should be a Keras initializer or its name, e.g. "
-                f"'uniform' or 'glorot_uniform'. Received: {embeddings_initializer!r}"
-            )
         self.seed_generator = keras.random.SeedGenerator(seed)
         if loss is not None and not isinstance(loss, keras.losses.Loss):
             raise ValueError(
@@ -140,12 +132,18 @@ class TwoTowerRetrieval(keras.Model):
                 )
             self.log_q = q
             self.correction = keras_rs.layers.SamplingProbabilityCorrection()
-        self.user_embedding = keras.layers.Embedding(
-            num_users, embedding_dim, embeddings_initializer=initializer, name="users"
-        )
-        self.item_embedding = keras.layers.Embedding(
-            num_items, embedding_dim, embeddings_initializer=initializer, name="items"
-        )
+        try:  # a name makes one initializer, with its own seed, per table
+            self.user_embedding, self.item_embedding = (
+                keras.layers.Embedding(
+                    rows, embedding_dim, embeddings_initializer=embeddings_initializer, name=name
+                )
+                for rows, name in ((num_users, "users"), (num_items, "items"))
+            )
+        except (ValueError, TypeError):
+            raise ValueError(
+                "`embeddings_initializer` should be a Keras initializer or its name, e.g. "
+                f"'uniform' or 'glorot_uniform'. Received: {embeddings_initializer!r}"
+            ) from None
         # only when used: its seed generator would draw from the global seed
         self.dropout = keras.layers.Dropout(self.user_dropout, seed=seed) if user_dropout else None
         self.remove_accidental_hits = RemoveAccidentalHits()
