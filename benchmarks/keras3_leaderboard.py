@@ -227,10 +227,12 @@ def train_once(
     """
     import keras
 
+    import keras_rs  # noqa: F401 (before seeding: its first import draws from the seed)
+
     import tfcro.keras3 as cro
     from tfcro.experiments.space import LOSS_SETTINGS
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # the same initial weights in any run order
     if refit_epochs is not None:
         ids = ids.refit_split()
     options = {k: v for k, v in params.items() if k in LOSS_SETTINGS}
