@@ -76,7 +76,7 @@ def read_latest(
     try:
         with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as handle:
             record = json.load(handle)
-        with np.load(os.path.join(folder, KEPT_FILE)) as arrays:
+        with np.load(os.path.join(folder, KEPT_FILE), allow_pickle=False) as arrays:
             kept = {
                 name: [arrays[f"w{i}_{j}"] for j in range(count)]
                 for i, (name, count) in enumerate(sorted(record["kept"].items()))
