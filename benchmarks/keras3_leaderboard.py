@@ -77,6 +77,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from typing import Any
 
@@ -271,7 +272,11 @@ def train_once(
         callbacks.append(selection)
     elif backup_dir is not None:
         model.build()  # BackupAndRestore loads into a built model
-        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False))
+        callbacks.append(  # two checkpoints: a kill while writing one leaves the other
+            keras.callbacks.BackupAndRestore(
+                backup_dir, double_checkpoint=True, delete_checkpoint=False
+            )
+        )
     started = time.perf_counter()
     history = model.fit(
         ids.train_users,
@@ -745,8 +750,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(ids.test)} test users ({time.perf_counter() - started:.1f} s)",
         flush=True,
     )
-    from tfcro.keras3 import backup
-
     durations: list[float] = []
     while True:
         runs = read_runs(args.out)
@@ -770,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         if phase == SWEEP_REFERENCE and _alpha_key(params["scale"]) != _alpha_key(own_scale):
             row["ref_scale"] = params["scale"]  # a --reference-scales run
         append_run(args.out, row)
-        backup.remove(backup_dir)
+        shutil.rmtree(backup_dir, ignore_errors=True)  # the run's own folder
         validation = f"val {row[f'val_{args.monitor}']:.4f} " if refit_epochs is None else ""
         print(
             f"{phase} {loss} trial {trial} seed {seed}: {validation}"

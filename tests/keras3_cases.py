@@ -432,7 +432,11 @@ def test_two_tower_user_dropout_and_initializer():
     limit = np.sqrt(6 / (50 + 16))  # Glorot-uniform bound of the [50, 16] item table
     users, items = xavier.get_weights()
     assert np.abs(items).max() <= limit and np.abs(items).max() > 0.9 * limit
-    for model_users, model_items in (plain.get_weights(), (users, items)):
+    shared = cro.TwoTowerRetrieval(
+        40, 50, 16, embeddings_initializer=keras.initializers.RandomUniform()
+    )
+    shared.build()
+    for model_users, model_items in (plain.get_weights(), (users, items), shared.get_weights()):
         # a seed per table: the tables do not start as copies of each other
         assert not np.allclose(model_users[:40].ravel()[:100], model_items.ravel()[:100])
     for bad, message in (
@@ -579,8 +583,9 @@ def test_ranking_evaluation_backup_of_a_stopped_run_trains_no_further(tmp_path):
 
 
 def test_ranking_evaluation_backup_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="`backup_dir` should be a folder path or None"):
-        cro.RankingEvaluation(_Queries, backup_dir=3)
+    for bad in (3, ""):
+        with pytest.raises(ValueError, match="`backup_dir` should be a folder path or None"):
+            cro.RankingEvaluation(_Queries, backup_dir=bad)
     with pytest.raises(ValueError, match="`delete_backup`"):
         cro.RankingEvaluation(_Queries, backup_dir=str(tmp_path), delete_backup="no")
 
@@ -594,6 +599,14 @@ def test_a_damaged_backup_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="backup .*epoch-00002.* is damaged.*delete"):
         backup.read_latest(str(tmp_path))
     assert backup.read_latest(str(tmp_path / "missing")) is None
+    (tmp_path / "epoch-00002" / "selection.json").write_text('{"kept": {"m": 1}}')
+    (tmp_path / "epoch-00002" / "selection.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="is damaged"):
+        backup.read_latest(str(tmp_path))
+    # only its own folders are ever deleted
+    (tmp_path / "notes.txt").write_text("keep me")
+    backup.remove(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 @needs_keras_rs

@@ -299,6 +299,9 @@ def test_selection_state_round_trips_through_json():
     mismatch = ev.RetrievalEvaluationCallback(users, items, ks=[1, 3], monitor="recall@3")
     with pytest.raises(ValueError, match="saved selection state monitors 'recall@1'"):
         mismatch.set_selection_state(state, kept)
+    other_patience = ev.RetrievalEvaluationCallback(users, items, **{**options, "patience": 5})
+    with pytest.raises(ValueError, match="made with .*'patience': 2.*this selection has"):
+        other_patience.set_selection_state(state, kept)
 
 
 def test_callback_bad_options():

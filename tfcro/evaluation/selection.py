@@ -116,6 +116,7 @@ class ValidationSelection:
         state = {
             "monitor": self.monitor,
             "also_monitor": list(self.also_monitor),
+            "settings": self._settings(),
             "best": None if self.best_epoch is None else float(self.best),
             "best_epoch": self.best_epoch,
             "wait": self.wait,
@@ -140,6 +141,11 @@ class ValidationSelection:
                 f"{saved[0]!r} and also_monitor={saved[1]!r}; this selection monitors "
                 f"{self.monitor!r} and also_monitor={self.also_monitor!r}"
             )
+        if state.get("settings", self._settings()) != self._settings():
+            raise ValueError(
+                f"the saved selection state was made with {state['settings']}; this "
+                f"selection has {self._settings()}"
+            )
         self._reset()
         if state["best_epoch"] is not None:
             self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
@@ -150,6 +156,20 @@ class ValidationSelection:
         self.best_of = {name: (float(v), int(e)) for name, (v, e) in state["best_of"].items()}
         self.best_weights = kept.get(self.monitor)
         self._best_weights_of = {name: kept[name] for name in self.best_of}
+        if self.restore_best_weights and self.best_epoch is not None and self.best_weights is None:
+            raise ValueError(
+                "the saved selection state kept no weights of its best evaluation "
+                "(restore_best_weights=False); this selection would restore them"
+            )
+
+    def _settings(self) -> dict[str, Any]:
+        """What decides how a selection goes on, beside its metrics (a resume must match)."""
+        return {
+            "ks": sorted(int(k) for k in self.ks),
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "frequency": self.frequency,
+        }
 
     def on_train_begin(self, logs=None):
         self._reset()

@@ -6,7 +6,9 @@ committed together after an evaluation.
 Layout of ``directory``: one folder ``epoch-<N>`` (``N`` epochs done) holding
 ``model.weights.h5``, ``selection.json`` and ``selection.npz`` (the kept weights). A
 backup is written into a temporary folder and renamed into place, then the older
-ones are deleted, so a kill at any moment leaves the last complete backup readable.
+ones are deleted, so a killed process leaves the last complete backup readable (only
+``selection.json`` is synced to disk: a power loss may not). Nothing but these folders
+is ever deleted from ``directory``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,7 @@ WEIGHTS_FILE = "model.weights.h5"
 STATE_FILE = "selection.json"
 KEPT_FILE = "selection.npz"
 _COMPLETE = re.compile(r"^epoch-(\d+)$")
+_OURS = re.compile(r"^epoch-\d+(\.(tmp|old)-\d+)?$")  # what write() may delete
 
 
 def write(
@@ -52,11 +56,11 @@ def write(
         json.dump(record, handle, indent=1, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
-    if os.path.exists(final):  # written before by a run that was then resumed earlier
-        shutil.rmtree(final)
+    if os.path.exists(final):  # moved aside, not deleted: a backup stays at every moment
+        os.replace(final, f"{final}.old-{os.getpid()}")
     os.replace(tmp, final)
     for name in os.listdir(directory):
-        if name != os.path.basename(final):
+        if name != os.path.basename(final) and _OURS.match(name):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     return final
 
@@ -81,7 +85,7 @@ def read_latest(
                 name: [arrays[f"w{i}_{j}"] for j in range(count)]
                 for i, (name, count) in enumerate(sorted(record["kept"].items()))
             }
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(
             f"the training backup {folder!r} is damaged ({err}); delete {directory!r} to "
             "train from the start"
@@ -90,5 +94,11 @@ def read_latest(
 
 
 def remove(directory: str) -> None:
-    """Deletes ``directory`` and every backup in it."""
-    shutil.rmtree(directory, ignore_errors=True)
+    """Deletes the backups in ``directory``, then the folder if nothing else is in it."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if _OURS.match(name):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    if not os.listdir(directory):
+        os.rmdir(directory)

@@ -83,7 +83,9 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
         super().__init__(**selection)
         self.queries = queries
         self.batch_size = batch_size
-        if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
+        if backup_dir is not None and (
+            not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir)
+        ):
             raise ValueError(
                 f"`backup_dir` should be a folder path or None. Received: {backup_dir!r}"
             )
@@ -109,8 +111,15 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
         # the saved weights include the top-N layer's candidates (an evaluation indexed
         # them): create them, so that the file's variables and the kept weights fit
         self.model.index()
-        self.model.load_weights(weights_path)
-        self.set_selection_state(state, kept)
+        try:
+            self.model.load_weights(weights_path)
+            self.set_selection_state(state, kept)
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"cannot resume from the training backup in {self.backup_dir!r} ({err}): it "
+                "was written by another model or selection, or is damaged; delete the "
+                "folder to train from the start"
+            ) from err
         self.resumed_epoch = epochs_done
         if self.stopped_epoch is not None:  # it had stopped early: no more epochs
             epochs_done = max(epochs_done, int(self.params.get("epochs", epochs_done)))

@@ -68,9 +68,10 @@ class TwoTowerRetrieval(keras.Model):
         training only (BSL's MF recipe: 0.1); 0 for none.
       embeddings_initializer: the Keras initializer of both embedding tables, or its
         name (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
-        Xavier-uniform start of the published MF code); a name gives each table an
-        initializer with a seed of its own, an instance is shared by both. With cosine
-        scores the start's norm sets how far an Adam step turns an embedding.
+        Xavier-uniform start of the published MF code); each table gets an initializer
+        of its own (an instance is copied from its config, so an unseeded one draws a
+        seed per table). With cosine scores the start's norm sets how far an Adam step
+        turns an embedding.
       seed: seed of the negative sampler and the dropout (None: Keras's global seed).
     """
 
@@ -132,10 +133,13 @@ class TwoTowerRetrieval(keras.Model):
                 )
             self.log_q = q
             self.correction = keras_rs.layers.SamplingProbabilityCorrection()
-        try:  # a name makes one initializer, with its own seed, per table
+        try:  # one initializer per table: an unseeded one draws a seed of its own for each
             self.user_embedding, self.item_embedding = (
                 keras.layers.Embedding(
-                    rows, embedding_dim, embeddings_initializer=embeddings_initializer, name=name
+                    rows,
+                    embedding_dim,
+                    embeddings_initializer=_fresh(embeddings_initializer),
+                    name=name,
                 )
                 for rows, name in ((num_users, "users"), (num_items, "items"))
             )
@@ -144,8 +148,12 @@ class TwoTowerRetrieval(keras.Model):
                 "`embeddings_initializer` should be a Keras initializer or its name, e.g. "
                 f"'uniform' or 'glorot_uniform'. Received: {embeddings_initializer!r}"
             ) from None
-        # only when used: its seed generator would draw from the global seed
-        self.dropout = keras.layers.Dropout(self.user_dropout, seed=seed) if user_dropout else None
+        # only when used (its seed generator would draw from the global seed); a seed of
+        # its own, so that its masks are not the negative sampler's draws
+        self.dropout = None
+        if self.user_dropout:
+            dropout_seed = None if seed is None else seed + 1
+            self.dropout = keras.layers.Dropout(self.user_dropout, seed=dropout_seed)
         self.remove_accidental_hits = RemoveAccidentalHits()
         self.retrieval = keras_rs.layers.BruteForceRetrieval(k=top_n, return_scores=False)
 
@@ -290,3 +298,12 @@ class TwoTowerRetrieval(keras.Model):
         values[: len(columns)] = 1.0
         masked = ops.scatter(indices, values, ops.shape(scores))
         return ops.where(masked > 0, ops.cast(MASKED_SCORE, scores.dtype), scores)
+
+
+def _fresh(initializer):
+    """A name as it is (Keras makes one initializer per layer); an initializer instance
+    copied from its config, so that two tables never share one seed.
+    """
+    if isinstance(initializer, keras.initializers.Initializer):
+        return initializer.__class__.from_config(initializer.get_config())
+    return initializer
