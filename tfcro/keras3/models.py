@@ -69,10 +69,11 @@ class TwoTowerRetrieval(keras.Model):
       embeddings_initializer: the Keras initializer of both embedding tables, or its
         name (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
         Xavier-uniform start of the published MF code); each table gets an initializer
-        of its own (an instance is copied from its config, so an unseeded one draws a
-        seed per table). With cosine scores the start's norm sets how far an Adam step
+        of its own (an instance is copied from its config: an unseeded one draws a seed
+        per table, a seeded one gives both its seed). With cosine scores the start's norm sets how far an Adam step
         turns an embedding.
-      seed: seed of the negative sampler and the dropout (None: Keras's global seed).
+      seed: seed of the negative sampler (the dropout's: ``seed + 1``; None: Keras's
+        global seed).
     """
 
     def __init__(
@@ -302,7 +303,8 @@ class TwoTowerRetrieval(keras.Model):
 
 def _fresh(initializer):
     """A name as it is (Keras makes one initializer per layer); an initializer instance
-    copied from its config, so that two tables never share one seed.
+    copied from its config, so that an unseeded one draws a seed per table (a seeded
+    one gives both tables its seed, as asked).
     """
     if isinstance(initializer, keras.initializers.Initializer):
         return initializer.__class__.from_config(initializer.get_config())
