@@ -70,8 +70,8 @@ class TwoTowerRetrieval(keras.Model):
         name (``"uniform"``, Keras's default: U(-0.05, 0.05); ``"glorot_uniform"``: the
         Xavier-uniform start of the published MF code); each table gets an initializer
         of its own (an instance is copied from its config: an unseeded one draws a seed
-        per table, a seeded one gives both its seed). With cosine scores the start's norm sets how far an Adam step
-        turns an embedding.
+        per table, a seeded one gives both its seed). With cosine scores the start's
+        norm sets how far an Adam step turns an embedding.
       seed: seed of the negative sampler (the dropout's: ``seed + 1``; None: Keras's
         global seed).
     """
