@@ -302,16 +302,14 @@ def train_once(
         resumed = history.epoch[0] if history.epoch else refit_epochs
     else:
         resumed = selection.resumed_epoch
-    if resumed:
-        row["resumed_epoch"] = resumed
-    if selection is not None:
-        callback = selection
-        best = callback.history[callback.evaluated_epochs.index(callback.best_epoch)]
-        row["best_epoch"] = callback.best_epoch + 1
-        row["epochs_run"] = callback.evaluated_epochs[-1] + 1
+        best = selection.history[selection.evaluated_epochs.index(selection.best_epoch)]
+        row["best_epoch"] = selection.best_epoch + 1
+        row["epochs_run"] = selection.evaluated_epochs[-1] + 1
         row.update(
             {f"val_{k}": v for k, v in best.items() if k.split("@")[0] in ("recall", "ndcg")}
         )
+    if resumed:
+        row["resumed_epoch"] = resumed
     row.update({f"test_{k}": v for k, v in test.items() if k.split("@")[0] in ("recall", "ndcg")})
     if per_cutoff:
         row.update(_per_cutoff_tests(model, selection, ids, args))

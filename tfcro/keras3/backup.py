@@ -59,9 +59,7 @@ def write(
     if os.path.exists(final):  # moved aside, not deleted: a backup stays at every moment
         os.replace(final, f"{final}.old-{os.getpid()}")
     os.replace(tmp, final)
-    for name in os.listdir(directory):
-        if name != os.path.basename(final) and _OURS.match(name):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    _delete_backups(directory, keep=os.path.basename(final))
     return final
 
 
@@ -97,8 +95,15 @@ def remove(directory: str) -> None:
     """Deletes the backups in ``directory``, then the folder if nothing else is in it."""
     if not os.path.isdir(directory):
         return
-    for name in os.listdir(directory):
-        if _OURS.match(name):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    _delete_backups(directory)
     if not os.listdir(directory):
         os.rmdir(directory)
+
+
+def _delete_backups(directory: str, keep: str = "") -> None:
+    """Deletes this module's folders in ``directory`` (backups, leftovers of killed
+    writes) except ``keep``; nothing else.
+    """
+    for name in os.listdir(directory):
+        if name != keep and _OURS.match(name):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)

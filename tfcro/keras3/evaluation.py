@@ -14,7 +14,7 @@ import keras
 from tfcro.evaluation.metrics import DEFAULT_KS, check_ks, ranking_metrics
 from tfcro.evaluation.selection import ValidationSelection
 from tfcro.keras3 import backup
-from tfcro.validation import check_bool
+from tfcro.validation import check_bool, invalid
 
 if TYPE_CHECKING:  # tfcro.data needs pandas, which the Keras 3 extra does not install
     from tfcro.data.indexing import IndexedQueries
@@ -86,9 +86,7 @@ class RankingEvaluation(ValidationSelection, keras.callbacks.Callback):
         if backup_dir is not None and (
             not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir)
         ):
-            raise ValueError(
-                f"`backup_dir` should be a folder path or None. Received: {backup_dir!r}"
-            )
+            raise invalid("backup_dir", "a folder path or None", backup_dir)
         self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
         self.delete_backup = check_bool("delete_backup", delete_backup)
         self.resumed_epoch: int | None = None
