@@ -19,8 +19,8 @@ Budget, the same for every loss: trial 0 gives every loss the same setting
 (``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study; it may
 add ``"num_row_negatives"``, the per-row uniform negatives of
 :class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out, and its ``"user_dropout"``
-(0) and ``"embeddings_initializer"`` ("uniform"), which later trials leave at those
-values), trials
+(0), ``"embeddings_initializer"`` ("uniform") and ``"sparse_updates"`` (false; true:
+lazy Adam row updates, JAX only), which later trials leave at those values), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
 (:mod:`tfcro.experiments.space`; ``--search-space`` picks its version, a grid keeps the
 one it started with): the settings every loss has (learning rate, L2,
@@ -249,6 +249,7 @@ def train_once(
         embedding_l2=float(params["embedding_l2"]),
         user_dropout=float(params.get("user_dropout", 0.0)),
         embeddings_initializer=params.get("embeddings_initializer", "uniform"),
+        sparse_updates=bool(params.get("sparse_updates", False)),
         seed=seed,
         top_n=max(args.ks),
     )

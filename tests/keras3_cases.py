@@ -515,6 +515,130 @@ class _KillAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="lazy Adam row updates: the JAX backend")
+def test_lazy_adam_rows_match_a_numpy_loop():
+    from tfcro.keras3.sparse import lazy_adam_rows
+
+    rng = np.random.default_rng(0)
+    rows, dim, lr, b1, b2, eps = 12, 3, 0.1, 0.9, 0.999, 1e-7
+    table = rng.normal(size=(rows, dim)).astype("float32")
+    m, v = np.zeros_like(table), np.zeros_like(table)
+    want_table, want_m, want_v = table.astype("float64"), m.astype("float64"), v.astype("float64")
+    for step in range(1, 6):
+        ids = rng.integers(0, 6 if step % 2 else rows, size=(2, 4))  # duplicates, gaps
+        grads = rng.normal(size=(2, 4, dim)).astype("float32")
+        alpha = lr * np.sqrt(1 - b2**step) / (1 - b1**step)
+        table, m, v = lazy_adam_rows(table, m, v, ids, grads, alpha, b1, b2, eps)
+        summed = {}
+        for row, grad in zip(ids.ravel(), grads.reshape(-1, dim), strict=True):
+            summed[row] = summed.get(row, 0.0) + grad.astype("float64")
+        for row, grad in summed.items():  # the rows the step touched; the others stay
+            want_m[row] = b1 * want_m[row] + (1 - b1) * grad
+            want_v[row] = b2 * want_v[row] + (1 - b2) * grad**2
+            want_table[row] -= alpha * want_m[row] / (np.sqrt(want_v[row]) + eps)
+        untouched = sorted(set(range(rows)) - set(summed))
+        assert untouched  # the case has rows a step skips
+        np.testing.assert_allclose(np.asarray(m), want_m, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(v), want_v, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(table), want_table, rtol=1e-5, atol=1e-6)
+
+
+def _sparse_pair(sparse, num_users=40, num_items=50, **options):
+    keras.utils.set_random_seed(0)
+    model = cro.TwoTowerRetrieval(
+        num_users,
+        num_items,
+        16,
+        loss=cro.SoftmaxLoss(),
+        scale=6.3,
+        seed=0,
+        sparse_updates=sparse,
+        **options,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.02), steps_per_execution=2)
+    return model
+
+
+@needs_keras_rs
+@pytest.mark.skipif(BACKEND != "jax", reason="lazy Adam row updates: the JAX backend")
+def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses():
+    import keras_rs  # noqa: F401 (its first import draws from the global seed)
+
+    users, labels = _interactions(seed=6)
+    items = labels.argmax(1).astype("int32")
+    options = dict(  # every part of the step: each draw, logQ, masks, L2, dropout
+        num_negatives=8,
+        num_row_negatives=4,
+        in_batch_negatives=False,
+        embedding_l2=1e-3,
+        user_dropout=0.2,
+        item_probabilities=np.bincount(items, minlength=50) / len(items),
+    )
+    # one step from zero moments: lazy Adam is Adam (a skipped row has m = v = 0)
+    dense, sparse = _sparse_pair(False, **options), _sparse_pair(True, **options)
+    for model in (dense, sparse):
+        model.fit(users[:64], items[:64], batch_size=64, epochs=1, verbose=0, shuffle=False)
+    for got, want in zip(
+        sparse.optimizer.variables + sparse.weights,
+        dense.optimizer.variables + dense.weights,
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-7)
+
+    # every row in every batch: the lazy steps are Adam's for all of training
+    full_users, full_items = np.arange(40, dtype="int32"), np.arange(40, dtype="int32") % 50
+    dense, sparse = _sparse_pair(False, num_items=40), _sparse_pair(True, num_items=40)
+    for model in (dense, sparse):
+        model.fit(full_users, full_items, batch_size=40, epochs=6, verbose=0, shuffle=False)
+    assert int(sparse.optimizer.iterations) == 6
+    for got, want in zip(sparse.weights, dense.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-6)
+
+    # rows a batch skips keep their values and moments (Adam would move them on)
+    model = _sparse_pair(True)
+    model.fit(users[users < 20], items[users < 20], batch_size=64, epochs=2, verbose=0)
+    start = _sparse_pair(True)
+    start.build()
+    np.testing.assert_array_equal(
+        np.asarray(model.user_embedding.embeddings)[20:],
+        np.asarray(start.user_embedding.embeddings)[20:],
+    )
+    momentum = model.optimizer._momentums[0]
+    assert not np.asarray(momentum)[20:].any() and np.asarray(momentum)[:20].any()
+
+    # and it learns what the dense model learns (test_keras_rs_two_tower_learns_...)
+    keras.utils.set_random_seed(0)
+    model = cro.TwoTowerRetrieval(
+        40, 50, 16, loss=cro.LambdaCROLoss(alpha=1.2), scale=10.0, top_n=10, sparse_updates=True
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    model.fit(users, items, batch_size=64, epochs=8, verbose=0)
+    model.index()
+    top = model.recommend(np.arange(40, dtype="int32"))
+    relevant = [set(range((u % 5) * 10, (u % 5) * 10 + 10)) for u in range(40)]
+    recall = np.mean([len(relevant[u] & set(top[u].tolist())) / 10 for u in range(40)])
+    assert recall > 0.8, recall  # a random ranking gets 0.2
+
+
+@needs_keras_rs
+def test_sparse_updates_bad_arguments():
+    if BACKEND != "jax":
+        with pytest.raises(ValueError, match="`sparse_updates=True` needs the JAX backend"):
+            cro.TwoTowerRetrieval(10, 5, sparse_updates=True)
+        return
+    with pytest.raises(ValueError, match="`sparse_updates` should be"):
+        cro.TwoTowerRetrieval(10, 5, sparse_updates="yes")
+    model = cro.TwoTowerRetrieval(10, 5, sparse_updates=True)
+    for optimizer, message in (
+        (keras.optimizers.SGD(0.1), "needs `optimizer=keras.optimizers.Adam"),
+        (keras.optimizers.AdamW(0.1), "needs `optimizer=keras.optimizers.Adam"),
+        (keras.optimizers.Adam(0.1, amsgrad=True), "without `amsgrad`. Received: amsgrad=True"),
+        (keras.optimizers.Adam(0.1, clipnorm=1.0), "without `clipnorm`"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model.compile(optimizer=optimizer)
+
+
 def _selection(tmp_path, **kwargs):
     options = dict(ks=(10, 20), monitor="recall@10", also_monitor=("recall@20",), frequency=2)
     return cro.RankingEvaluation(_Queries, backup_dir=tmp_path / "backup", **{**options, **kwargs})
@@ -618,9 +742,15 @@ def test_bench_negatives_times_every_layout(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in rows[1:]] == ["| " + n for n in bench_negatives.LAYOUTS]
     assert rows[1].endswith("| 1.00x |")  # the first layout is the reference
-    assert "| no | 0 | 800 | 816 |" in rows[2]
+    assert "| no | 0 | 800 | 816 | dense |" in rows[2]
+    argv = ["--steps", "2", "--rounds", "1", "--batch-size", "16", "--layouts", "shared512"]
+    bench_negatives.main([*argv, "--updates", "dense,sparse"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[5] for row in rows[1:]] == ["dense", "sparse"]
     with pytest.raises(SystemExit, match="unknown"):
         bench_negatives.main(["--layouts", "round1,bsl8"])
+    with pytest.raises(SystemExit, match="--updates: got \\['lazy'\\]"):
+        bench_negatives.main([*argv, "--updates", "lazy"])
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")

@@ -72,6 +72,14 @@ class TwoTowerRetrieval(keras.Model):
         of its own (an instance is copied from its config: an unseeded one draws a seed
         per table, a seeded one gives both its seed). With cosine scores the start's
         norm sets how far an Adam step turns an embedding.
+      sparse_updates: train with lazy Adam row updates (JAX backend; compile with a
+        plain ``keras.optimizers.Adam``): each step updates only the embedding rows the
+        batch used, and a row's moments decay only when the batch uses it (the lazy
+        Adam of TensorFlow Addons and of the Keras 2 trainer's ``lazy_adam``;
+        :mod:`tfcro.keras3.sparse`), instead of Adam's pass over every row of both
+        tables: about twice as fast on a CPU at Yelp2018's table sizes
+        (docs/benchmarks.md). The first step is Adam's exactly; later ones differ
+        for the rows a batch skips.
       seed: seed of the negative sampler (the dropout's: ``seed + 1``; None: Keras's
         global seed).
     """
@@ -91,6 +99,7 @@ class TwoTowerRetrieval(keras.Model):
         embedding_l2: float = 0.0,
         user_dropout: float = 0.0,
         embeddings_initializer: str | keras.initializers.Initializer = "uniform",
+        sparse_updates: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -112,6 +121,12 @@ class TwoTowerRetrieval(keras.Model):
             )
         self.embedding_l2 = check_float("embedding_l2", embedding_l2, minimum=0.0)
         self.user_dropout = check_fraction("user_dropout", user_dropout, high_open=True)
+        self.sparse_updates = check_bool("sparse_updates", sparse_updates)
+        if self.sparse_updates and keras.backend.backend() != "jax":
+            raise ValueError(
+                "`sparse_updates=True` needs the JAX backend (KERAS_BACKEND=jax). Received: "
+                f"backend {keras.backend.backend()!r}"
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
         if loss is not None and not isinstance(loss, keras.losses.Loss):
             raise ValueError(
@@ -167,42 +182,71 @@ class TwoTowerRetrieval(keras.Model):
         """Unit-norm user embeddings ``[B, D]`` (the query tower; ``user_dropout`` on the
         raw embedding when ``training``).
         """
-        users = self.user_embedding(user_ids)
-        if self.dropout is not None:
-            users = self.dropout(users, training=training)
-        return ops.normalize(users, axis=-1, order=2)
+        return self.query_from_rows(self.user_embedding(user_ids), training=training)
 
     def embed_items(self, item_ids):
         """Unit-norm item embeddings ``[B, D]``."""
         return ops.normalize(self.item_embedding(item_ids), axis=-1, order=2)
 
+    def query_from_rows(self, rows, training=None):
+        """The query tower on gathered user embedding rows ``[B, D]`` (what :meth:`call`
+        does after its lookup): ``user_dropout`` when ``training``, then unit norm.
+        """
+        if self.dropout is not None:
+            rows = self.dropout(rows, training=training)
+        return ops.normalize(rows, axis=-1, order=2)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The retrieval loss of users ``x`` (embedded: ``y_pred``) and items ``y``: the
         mean row loss plus the L2 penalty.
         """
+        users, candidates, row_ids = self._draw(x, y)
+        raw_items = self.item_embedding(candidates)
+        raw_rows = None if row_ids is None else self.item_embedding(row_ids)
+        raw_users = self.user_embedding(users) if self.embedding_l2 > 0 else None
+        return self._loss_from_rows(
+            y_pred, raw_users, raw_items, raw_rows, candidates, row_ids, sample_weight
+        )
+
+    def _draw(self, x, y):
+        """The ids of a training batch: ``users [B]``, ``candidates [B + K]`` (the rows'
+        positives, then the ``K`` shared negatives) and ``row_ids [B, R]`` (each row's own
+        negatives; None without them). Draws the negatives.
+        """
+        users = ops.cast(ops.reshape(x, (-1,)), "int32")
         positives = ops.cast(ops.reshape(y, (-1,)), "int32")
-        rows = ops.shape(positives)[0]
         candidates = positives
         if self.num_negatives:
             negatives = keras.random.randint(
                 (self.num_negatives,), 0, self.num_items, dtype="int32", seed=self.seed_generator
             )
             candidates = ops.concatenate([positives, negatives], axis=0)
-        raw_items = self.item_embedding(candidates)
-        items = ops.normalize(raw_items, axis=-1, order=2)
-        scores = self.scale * ops.matmul(y_pred, ops.transpose(items))
-        raw_blocks = [raw_items]  # what the L2 penalty covers
-        if self.num_row_negatives:  # [B, R] ids of each row's own, [B, R, D] embeddings
+        row_ids = None
+        if self.num_row_negatives:
             row_ids = keras.random.randint(
-                (rows, self.num_row_negatives),
+                (ops.shape(positives)[0], self.num_row_negatives),
                 0,
                 self.num_items,
                 dtype="int32",
                 seed=self.seed_generator,
             )
-            raw_rows = self.item_embedding(row_ids)
+        return users, candidates, row_ids
+
+    def _loss_from_rows(
+        self, queries, raw_users, raw_items, raw_rows, candidates, row_ids, sample_weight
+    ):
+        """The loss from the batch's embeddings: ``queries [B, D]`` (the query tower's
+        output), ``raw_users [B, D]`` (for the L2 penalty; None without one),
+        ``raw_items [B + K, D]`` and ``raw_rows [B, R, D]`` (None without per-row
+        negatives), the rows of :meth:`_draw`'s ids.
+        """
+        rows = ops.shape(queries)[0]
+        items = ops.normalize(raw_items, axis=-1, order=2)
+        scores = self.scale * ops.matmul(queries, ops.transpose(items))
+        raw_blocks = [raw_items]  # what the L2 penalty covers
+        if row_ids is not None:  # [B, R] ids of each row's own, [B, R, D] embeddings
             row_items = ops.normalize(raw_rows, axis=-1, order=2)
-            row_scores = self.scale * ops.einsum("bd,brd->br", y_pred, row_items)
+            row_scores = self.scale * ops.einsum("bd,brd->br", queries, row_items)
             scores = ops.concatenate([scores, row_scores], axis=1)
             shared = ops.broadcast_to(candidates[None, :], (rows, ops.shape(candidates)[0]))
             candidates = ops.concatenate([shared, row_ids], axis=1)
@@ -231,11 +275,32 @@ class TwoTowerRetrieval(keras.Model):
         else:
             loss = self.retrieval_loss(labels, scores, sample_weight)
         if self.embedding_l2 > 0:
-            users = self.user_embedding(ops.cast(ops.reshape(x, (-1,)), "int32"))
-            penalty = ops.sum(ops.square(users))
+            penalty = ops.sum(ops.square(raw_users))
             penalty = penalty + sum(ops.sum(ops.square(block)) for block in raw_blocks)
             loss = loss + self.embedding_l2 * penalty / ops.cast(rows, "float32")
         return loss
+
+    def compile(self, optimizer="rmsprop", *args, **kwargs):
+        super().compile(optimizer, *args, **kwargs)
+        if self.sparse_updates:
+            from tfcro.keras3.sparse import check_optimizer
+
+            check_optimizer(self.optimizer)
+
+    def train_step(self, *args):
+        if not self.sparse_updates:
+            return super().train_step(*args)
+        from tfcro.keras3.sparse import check_optimizer, train_step
+
+        check_optimizer(self.optimizer)
+        tables = {id(self.user_embedding.embeddings), id(self.item_embedding.embeddings)}
+        others = [v.path for v in self.trainable_variables if id(v) not in tables]
+        if others:
+            raise ValueError(
+                "`sparse_updates=True` trains the two embedding tables only. Received "
+                f"other trainable variables: {others}"
+            )
+        return train_step(self, *args)
 
     def index(self, batch_size: int = 4096) -> None:
         """Loads every item's embedding into the brute-force top-N layer."""
