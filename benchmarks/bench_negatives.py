@@ -19,10 +19,10 @@ popularity, no files needed), trained with ``model.fit`` and Adam. A layout is
 
 ``--updates``: ``dense`` (Keras's Adam over both tables) and/or ``sparse``
 (``sparse_updates=True``: lazy Adam on the rows a batch uses; JAX backend), each
-layout timed with each. Rounds interleave the models so that background load hits all alike; each timing is
-the wall time of ``--steps`` steps after a compiling warm-up ``fit``, and the table
-gives the median per step and its ratio to the first layout. Run it on an otherwise
-idle machine.
+layout timed with each. Rounds interleave the models so that background load hits all
+alike; each timing is the wall time of ``--steps`` steps after a compiling warm-up
+``fit``, and the table gives the median per step and its ratio to the first model. Run
+it on an otherwise idle machine.
 """
 
 from __future__ import annotations

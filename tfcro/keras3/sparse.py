@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from keras import StatelessScope
-from keras.src.trainers.data_adapters import data_adapter_utils
+from keras.utils import unpack_x_y_sample_weight
 
 
 def lazy_adam_rows(table, m, v, ids, grads, alpha, beta_1, beta_2, epsilon):
@@ -83,11 +83,11 @@ def train_step(model, state, data):
     and gradients as the dense step, applied to the gathered rows only.
     """
     trainable, non_trainable, optimizer_values, metrics_values = state
-    x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+    x, y, sample_weight = unpack_x_y_sample_weight(data)
     user_var, item_var = model.user_embedding.embeddings, model.item_embedding.embeddings
     position = {id(variable): i for i, variable in enumerate(model.trainable_variables)}
     user_table, item_table = trainable[position[id(user_var)]], trainable[position[id(item_var)]]
-    nt_mapping = list(zip(model.non_trainable_variables, non_trainable))
+    nt_mapping = list(zip(model.non_trainable_variables, non_trainable, strict=True))
 
     with StatelessScope(state_mapping=nt_mapping) as scope:
         users, candidates, row_ids = model._draw(x, y)
@@ -99,7 +99,7 @@ def train_step(model, state, data):
     )
 
     def loss_fn(user_rows, item_rows, non_trainable):
-        mapping = list(zip(model.non_trainable_variables, non_trainable))
+        mapping = list(zip(model.non_trainable_variables, non_trainable, strict=True))
         with StatelessScope(state_mapping=mapping) as scope:
             raw_items = item_rows[: candidates.shape[0]]
             raw_rows = None
@@ -119,7 +119,8 @@ def train_step(model, state, data):
     slots = {id(variable): i for i, variable in enumerate(optimizer.variables)}
     optimizer_values = list(optimizer_values)
     trainable = list(trainable)
-    with StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_values))):
+    mapping = list(zip(optimizer.variables, optimizer_values, strict=True))
+    with StatelessScope(state_mapping=mapping):
         learning_rate = jnp.asarray(optimizer.learning_rate, user_table.dtype)
         step = jnp.asarray(optimizer.iterations, user_table.dtype) + 1
     alpha = (
