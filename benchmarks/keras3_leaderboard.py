@@ -19,8 +19,9 @@ Budget, the same for every loss: trial 0 gives every loss the same setting
 (``--base``, by default the best softmax trial of the Keras 2 Yelp2018 study; it may
 add ``"num_row_negatives"``, the per-row uniform negatives of
 :class:`~tfcro.keras3.TwoTowerRetrieval`, 0 when left out, and its ``"user_dropout"``
-(0), ``"embeddings_initializer"`` ("uniform") and ``"sparse_updates"`` (false; true:
-lazy Adam row updates, JAX only), which later trials leave at those values), trials
+(0) and ``"embeddings_initializer"`` ("uniform"), which later trials leave at those
+values, and ``"sparse_updates"`` (false; true: lazy Adam row updates, JAX only), which
+every trial takes from ``--base``: the optimizer is the grid's, not a tuned setting), trials
 1 .. ``trials - 1`` draw settings at random from the search space of the Keras 2 tuner
 (:mod:`tfcro.experiments.space`; ``--search-space`` picks its version, a grid keeps the
 one it started with): the settings every loss has (learning rate, L2,
@@ -205,6 +206,8 @@ def trial_params(loss: str, trial: int, base: dict[str, Any], space_version: int
     own = {k: v for k, v in space.items() if "losses" in v}
     params = sample(loss, np.random.default_rng([trial]), shared)
     params.update(sample(loss, np.random.default_rng([trial, sum(map(ord, loss))]), own))
+    if "sparse_updates" in base:  # the grid's optimizer, in every trial
+        params["sparse_updates"] = base["sparse_updates"]
     return params
 
 
@@ -249,7 +252,7 @@ def train_once(
         embedding_l2=float(params["embedding_l2"]),
         user_dropout=float(params.get("user_dropout", 0.0)),
         embeddings_initializer=params.get("embeddings_initializer", "uniform"),
-        sparse_updates=bool(params.get("sparse_updates", False)),
+        sparse_updates=params.get("sparse_updates", False),
         seed=seed,
         top_n=max(args.ks),
     )

@@ -594,17 +594,39 @@ def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses():
     for got, want in zip(sparse.weights, dense.weights, strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-6)
 
-    # rows a batch skips keep their values and moments (Adam would move them on)
-    model = _sparse_pair(True)
-    model.fit(users[users < 20], items[users < 20], batch_size=64, epochs=2, verbose=0)
-    start = _sparse_pair(True)
-    start.build()
-    np.testing.assert_array_equal(
-        np.asarray(model.user_embedding.embeddings)[20:],
-        np.asarray(start.user_embedding.embeddings)[20:],
-    )
-    momentum = model.optimizer._momentums[0]
-    assert not np.asarray(momentum)[20:].any() and np.asarray(momentum)[:20].any()
+    # rows a batch skips keep their values and moments; Adam moves them on
+    def touched_then_skipped(sparse):
+        model = _sparse_pair(sparse)
+        model.fit(users, items, batch_size=64, epochs=1, verbose=0)  # every user
+        before = np.asarray(model.user_embedding.embeddings)[20:].copy()
+        assert "users_embeddings_momentum" in model.optimizer.variables[2].path
+        moments = [np.asarray(v)[20:].copy() for v in model.optimizer.variables[2:4]]
+        assert moments[0].any()
+        model.fit(users[users < 20], items[users < 20], batch_size=64, epochs=1, verbose=0)
+        after = np.asarray(model.user_embedding.embeddings)[20:]
+        return before, after, moments, [np.asarray(v)[20:] for v in model.optimizer.variables[2:4]]
+
+    before, after, moments, moments_after = touched_then_skipped(True)
+    np.testing.assert_array_equal(after, before)
+    for got, want in zip(moments_after, moments, strict=True):
+        np.testing.assert_array_equal(got, want)
+    before, after, moments, moments_after = touched_then_skipped(False)
+    assert not np.allclose(after, before)  # dense Adam: the momentum keeps moving them
+    assert not np.allclose(moments_after[0], moments[0])
+
+    # many steps with every draw: the same negatives and dropout masks as the dense
+    # path (the seed generators' states advance alike) and the same step count
+    dense, sparse = _sparse_pair(False, **options), _sparse_pair(True, **options)
+    for model in (dense, sparse):
+        model.fit(users[:640], items[:640], batch_size=64, epochs=2, verbose=0, shuffle=False)
+    assert int(sparse.optimizer.iterations) == int(dense.optimizer.iterations) == 20
+    states = [
+        (np.asarray(v), np.asarray(w))
+        for v, w in zip(sparse.non_trainable_variables, dense.non_trainable_variables, strict=True)
+    ]
+    assert len(states) == 2  # the negative sampler's and the dropout's seeds
+    for got, want in states:
+        np.testing.assert_array_equal(got, want)
 
     # and it learns what the dense model learns (test_keras_rs_two_tower_learns_...)
     keras.utils.set_random_seed(0)
@@ -637,6 +659,11 @@ def test_sparse_updates_bad_arguments():
     ):
         with pytest.raises(ValueError, match=message):
             model.compile(optimizer=optimizer)
+    users, items = np.arange(8, dtype="int32"), np.arange(8, dtype="int32") % 5
+    model.compile(optimizer="adam")  # a name is resolved first
+    model.user_embedding.trainable = False
+    with pytest.raises(ValueError, match="trains both embedding tables. Received a frozen"):
+        model.fit(users, items, batch_size=4, epochs=1, verbose=0)
 
 
 def _selection(tmp_path, **kwargs):

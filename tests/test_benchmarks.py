@@ -178,6 +178,17 @@ def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_pat
     assert message in capsys.readouterr().err
 
 
+def test_keras3_leaderboard_trials_share_the_grids_optimizer():
+    from benchmarks import keras3_leaderboard as lb
+
+    base = {"sparse_updates": True, "user_dropout": 0.1}
+    first, later = (lb.trial_params("cro", trial, base, 3) for trial in (0, 1))
+    assert first["sparse_updates"] is True and first["user_dropout"] == 0.1
+    assert later["sparse_updates"] is True  # the optimizer: every trial's
+    assert "user_dropout" not in later  # a recipe knob: trial 0's only
+    assert "sparse_updates" not in lb.trial_params("cro", 1, {}, 3)
+
+
 def test_keras3_leaderboard_reports_paired_differences_and_plots(tmp_path):
     """The seed tables pair each loss with softmax on the same seeds (seed 0: the tuning
     run), from a runs table written by hand; the plot is written beside them."""

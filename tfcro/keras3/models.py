@@ -281,11 +281,12 @@ class TwoTowerRetrieval(keras.Model):
         return loss
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
-        super().compile(optimizer, *args, **kwargs)
         if self.sparse_updates:
             from tfcro.keras3.sparse import check_optimizer
 
-            check_optimizer(self.optimizer)
+            optimizer = keras.optimizers.get(optimizer)
+            check_optimizer(optimizer)
+        super().compile(optimizer, *args, **kwargs)
 
     def train_step(self, *args):
         if not self.sparse_updates:
@@ -293,8 +294,17 @@ class TwoTowerRetrieval(keras.Model):
         from tfcro.keras3.sparse import check_optimizer, train_step
 
         check_optimizer(self.optimizer)
-        tables = {id(self.user_embedding.embeddings), id(self.item_embedding.embeddings)}
-        others = [v.path for v in self.trainable_variables if id(v) not in tables]
+        tables = {
+            id(v): v.path for v in (self.user_embedding.embeddings, self.item_embedding.embeddings)
+        }
+        trainable = {id(v): v.path for v in self.trainable_variables}
+        frozen = [path for key, path in tables.items() if key not in trainable]
+        if frozen:
+            raise ValueError(
+                "`sparse_updates=True` trains both embedding tables. Received a frozen "
+                f"one (trainable=False): {frozen}"
+            )
+        others = [path for key, path in trainable.items() if key not in tables]
         if others:
             raise ValueError(
                 "`sparse_updates=True` trains the two embedding tables only. Received "

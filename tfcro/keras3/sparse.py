@@ -52,7 +52,7 @@ def lazy_adam_rows(table, m, v, ids, grads, alpha, beta_1, beta_2, epsilon):
 def check_optimizer(optimizer) -> None:
     """ValueError unless ``optimizer`` is a plain ``keras.optimizers.Adam`` (what the
     lazy step reproduces: no amsgrad, weight decay, clipping, EMA, accumulation or
-    loss scaling).
+    loss scale factor).
     """
     import keras
 
@@ -69,6 +69,7 @@ def check_optimizer(optimizer) -> None:
         "global_clipnorm": optimizer.global_clipnorm,
         "use_ema": optimizer.use_ema,
         "gradient_accumulation_steps": optimizer.gradient_accumulation_steps,
+        "loss_scale_factor": optimizer.loss_scale_factor,
     }
     for name, value in unsupported.items():
         if value:
@@ -113,7 +114,7 @@ def train_step(model, state, data):
 
     (loss, (queries, non_trainable)), (user_grads, item_grads) = jax.value_and_grad(
         loss_fn, argnums=(0, 1), has_aux=True
-    )(user_table[users], item_table[item_ids], non_trainable)
+    )(_gather(user_table, users), _gather(item_table, item_ids), non_trainable)
 
     optimizer = model.optimizer
     slots = {id(variable): i for i, variable in enumerate(optimizer.variables)}
@@ -152,6 +153,13 @@ def train_step(model, state, data):
         metrics_values, loss, x, y, queries, sample_weight
     )
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+
+def _gather(table, ids):
+    """``table``'s rows ``ids``; NaN rows for ids out of range, as the dense path's
+    lookup (``ops.take``) gives, where JAX's indexing would clamp them silently.
+    """
+    return jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan)
 
 
 def _current(scope, variables, values):
