@@ -516,7 +516,8 @@ class _KillAt(keras.callbacks.Callback):
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="lazy Adam row updates: the JAX backend")
-def test_lazy_adam_rows_match_a_numpy_loop():
+@pytest.mark.parametrize("shape", [(2, 4), (4, 5)], ids=["fewer-ids-than-rows", "more"])
+def test_lazy_adam_rows_match_a_numpy_loop(shape):
     from tfcro.keras3.sparse import lazy_adam_rows
 
     rng = np.random.default_rng(0)
@@ -525,8 +526,8 @@ def test_lazy_adam_rows_match_a_numpy_loop():
     m, v = np.zeros_like(table), np.zeros_like(table)
     want_table, want_m, want_v = table.astype("float64"), m.astype("float64"), v.astype("float64")
     for step in range(1, 6):
-        ids = rng.integers(0, 6 if step % 2 else rows, size=(2, 4))  # duplicates, gaps
-        grads = rng.normal(size=(2, 4, dim)).astype("float32")
+        ids = rng.integers(0, 6 if step % 2 else rows, size=shape)  # duplicates, gaps
+        grads = rng.normal(size=(*shape, dim)).astype("float32")
         alpha = lr * np.sqrt(1 - b2**step) / (1 - b1**step)
         table, m, v = lazy_adam_rows(table, m, v, ids, grads, alpha, b1, b2, eps)
         summed = {}
@@ -561,18 +562,25 @@ def _sparse_pair(sparse, num_users=40, num_items=50, **options):
 
 @needs_keras_rs
 @pytest.mark.skipif(BACKEND != "jax", reason="lazy Adam row updates: the JAX backend")
-def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses():
+@pytest.mark.parametrize(
+    "tables",
+    [(40, 50), (400, 800)],  # a batch's ids: more than each table's rows / fewer
+    ids=["masked-pass", "distinct-rows"],
+)
+def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses(tables):
     import keras_rs  # noqa: F401 (its first import draws from the global seed)
 
     users, labels = _interactions(seed=6)
     items = labels.argmax(1).astype("int32")
     options = dict(  # every part of the step: each draw, logQ, masks, L2, dropout
+        num_users=tables[0],
+        num_items=tables[1],
         num_negatives=8,
         num_row_negatives=4,
         in_batch_negatives=False,
         embedding_l2=1e-3,
         user_dropout=0.2,
-        item_probabilities=np.bincount(items, minlength=50) / len(items),
+        item_probabilities=np.bincount(items, minlength=tables[1]) / len(items),
     )
     # one step from zero moments: lazy Adam is Adam (a skipped row has m = v = 0)
     dense, sparse = _sparse_pair(False, **options), _sparse_pair(True, **options)
@@ -596,15 +604,16 @@ def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses():
 
     # rows a batch skips keep their values and moments; Adam moves them on
     def touched_then_skipped(sparse):
-        model = _sparse_pair(sparse)
+        model = _sparse_pair(sparse, *tables)
         model.fit(users, items, batch_size=64, epochs=1, verbose=0)  # every user
-        before = np.asarray(model.user_embedding.embeddings)[20:].copy()
+        before = np.asarray(model.user_embedding.embeddings)[20:40].copy()
         assert "users_embeddings_momentum" in model.optimizer.variables[2].path
-        moments = [np.asarray(v)[20:].copy() for v in model.optimizer.variables[2:4]]
+        moments = [np.asarray(v)[20:40].copy() for v in model.optimizer.variables[2:4]]
         assert moments[0].any()
         model.fit(users[users < 20], items[users < 20], batch_size=64, epochs=1, verbose=0)
-        after = np.asarray(model.user_embedding.embeddings)[20:]
-        return before, after, moments, [np.asarray(v)[20:] for v in model.optimizer.variables[2:4]]
+        after = np.asarray(model.user_embedding.embeddings)[20:40]
+        moments_after = [np.asarray(v)[20:40] for v in model.optimizer.variables[2:4]]
+        return before, after, moments, moments_after
 
     before, after, moments, moments_after = touched_then_skipped(True)
     np.testing.assert_array_equal(after, before)

@@ -28,16 +28,27 @@ def lazy_adam_rows(table, m, v, ids, grads, alpha, beta_1, beta_2, epsilon):
     ``v[r] += (g^2 - v[r]) (1 - beta_2)``, ``table[r] -= alpha m[r] / (sqrt(v[r]) +
     epsilon)`` (Keras's Adam update, with ``alpha = lr sqrt(1 - beta_2^t) /
     (1 - beta_1^t)`` computed by the caller). Other rows are returned unchanged.
-    Returns ``(table, m, v)``; jit-safe (``ids``'s size is static).
+    Returns ``(table, m, v)``; jit-safe (``ids``'s size is static). With fewer ids than
+    rows it sorts the ids and writes the distinct rows; with as many or more (per-row
+    negatives) it makes one masked pass over the table instead, which is cheaper then.
     """
     table, m, v = jnp.asarray(table), jnp.asarray(m), jnp.asarray(v)
     ids = jnp.reshape(jnp.asarray(ids), (-1,))
-    grads = jnp.reshape(grads, (ids.shape[0], table.shape[1]))
+    grads = jnp.reshape(grads, (ids.shape[0], table.shape[1])).astype(table.dtype)
     rows = table.shape[0]
+    if ids.shape[0] >= rows:
+        # more ids than rows (e.g. per-row negatives): one pass over the table costs less
+        # than sorting the ids; the same update, masked to the touched rows
+        g = jax.ops.segment_sum(grads, ids, num_segments=rows)  # out-of-range ids dropped
+        touched = jax.ops.segment_sum(jnp.ones(ids.shape, "int32"), ids, num_segments=rows)
+        touched = (touched > 0)[:, None]
+        m_new = jnp.where(touched, m + (g - m) * (1 - beta_1), m)
+        v_new = jnp.where(touched, v + (jnp.square(g) - v) * (1 - beta_2), v)
+        step = m_new * alpha / (jnp.sqrt(v_new) + epsilon)
+        return jnp.where(touched, table - step, table), m_new, v_new
     # distinct rows padded with an out-of-range id, whose updates are dropped below
     distinct, position = jnp.unique(ids, size=ids.shape[0], fill_value=rows, return_inverse=True)
     g = jax.ops.segment_sum(grads, jnp.reshape(position, (-1,)), num_segments=ids.shape[0])
-    g = g.astype(table.dtype)
     safe = jnp.minimum(distinct, rows - 1)
     m_rows = m[safe] + (g - m[safe]) * (1 - beta_1)
     v_rows = v[safe] + (jnp.square(g) - v[safe]) * (1 - beta_2)
