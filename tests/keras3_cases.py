@@ -515,6 +515,35 @@ class _KillAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@needs_keras_rs
+@pytest.mark.skipif(BACKEND != "jax", reason="one backend is enough: a subprocess each")
+def test_first_model_of_a_process_starts_from_the_seeded_weights():
+    """keras_rs's first import draws from Python's random: a model built after seeding
+    starts from the same weights whether or not keras_rs was imported before."""
+    import subprocess
+
+    script = (
+        "import sys, keras, numpy as np\n"
+        "if sys.argv[1] == 'first': import keras_rs\n"
+        "import tfcro.keras3 as cro\n"
+        "keras.utils.set_random_seed(0)\n"
+        "model = cro.TwoTowerRetrieval(40, 50, 8); model.build()\n"
+        "print(float(np.asarray(model.user_embedding.embeddings).sum()).hex())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    sums = [
+        subprocess.run(
+            [sys.executable, "-c", script, order],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[-1]
+        for order in ("first", "later")
+    ]
+    assert sums[0] == sums[1]
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="lazy Adam row updates: the JAX backend")
 @pytest.mark.parametrize("shape", [(2, 4), (4, 5)], ids=["fewer-ids-than-rows", "more"])
 def test_lazy_adam_rows_match_a_numpy_loop(shape):

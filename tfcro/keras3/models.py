@@ -103,8 +103,7 @@ class TwoTowerRetrieval(keras.Model):
         seed: int | None = None,
         **kwargs,
     ):
-        import keras_rs
-
+        keras_rs = _import_keras_rs()
         super().__init__(**kwargs)
         self.num_users = check_int("num_users", num_users, 1)
         self.num_items = check_int("num_items", num_items, 1)
@@ -374,6 +373,23 @@ class TwoTowerRetrieval(keras.Model):
         values[: len(columns)] = 1.0
         masked = ops.scatter(indices, values, ops.shape(scores))
         return ops.where(masked > 0, ops.cast(MASKED_SCORE, scores.dtype), scores)
+
+
+def _import_keras_rs():
+    """``keras_rs``, imported without touching the global random states: its first
+    import draws from Python's ``random`` (through the modules it loads), so a model
+    built after ``keras.utils.set_random_seed`` would start from other weights in the
+    process's first model than in a later one.
+    """
+    import random
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        import keras_rs
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    return keras_rs
 
 
 def _fresh(initializer):
