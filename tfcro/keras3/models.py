@@ -77,9 +77,10 @@ class TwoTowerRetrieval(keras.Model):
         batch used, and a row's moments decay only when the batch uses it (the lazy
         Adam of TensorFlow Addons and of the Keras 2 trainer's ``lazy_adam``;
         :mod:`tfcro.keras3.sparse`), instead of Adam's pass over every row of both
-        tables: about twice as fast on a CPU at Yelp2018's table sizes
-        (docs/benchmarks.md). The first step is Adam's exactly; later ones differ
-        for the rows a batch skips.
+        tables: half the step time on a CPU at Yelp2018's sizes with 512 shared
+        negatives, but slower with per-row negatives (more ids a step than rows;
+        docs/benchmarks.md, "Keras 3 on a CPU: lazy Adam"). The first step is Adam's
+        exactly; later ones differ for the rows a batch skips.
       seed: seed of the negative sampler (the dropout's: ``seed + 1``; None: Keras's
         global seed).
     """
