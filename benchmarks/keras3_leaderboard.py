@@ -230,7 +230,6 @@ def train_once(
     there and resume from it (kept; the caller deletes it once the row is written).
     """
     import keras
-    import keras_rs  # noqa: F401 (before seeding: its first import draws from the seed)
 
     import tfcro.keras3 as cro
     from tfcro.experiments.space import LOSS_SETTINGS

@@ -408,8 +408,6 @@ def test_two_tower_negative_options_are_checked():
 
 @needs_keras_rs
 def test_two_tower_user_dropout_and_initializer():
-    import keras_rs  # noqa: F401 (its first import draws from the global seed)
-
     keras.utils.set_random_seed(0)
     plain = cro.TwoTowerRetrieval(40, 50, 16, seed=3)
     plain.build()
@@ -597,8 +595,6 @@ def _sparse_pair(sparse, num_users=40, num_items=50, **options):
     ids=["masked-pass", "distinct-rows"],
 )
 def test_sparse_updates_take_adams_steps_on_the_rows_a_batch_uses(tables):
-    import keras_rs  # noqa: F401 (its first import draws from the global seed)
-
     users, labels = _interactions(seed=6)
     items = labels.argmax(1).astype("int32")
     options = dict(  # every part of the step: each draw, logQ, masks, L2, dropout
