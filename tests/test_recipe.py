@@ -397,7 +397,7 @@ def test_cli_refuses_contradicting_tower_flags(tmp_path):
 @pytest.mark.slow
 def test_the_readme_cf_preset_command_trains_refits_and_exports(tmp_path, pairs_dir):
     """README's "Collaborative filtering on a given train/test split" command as a
-    newcomer runs it (2 epochs instead of the preset's 30)."""
+    newcomer runs it (2 epochs instead of the preset's 60)."""
     run_dir = tmp_path / "ml1m"
     proc = cli.run_module(
         "pipelines.train",
@@ -407,8 +407,11 @@ def test_the_readme_cf_preset_command_trains_refits_and_exports(tmp_path, pairs_
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())["training"]
-    assert config["model"]["logq_correction"] and config["model"]["num_negatives"] == 2048
-    assert config["model"]["user_tower"] == "id" and config["learning_rate"] == 0.0118
+    assert config["model"]["logq_correction"] and config["model"]["num_negatives"] == 512
+    assert not config["model"]["in_batch_negatives"] and config["optimizer"] == "adam"
+    assert (
+        config["model"]["user_tower"] == "id" and config["learning_rate"] == 0.0026348894169180258
+    )
     refit = json.loads((run_dir / "metrics.json").read_text())["refit"]
     assert 1 <= refit["epochs"] <= 2 and 0.0 <= refit["recall@20"] <= 1.0
     assert os.path.isdir(tmp_path / "saved")

@@ -229,11 +229,12 @@ def test_a_preset_sets_defaults_and_explicit_flags_win():
     assert args.user_tower == "id" and args.embedding_dim == 64
     config = train_cli.config_from_args(args)
     assert config.protocol == "collaborative" and config.model["user_tower"] == "id"
-    assert config.model["logq_correction"] and config.model["in_batch_negatives"]
-    plain = parse_with_preset(parser, ["--preset", "cf", "--no-logq", "--no-in-batch-negatives"])
+    assert config.model["logq_correction"] and not config.model["in_batch_negatives"]
+    assert config.model["num_negatives"] == 512 and config.optimizer == "adam"
+    plain = parse_with_preset(parser, ["--preset", "cf", "--no-logq", "--in-batch-negatives"])
     plain_config = train_cli.config_from_args(plain)
     assert not plain_config.model["logq_correction"]
-    assert not plain_config.model["in_batch_negatives"]
+    assert plain_config.model["in_batch_negatives"]
     assert not train_cli.config_from_args(parser.parse_args([])).model["logq_correction"]
     old = parse_with_preset(parser, ["--preset", "cf", "--use-user-id"])
     assert train_cli.config_from_args(old).model["user_tower"] == "id+history"
