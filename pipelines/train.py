@@ -260,6 +260,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="validation rounds without improvement before stopping (-1: never)",
     )
+    o.add_argument(
+        "--valid-every",
+        type=int,
+        default=1,
+        help="evaluate the validation users every this many epochs (--patience counts evaluations)",
+    )
     o.add_argument("--monitor", default="recall@100", help="validation metric for selection")
     o.add_argument("--ks", type=int_list, default=[20, 50, 100, 200, 500])
     o.add_argument("--eval-batch-size", type=int, default=1024)
@@ -359,6 +365,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         patience=None if args.patience < 0 else args.patience,
         ks=tuple(args.ks),
         eval_batch_size=args.eval_batch_size,
+        valid_every=args.valid_every,
         jit_compile=args.jit_compile,
     )
 

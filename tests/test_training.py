@@ -90,6 +90,31 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, capsys):
     assert again.metrics == pytest.approx(resumed.metrics)
 
 
+def test_valid_every_evaluates_every_few_epochs_across_a_resume(tmp_path):
+    first = train(_config(epochs=3, valid_every=2), str(tmp_path), verbose=0)
+    assert first.epochs_run == 3 and first.best_epoch == 1  # the only evaluation: epoch 2
+    resumed = train(_config(epochs=4, valid_every=2), str(tmp_path), verbose=0)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    evaluated = history.loc[history["val_recall@100"].notna(), "epoch"]
+    assert list(evaluated) == [2, 4]
+    assert resumed.best_epoch in (1, 3)
+    assert (
+        train_cli.config_from_args(
+            train_cli.build_parser().parse_args(["--valid-every", "2"])
+        ).valid_every
+        == 2
+    )
+
+
+def test_valid_every_beyond_the_epochs_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"`valid_every`.*Received: valid_every=3, epochs=2"):
+        _config(valid_every=3)
+    with pytest.raises(ValueError, match=r"`valid_every`.*Received: valid_every=0"):
+        _config(valid_every=0)
+    assert _config(valid_every=3, valid_fraction=0.0).valid_every == 3  # nothing to validate
+
+
 def test_rerun_with_other_settings_is_refused(tmp_path):
     train(_config(epochs=1), str(tmp_path), verbose=0)
     with pytest.raises(ValueError, match="other settings.*learning_rate"):

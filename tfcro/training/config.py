@@ -76,7 +76,9 @@ class TrainingConfig:
       patience: evaluations without improvement before stopping (None: never).
       ks: cut-offs reported on the test users.
       eval_batch_size: users scored per batch in evaluation.
-      valid_every: evaluate the validation users every this many epochs.
+      valid_every: evaluate the validation users every this many epochs (``patience``
+        counts evaluations, so patience 3 with valid_every 2 waits 6 epochs); at most
+        ``epochs`` when there is validation.
       jit_compile: compile the whole training step (towers, sampling, loss, gradients,
         optimizer update) with XLA, on one replica (tf.distribute runs train without
         it). Off by default: on a 2-core CPU the XLA step measured slower than the
@@ -160,6 +162,12 @@ class TrainingConfig:
         self.learning_rate = check_float(
             "learning_rate", self.learning_rate, minimum=0, strict=True
         )
+        if self.valid_fraction > 0 and self.valid_every > self.epochs:
+            raise ValueError(
+                "`valid_every` should be at most `epochs` when validating (valid_fraction "
+                "> 0), else no validation runs and nothing is selected. Received: "
+                f"valid_every={self.valid_every}, epochs={self.epochs}"
+            )
         self.seed = check_int("seed", self.seed, 0)
         self.k_core = check_int("k_core", self.k_core, 0, allow_none=True)
         self.patience = check_int("patience", self.patience, 0, allow_none=True)
