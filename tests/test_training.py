@@ -99,12 +99,11 @@ def test_valid_every_evaluates_every_few_epochs_across_a_resume(tmp_path):
     evaluated = history.loc[history["val_recall@100"].notna(), "epoch"]
     assert list(evaluated) == [2, 4]
     assert resumed.best_epoch in (1, 3)
-    assert (
-        train_cli.config_from_args(
-            train_cli.build_parser().parse_args(["--valid-every", "2"])
-        ).valid_every
-        == 2
-    )
+
+
+def test_valid_every_flag_reaches_the_config():
+    args = train_cli.build_parser().parse_args(["--valid-every", "2", "--epochs", "4"])
+    assert train_cli.config_from_args(args).valid_every == 2
 
 
 def test_valid_every_beyond_the_epochs_is_a_clear_error():
