@@ -334,10 +334,11 @@ def _objective(base, loss, output_dir, space, verbose, train_fn, optuna):
         result = train_fn(config, run_dir, verbose=verbose, callbacks=[pruning])
         value = _validation_value(run_dir, config.monitor)
         if not math.isfinite(value):  # Optuna would record a failure and try forever
+            # TrainingConfig already refuses valid_every > epochs: a train_fn wrote no value
             raise ValueError(
-                f"the trial in {run_dir!r} has no validation {config.monitor}: validate at "
-                f"least once (valid_every <= epochs). Received: valid_every="
-                f"{config.valid_every}, epochs={config.epochs}"
+                f"the trial in {run_dir!r} has no validation {config.monitor}: its "
+                f"metrics.json should hold a finite 'val_{config.monitor}' (the train_fn "
+                f"writes it; tfcro.training.train does). Received: {value}"
             )
         trial.set_user_attr("best_epoch", result.epochs_selected)
         trial.set_user_attr("epochs_run", result.epochs_run)
