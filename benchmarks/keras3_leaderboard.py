@@ -65,7 +65,8 @@ rerun that changes one is refused; the report reads only the rows of the current
 from its last evaluation (``<out>/backup/<run>/``: model, optimizer and selection state,
 the ``backup_dir`` of :class:`tfcro.keras3.RankingEvaluation`; a refit from its last
 epoch, ``keras.callbacks.BackupAndRestore``); its row's ``resumed_epoch`` says where, and
-its ``train_s`` counts only the last process's time. ``--time-budget`` (seconds,
+its ``train_s`` adds the earlier processes' seconds up to that epoch (``seconds.json`` in
+the backup folder), so it counts every epoch of the run once. ``--time-budget`` (seconds,
 0: none) starts no run that the mean run time so far says would not finish in it.
 ``<out>/leaderboard.md`` (the tables) and ``<out>/leaderboard.png`` (test Recall@N per
 loss over the seeds) are rewritten after every run.
@@ -91,6 +92,7 @@ from tfcro.experiments.tables import alpha_choice_table, chosen_per_cutoff, seed
 
 RUNS_FILE = "runs.csv"
 BACKUP_DIR = "backup"  # a backup per unfinished run, deleted once its row is written
+SECONDS_FILE = "seconds.json"  # in a run's backup: its training seconds by epochs done
 REPORT_FILE = "leaderboard.md"
 PLOT_FILE = "leaderboard.png"
 ALPHA_PLOT_FILE = "alpha_sweep.png"
@@ -281,6 +283,10 @@ def train_once(
             )
         )
     started = time.perf_counter()
+    clock = None
+    if backup_dir is not None:  # after the backup's callback: its evaluation is counted
+        clock = _training_clock(keras, os.path.join(backup_dir, SECONDS_FILE), started)
+        callbacks.append(clock)
     history = model.fit(
         ids.train_users,
         ids.train_items,
@@ -290,7 +296,7 @@ def train_once(
         callbacks=callbacks,
         verbose=args.verbose,
     )
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started + (clock.before if clock is not None else 0.0)
     test = cro.evaluate(model, ids.test, args.ks, batch_size=args.eval_batch_size)
     row = {
         "loss": loss_name,
@@ -351,6 +357,42 @@ def append_run(out: str, row: dict[str, Any]) -> None:
     frame = pd.concat([read_runs(out), pd.DataFrame([row])], ignore_index=True)
     frame.to_csv(path + ".tmp", index=False)
     os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
+
+
+def _training_clock(keras, path: str, started: float):
+    """A callback that keeps a run's training seconds across processes: after every epoch
+    it records in ``path`` (JSON, epochs done -> seconds) this process's seconds since
+    ``started`` plus ``before``, the seconds recorded for the epochs done when it resumed
+    (a resumed ``fit`` starts after the last backup: epochs trained after it by a killed
+    process are trained again and counted once)."""
+
+    class TrainingClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.before, self.record, self.first = 0.0, {}, True
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.first:  # the epochs done when this process starts training
+                self.first = False
+                if os.path.exists(path):
+                    with open(path, encoding="utf-8") as handle:
+                        self.record = json.load(handle)
+                self.record = {k: v for k, v in self.record.items() if int(k) <= epoch}
+                self.before = float(self.record.get(str(epoch), 0.0))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.record[str(epoch + 1)] = self.before + time.perf_counter() - started
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump(self.record, handle)
+            os.replace(path + ".tmp", path)
+
+    clock = TrainingClock()
+    if os.path.exists(path):  # a fit with no epoch left (killed before its row) trains
+        with open(path, encoding="utf-8") as handle:  # none: the last record's seconds
+            record = json.load(handle)
+        clock.before = float(record[max(record, key=int)]) if record else 0.0
+    return clock
 
 
 def run_backup_dir(out: str, run: tuple) -> str:

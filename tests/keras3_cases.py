@@ -889,10 +889,13 @@ def test_keras3_leaderboard_resumes_a_run_killed_before_its_row(tmp_path, monkey
     argv += ["--trials", "1", "--seeds", "0", "--top", "1", "--epochs", "2", "--frequency", "1"]
     argv += ["--batch-size", "512", "--eval-batch-size", "64", "--refit"]
     argv += ["--base", json.dumps({**lb.BASE, "num_negatives": 64})]
-    killed, append_run = {}, lb.append_run
+    killed, recorded, append_run = {}, {}, lb.append_run
 
     def append_or_die(out, row):
         if row["phase"] not in killed:
+            (folder,) = os.listdir(tmp_path / lb.BACKUP_DIR)
+            with open(tmp_path / lb.BACKUP_DIR / folder / lb.SECONDS_FILE) as handle:
+                recorded[row["phase"]] = json.load(handle)  # epochs done -> seconds
             killed[row["phase"]] = row
             raise KeyboardInterrupt("killed")
         append_run(out, row)
@@ -912,7 +915,47 @@ def test_keras3_leaderboard_resumes_a_run_killed_before_its_row(tmp_path, monkey
         assert "resumed_epoch" not in first
         for metric in ("test_recall@20", "test_ndcg@20", "test_recall@100"):
             assert row[metric] == pytest.approx(first[metric], rel=1e-6), metric
+        # train_s adds the killed process's seconds (every epoch of it, compilation
+        # included) to the rerun's, which trained nothing
+        seconds = recorded[row.phase]
+        assert sorted(map(int, seconds)) == list(range(1, int(row.resumed_epoch) + 1))
+        done = seconds[str(int(row.resumed_epoch))]
+        assert 0.5 * first["train_s"] < done <= first["train_s"] + 0.05  # (rounded to 0.1)
+        assert done - 0.05 <= row.train_s < done + first["train_s"]
     assert os.listdir(tmp_path / lb.BACKUP_DIR) == []  # removed once the rows were written
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the benchmark's own logic: one backend is enough")
+def test_keras3_leaderboard_clock_counts_each_epoch_of_a_resumed_run_once(tmp_path):
+    """A run killed after epoch 3 whose backup holds 2 epochs: the resumed process starts
+    from the seconds recorded for epoch 2 and replaces the record of the epoch 3 it trains
+    again."""
+    import time
+
+    from benchmarks import keras3_leaderboard as lb
+
+    path = str(tmp_path / "run" / lb.SECONDS_FILE)
+    x, y = np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")
+
+    class Die(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("killed")
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    first = lb._training_clock(keras, path, time.perf_counter() - 100.0)  # 100 s ago
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=5, verbose=0, callbacks=[first, Die()])
+    with open(path) as handle:
+        killed = json.load(handle)
+    assert sorted(killed, key=int) == ["1", "2", "3"] and killed["2"] >= 100.0
+    again = lb._training_clock(keras, path, time.perf_counter())
+    model.fit(x, y, epochs=5, initial_epoch=2, verbose=0, callbacks=[again])  # the backup's
+    with open(path) as handle:
+        resumed = json.load(handle)
+    assert again.before == killed["2"] and sorted(resumed, key=int) == ["1", "2", "3", "4", "5"]
+    assert resumed["2"] == killed["2"] and killed["2"] <= resumed["3"] < killed["2"] + 50.0
 
 
 @needs_keras_rs
