@@ -374,9 +374,6 @@ def _training_clock(keras, path: str, started: float):
         def on_epoch_begin(self, epoch, logs=None):
             if self.first:  # the epochs done when this process starts training
                 self.first = False
-                if os.path.exists(path):
-                    with open(path, encoding="utf-8") as handle:
-                        self.record = json.load(handle)
                 self.record = {k: v for k, v in self.record.items() if int(k) <= epoch}
                 self.before = float(self.record.get(str(epoch), 0.0))
 
@@ -388,10 +385,10 @@ def _training_clock(keras, path: str, started: float):
             os.replace(path + ".tmp", path)
 
     clock = TrainingClock()
-    if os.path.exists(path):  # a fit with no epoch left (killed before its row) trains
-        with open(path, encoding="utf-8") as handle:  # none: the last record's seconds
-            record = json.load(handle)
-        clock.before = float(record[max(record, key=int)]) if record else 0.0
+    if os.path.exists(path):  # read once; a fit with no epoch left (killed before its
+        with open(path, encoding="utf-8") as handle:  # row) keeps the last record's seconds
+            clock.record = json.load(handle)
+        clock.before = float(clock.record[max(clock.record, key=int)]) if clock.record else 0.0
     return clock
 
 
