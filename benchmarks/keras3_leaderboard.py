@@ -89,6 +89,7 @@ import pandas as pd
 from pipelines._cli import float_list, int_list, name_list
 from tfcro.experiments.plots import plot_alpha_sweep, plot_seed_recalls
 from tfcro.experiments.tables import alpha_choice_table, chosen_per_cutoff, seed_tables
+from tfcro.runfolder import read_json, write_atomic, write_json
 
 RUNS_FILE = "runs.csv"
 BACKUP_DIR = "backup"  # a backup per unfinished run, deleted once its row is written
@@ -355,8 +356,7 @@ def read_runs(out: str) -> pd.DataFrame:
 def append_run(out: str, row: dict[str, Any]) -> None:
     path = os.path.join(out, RUNS_FILE)
     frame = pd.concat([read_runs(out), pd.DataFrame([row])], ignore_index=True)
-    frame.to_csv(path + ".tmp", index=False)
-    os.replace(path + ".tmp", path)  # atomic: a kill never leaves half a file
+    write_atomic(path, frame.to_csv(index=False))  # a kill never leaves half a file
 
 
 def _training_clock(keras, path: str, started: float):
@@ -380,14 +380,11 @@ def _training_clock(keras, path: str, started: float):
         def on_epoch_end(self, epoch, logs=None):
             self.record[str(epoch + 1)] = self.before + time.perf_counter() - started
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path + ".tmp", "w", encoding="utf-8") as handle:
-                json.dump(self.record, handle)
-            os.replace(path + ".tmp", path)
+            write_json(path, self.record)
 
     clock = TrainingClock()
     if os.path.exists(path):  # read once; a fit with no epoch left (killed before its
-        with open(path, encoding="utf-8") as handle:  # row) keeps the last record's seconds
-            clock.record = json.load(handle)
+        clock.record = read_json(path)  # row) keeps the last record's seconds
         clock.before = float(clock.record[max(clock.record, key=int)]) if clock.record else 0.0
     return clock
 
