@@ -69,7 +69,9 @@ its ``train_s`` adds the earlier processes' seconds up to that epoch (``seconds.
 the backup folder), so it counts every epoch of the run once. ``--time-budget`` (seconds,
 0: none) starts no run that the mean run time so far says would not finish in it.
 ``<out>/leaderboard.md`` (the tables) and ``<out>/leaderboard.png`` (test Recall@N per
-loss over the seeds) are rewritten after every run.
+loss over the seeds) are rewritten after every run; ``--report NAME`` writes
+``<out>/NAME.md`` and ``<out>/NAME.png`` instead (and ``NAME-alpha_sweep.png``), e.g. a
+second report of a subset of ``--losses`` beside the full one.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ from tfcro.runfolder import read_json, write_atomic, write_json
 RUNS_FILE = "runs.csv"
 BACKUP_DIR = "backup"  # a backup per unfinished run, deleted once its row is written
 SECONDS_FILE = "seconds.json"  # in a run's backup: its training seconds by epochs done
-REPORT_FILE = "leaderboard.md"
-PLOT_FILE = "leaderboard.png"
+REPORT = "leaderboard"  # --report's default
+REPORT_FILE = f"{REPORT}.md"
+PLOT_FILE = f"{REPORT}.png"
 ALPHA_PLOT_FILE = "alpha_sweep.png"
 LOSSES = ("softmax", "bpr", "bsl", "psl", "sl-at-k", "cro", "cro-lambda")
 CRO_LOSSES = ("cro", "cro-lambda")
@@ -170,8 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--steps-per-execution", type=int, default=1, help="Keras's: fewer syncs, e.g. on a GPU"
     )
+    parser.add_argument(
+        "--report",
+        default=REPORT,
+        help="the report's file name in --out, without .md/.png (default: leaderboard)",
+    )
     parser.add_argument("--verbose", type=int, default=0)
     return parser
+
+
+def report_files(report: str) -> tuple[str, str, str]:
+    """The file names of ``--report``: its tables (.md), its seed plot and its alpha
+    sweep's plot (:data:`REPORT_FILE`, :data:`PLOT_FILE`, :data:`ALPHA_PLOT_FILE` for
+    the default).
+    """
+    if report == REPORT:
+        return REPORT_FILE, PLOT_FILE, ALPHA_PLOT_FILE
+    return f"{report}.md", f"{report}.png", f"{report}-{ALPHA_PLOT_FILE}"
 
 
 def load_split(args):
@@ -734,20 +752,22 @@ def report(args, runs: pd.DataFrame) -> str:
 
 def write_report(args) -> str:
     """Writes ``leaderboard.md`` and, once seed runs exist, ``leaderboard.png`` (test
-    Recall@N per loss over the seeds); returns the Markdown.
+    Recall@N per loss over the seeds; other names with ``--report``); returns the
+    Markdown.
     """
     runs = read_runs(args.out)
     text = report(args, runs)
-    with open(os.path.join(args.out, REPORT_FILE), "w") as handle:
+    table_file, plot_file, alpha_plot_file = report_files(args.report)
+    with open(os.path.join(args.out, table_file), "w") as handle:
         handle.write(text)
     if not runs.empty:
         seeds = seed_runs(args, runs)
         if len(seeds):
-            plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, PLOT_FILE))
+            plot_seed_recalls(test_metrics(seeds), os.path.join(args.out, plot_file))
         sweep = alpha_runs(args, runs)
         if len(sweep):
             reference = sweep_reference(args, runs)[0]
-            path = os.path.join(args.out, ALPHA_PLOT_FILE)
+            path = os.path.join(args.out, alpha_plot_file)
             plot_alpha_sweep(sweep, path, args.ks, reference if len(reference) else None)
     return text
 
@@ -770,6 +790,15 @@ def main(argv: list[str] | None = None) -> int:
         values = getattr(args, name)
         if any(not value > 0 for value in values):
             parser.error(f"--{name.replace('_', '-')} should be > 0. Received: {values}")
+    if (
+        not args.report
+        or args.report != os.path.basename(args.report)
+        or args.report.startswith(".")
+    ):
+        parser.error(
+            "--report should be a file name without a folder or a leading dot. "
+            f"Received: {args.report!r}"
+        )
     if args.patience < 0 or any(seed < 0 for seed in args.seeds):
         parser.error(
             f"--patience and --seeds should be >= 0. Received: {args.patience}, {args.seeds}"

@@ -168,6 +168,8 @@ def test_bench_service(capsys):
         (["--ks", "50,100"], "--ks should be N >= 1 and include --monitor's N"),
         (["--alphas", "0,1"], "--alphas should be > 0. Received: [0.0, 1.0]"),
         (["--reference-scales", "-2"], "--reference-scales should be > 0. Received: [-2.0]"),
+        (["--report", "../x"], "--report should be a file name without a folder or a leading"),
+        (["--report", ""], "Received: ''"),
     ],
 )
 def test_keras3_leaderboard_refuses_bad_arguments(argv, message, capsys, tmp_path):
@@ -307,6 +309,36 @@ def test_keras3_leaderboard_reports_a_single_seed_without_a_spread(tmp_path):
     assert [row[:3] for row in seeds] == [["cro", "1", "0.1100"], ["softmax", "1", "0.1000"]]
     paired = _table_rows(text.split("Paired differences")[1], "| loss | seeds |")
     assert paired[0][:3] == ["cro", "1", "+0.0100 (+10.0%)"]
+
+
+def test_keras3_leaderboard_writes_a_named_report_beside_the_full_one(tmp_path):
+    """--report NAME writes NAME.md / NAME.png (here: a subset of the losses, selected
+    and paired among themselves) and leaves leaderboard.md / .png as they were."""
+    import pandas as pd
+
+    from benchmarks import keras3_leaderboard as lb
+
+    rows = [
+        _leaderboard_row(lb, "tune", "softmax", 0, 0, 0.10),
+        _leaderboard_row(lb, "tune", "cro", 0, 0, 0.11),
+        _leaderboard_row(lb, "tune", "bpr", 0, 0, 0.08),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / lb.RUNS_FILE, index=False)
+    argv = ["--out", str(tmp_path), "--seeds", "0", "--trials", "1", "--top", "1"]
+    full = lb.write_report(lb.build_parser().parse_args([*argv, "--losses", "softmax,cro,bpr"]))
+    plot = (tmp_path / lb.PLOT_FILE).read_bytes()
+    args = lb.build_parser().parse_args(
+        [*argv, "--losses", "softmax,bpr", "--top", "2", "--report", "issue10"]
+    )
+    text = lb.write_report(args)
+    assert (tmp_path / "issue10.md").read_text() == text
+    assert (tmp_path / "issue10.png").stat().st_size > 0
+    assert (tmp_path / lb.REPORT_FILE).read_text() == full  # untouched
+    assert (tmp_path / lb.PLOT_FILE).read_bytes() == plot
+    seeds = _table_rows(text, "| loss | seeds | recall@20 |")
+    assert [row[:3] for row in seeds] == [["softmax", "1", "0.1000"], ["bpr", "1", "0.0800"]]
+    assert lb.report_files("issue10")[2] == "issue10-alpha_sweep.png"
+    assert lb.report_files(lb.REPORT) == (lb.REPORT_FILE, lb.PLOT_FILE, lb.ALPHA_PLOT_FILE)
 
 
 def test_keras3_leaderboard_alpha_table_compares_the_seeds_every_alpha_has(tmp_path):
