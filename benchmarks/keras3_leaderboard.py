@@ -187,9 +187,8 @@ def report_files(report: str) -> tuple[str, str, str]:
     sweep's plot (:data:`REPORT_FILE`, :data:`PLOT_FILE`, :data:`ALPHA_PLOT_FILE` for
     the default).
     """
-    if report == REPORT:
-        return REPORT_FILE, PLOT_FILE, ALPHA_PLOT_FILE
-    return f"{report}.md", f"{report}.png", f"{report}-{ALPHA_PLOT_FILE}"
+    alpha_plot = ALPHA_PLOT_FILE if report == REPORT else f"{report}-{ALPHA_PLOT_FILE}"
+    return f"{report}.md", f"{report}.png", alpha_plot
 
 
 def load_split(args):
@@ -758,8 +757,7 @@ def write_report(args) -> str:
     runs = read_runs(args.out)
     text = report(args, runs)
     table_file, plot_file, alpha_plot_file = report_files(args.report)
-    with open(os.path.join(args.out, table_file), "w") as handle:
-        handle.write(text)
+    write_atomic(os.path.join(args.out, table_file), text)
     if not runs.empty:
         seeds = seed_runs(args, runs)
         if len(seeds):
